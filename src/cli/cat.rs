@@ -1,0 +1,76 @@
+//! `evlog cat`: prints stored events as NDJSON, plain and `.gz` days alike.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+
+use super::Context;
+use crate::store::day;
+use crate::store::reader::{LineReader, parse_record};
+
+/// Print stored events as NDJSON (one stored line per event, chain fields included).
+///
+/// Reads plain and compressed day files; a malformed line is reported on
+/// standard error and skipped.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this day (YYYY-MM-DD, UTC day of the append).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY", conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// First day (inclusive).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
+    pub from: Option<NaiveDate>,
+    /// Last day (inclusive).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
+    pub to: Option<NaiveDate>,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let dir = &ctx.store.storage_path;
+    let range = super::day_range(args.date, args.from, args.to);
+    let files = day::list(dir, range)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut buf = Vec::new();
+    let mut malformed = 0u64;
+    for f in &files {
+        let mut r = match LineReader::open(f) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("warning: {}: {e}", f.path.display());
+                continue;
+            }
+        };
+        loop {
+            let (no, line) = match r.next_line(&mut buf) {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("warning: {}: {e}", f.path.display());
+                    break;
+                }
+            };
+            if let Err(e) = parse_record(&f.path, no, line) {
+                malformed += 1;
+                eprintln!("warning: {e}");
+                continue;
+            }
+            let w = out.write_all(line).and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = w {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    if malformed > 0 {
+        eprintln!("warning: {malformed} malformed line(s) skipped");
+    }
+    Ok(ExitCode::SUCCESS)
+}

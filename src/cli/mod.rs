@@ -1,0 +1,106 @@
+//! The `evlog` command line: one module per subcommand.
+
+mod append;
+mod cat;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, FileConfig, Overrides};
+use crate::store::{self, Durability, EventLog};
+
+/// evlog: an append-only, file-based event log.
+///
+/// Events are JSON lines in daily files `events_YYYY-MM-DD.jsonl` under the
+/// storage directory, sealed into a hash chain. Configuration comes from
+/// flags, then environment, then the TOML file, then defaults.
+#[derive(Debug, Parser)]
+#[command(name = "evlog", version, propagate_version = true)]
+pub struct Cli {
+    /// Storage directory of the day files.
+    #[arg(long, global = true, env = "EVLOG_STORAGE_PATH", value_name = "DIR")]
+    pub storage: Option<PathBuf>,
+
+    /// When an append counts as durable: fsync (after fdatasync; group
+    /// commit), batch (fsync every batch_interval_ms) or none.
+    #[arg(long, global = true, env = "EVLOG_DURABILITY", value_name = "MODE")]
+    pub durability: Option<Durability>,
+
+    /// TOML configuration file (default: ./evlog.toml if it exists).
+    #[arg(long, global = true, env = "EVLOG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Append one event from flags, or many as NDJSON from standard input.
+    Append(append::Args),
+    /// Print stored events as NDJSON (plain and .gz day files).
+    Cat(cat::Args),
+    /// Check the hash chain; exit 1 naming the first bad file:line.
+    Verify(verify::Args),
+}
+
+/// Exit code for a command that ran but found a problem (rejected events, broken chain).
+pub const EXIT_PROBLEM: u8 = 1;
+/// Exit code for a usage or operational error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Resolved settings handed to subcommands.
+pub struct Context {
+    /// The store configuration.
+    pub store: store::Config,
+}
+
+impl Context {
+    /// Opens the event log.
+    pub fn open_log(&self) -> anyhow::Result<EventLog> {
+        EventLog::open(self.store.clone())
+            .map_err(|e| anyhow::anyhow!("opening the event log: {e}"))
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let over = Overrides {
+        storage_path: cli.storage.clone(),
+        durability: cli.durability,
+        user_id_hash_key: std::env::var("EVLOG_USER_ID_HASH_KEY")
+            .ok()
+            .filter(|s| !s.is_empty()),
+    };
+    let ctx = Context {
+        store: config::resolve(&over, &file),
+    };
+    match cli.command {
+        Command::Append(a) => append::run(&ctx, a),
+        Command::Cat(a) => cat::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+    }
+}
+
+/// Parses `YYYY-MM-DD` for clap.
+pub(crate) fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    store::day::parse_day(s)
+}
+
+/// Builds a day range from `--date` or `--from`/`--to`.
+pub(crate) fn day_range(
+    date: Option<chrono::NaiveDate>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+) -> store::DayRange {
+    match date {
+        Some(d) => store::DayRange::day(d),
+        None => store::DayRange { from, to },
+    }
+}

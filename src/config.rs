@@ -1,0 +1,165 @@
+//! Configuration: command-line flags > environment > TOML file > defaults.
+//!
+//! The TOML file is `--config FILE` (env `EVLOG_CONFIG`), or `./evlog.toml`
+//! when it exists. Example:
+//!
+//! ```toml
+//! storage_path = "/var/lib/evlog"
+//! durability = "fsync"          # fsync | batch | none
+//! batch_interval_ms = 100       # fsync period under "batch"
+//!
+//! [privacy]
+//! secrets = "mask"              # mask | drop | off
+//! truncate_ip = false
+//! # user_id_hash_key = "..."    # better: env EVLOG_USER_ID_HASH_KEY
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::event::privacy::PrivacyConfig;
+use crate::store::{self, DEFAULT_STORAGE_PATH, Durability};
+
+/// A configuration file that could not be read or parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Invalid TOML or an unknown key.
+    #[error("config file {}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+}
+
+/// The contents of the TOML file; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Storage directory.
+    pub storage_path: Option<PathBuf>,
+    /// Durability mode.
+    pub durability: Option<Durability>,
+    /// fsync period under `batch`, in milliseconds.
+    pub batch_interval_ms: Option<u64>,
+    /// Privacy filters.
+    pub privacy: Option<PrivacyConfig>,
+}
+
+impl FileConfig {
+    /// Loads `explicit`, else `./evlog.toml` if it exists, else empty.
+    pub fn load(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("evlog.toml");
+                if !p.exists() {
+                    return Ok(FileConfig::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Values given on the command line or in the environment (clap reads both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--storage` / `EVLOG_STORAGE_PATH`.
+    pub storage_path: Option<PathBuf>,
+    /// `--durability` / `EVLOG_DURABILITY`.
+    pub durability: Option<Durability>,
+    /// `EVLOG_USER_ID_HASH_KEY`.
+    pub user_id_hash_key: Option<String>,
+}
+
+/// Resolves flags/env over the file over defaults into a store [`store::Config`].
+pub fn resolve(over: &Overrides, file: &FileConfig) -> store::Config {
+    let storage = over
+        .storage_path
+        .clone()
+        .or_else(|| file.storage_path.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STORAGE_PATH));
+    let mut cfg = store::Config::new(storage);
+    cfg.durability = over.durability.or(file.durability).unwrap_or_default();
+    if let Some(ms) = file.batch_interval_ms {
+        cfg.batch_interval = Duration::from_millis(ms.max(1));
+    }
+    let mut privacy = file.privacy.clone().unwrap_or_default();
+    if let Some(k) = &over.user_id_hash_key {
+        privacy.user_id_hash_key = Some(k.clone());
+    }
+    cfg.privacy = privacy;
+    cfg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "storage_path = \"/from/file\"\ndurability = \"batch\"\nbatch_interval_ms = 250\n[privacy]\ntruncate_ip = true\n",
+        )
+        .unwrap();
+        let file = FileConfig::load(Some(&p)).unwrap();
+        let cfg = resolve(&Overrides::default(), &file);
+        assert_eq!(cfg.storage_path, PathBuf::from("/from/file"));
+        assert_eq!(cfg.durability, Durability::Batch);
+        assert_eq!(cfg.batch_interval, Duration::from_millis(250));
+        assert!(cfg.privacy.truncate_ip);
+        assert!(
+            !cfg.privacy.secret_keys.is_empty(),
+            "unset privacy keys keep defaults"
+        );
+
+        let over = Overrides {
+            storage_path: Some("/flag".into()),
+            durability: Some(Durability::None),
+            user_id_hash_key: Some("k".into()),
+        };
+        let cfg = resolve(&over, &file);
+        assert_eq!(cfg.storage_path, PathBuf::from("/flag"));
+        assert_eq!(cfg.durability, Durability::None);
+        assert_eq!(cfg.privacy.user_id_hash_key.as_deref(), Some("k"));
+
+        let cfg = resolve(&Overrides::default(), &FileConfig::default());
+        assert_eq!(cfg.storage_path, PathBuf::from(DEFAULT_STORAGE_PATH));
+        assert_eq!(cfg.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "storage = \"x\"\n").unwrap();
+        let e = FileConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("storage"), "{e}");
+        std::fs::write(&p, "durability = \"sometimes\"\n").unwrap();
+        assert!(FileConfig::load(Some(&p)).is_err());
+        assert!(FileConfig::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,692 @@
+//! The event model: [`Event`], [`EventType`], [`Status`], [`Level`], validation
+//! and the builder. This module does no I/O.
+//!
+//! An event is one JSON object on one line of a day file. Field order on disk
+//! is the order of the struct below; the store appends `seq` and `hash` (see
+//! [`crate::store::chain`]).
+
+pub mod privacy;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Longest accepted `user_id`, in characters.
+pub const MAX_USER_ID_CHARS: usize = 256;
+
+/// An event as the library, CLI and HTTP API accept it and as day files store it.
+///
+/// `id` and `timestamp` are optional on input; the store fills them at append.
+/// Every event read back from the store has both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// UUIDv7 assigned at append; a well-formed client-supplied UUID is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    /// When it happened (UTC, microsecond precision); defaults to append time.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_timestamp",
+        deserialize_with = "de_timestamp"
+    )]
+    pub timestamp: Option<DateTime<Utc>>,
+    /// One of the 21 built-in types or a custom type.
+    pub event_type: EventType,
+    /// Who did it: 1–256 characters.
+    pub user_id: String,
+    /// What was done, for humans. Must not be empty.
+    pub action_description: String,
+    /// Outcome.
+    pub status: Status,
+    /// Severity; `info` when absent.
+    #[serde(default)]
+    pub level: Level,
+    /// Files touched, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_changed: Vec<String>,
+    /// Free-form comments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments: Option<String>,
+    /// Arbitrary JSON object, searchable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    /// Correlates the events of one request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Client address; must parse as an IPv4 or IPv6 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// How long it took, in milliseconds (≥ 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// Chain fields of a stored line. Accepted (and ignored) on input so that
+    /// `evlog cat | evlog append --stdin` works; never serialized from here.
+    #[serde(default, rename = "seq", skip_serializing)]
+    #[doc(hidden)]
+    pub _seq: Option<u64>,
+    #[serde(default, rename = "hash", skip_serializing)]
+    #[doc(hidden)]
+    pub _hash: Option<String>,
+}
+
+fn ser_timestamp<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Some(ts) => s.serialize_str(&format_timestamp(ts)),
+        None => s.serialize_none(),
+    }
+}
+
+fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_timestamp(&s).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!("{e} (want RFC 3339, e.g. 2026-11-23T12:00:00Z)"))
+    })
+}
+
+/// Formats a timestamp as RFC 3339 UTC with microseconds: `2026-11-23T12:00:00.123456Z`.
+pub fn format_timestamp(ts: &DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parses an RFC 3339 timestamp with any offset into UTC, truncated to microseconds.
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    Ok(DateTime::parse_from_rfc3339(s)?
+        .with_timezone(&Utc)
+        .trunc_subsecs(6))
+}
+
+/// A validation failure: which field, and which rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field (a JSON path such as `metadata` or `files_changed[2]`).
+    pub field: String,
+    /// The rule, in words.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// A failure of `field` against `message`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ValidationError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl Event {
+    /// Starts an event with the three required fields; status `success`, level `info`.
+    ///
+    /// ```
+    /// use evlog::{Event, EventType};
+    /// use serde_json::json;
+    /// let e = Event::new(EventType::Commit, "dev", "Updated config")
+    ///     .files_changed(["config.toml"])
+    ///     .metadata(json!({"branch": "main"}));
+    /// assert!(e.validate().is_ok());
+    /// ```
+    pub fn new(
+        event_type: EventType,
+        user_id: impl Into<String>,
+        action_description: impl Into<String>,
+    ) -> Self {
+        Event {
+            id: None,
+            timestamp: None,
+            event_type,
+            user_id: user_id.into(),
+            action_description: action_description.into(),
+            status: Status::Success,
+            level: Level::Info,
+            files_changed: Vec::new(),
+            comments: None,
+            metadata: None,
+            request_id: None,
+            source_ip: None,
+            duration_ms: None,
+            _seq: None,
+            _hash: None,
+        }
+    }
+
+    /// Sets the status.
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+    /// Sets the level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+    /// Sets the files changed.
+    pub fn files_changed<I, S>(mut self, files: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.files_changed = files.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets the comments.
+    pub fn comments(mut self, comments: impl Into<String>) -> Self {
+        self.comments = Some(comments.into());
+        self
+    }
+    /// Sets the metadata (must be a JSON object to pass validation).
+    pub fn metadata(mut self, metadata: Value) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+    /// Sets the request id.
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+    /// Sets the source IP (must parse as an IP address).
+    pub fn source_ip(mut self, ip: impl Into<String>) -> Self {
+        self.source_ip = Some(ip.into());
+        self
+    }
+    /// Sets the duration in milliseconds.
+    pub fn duration_ms(mut self, ms: f64) -> Self {
+        self.duration_ms = Some(ms);
+        self
+    }
+    /// Sets the timestamp (truncated to microseconds).
+    pub fn timestamp(mut self, ts: DateTime<Utc>) -> Self {
+        self.timestamp = Some(ts.trunc_subsecs(6));
+        self
+    }
+    /// Sets the id (normally assigned by the store).
+    pub fn id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Parses one JSON object into an event. Errors name the field
+    /// (`status: unknown variant ...`, `missing field user_id`).
+    pub fn from_json(bytes: &[u8]) -> Result<Event, ValidationError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ValidationError::new("event", format!("invalid JSON: {inner}"));
+            }
+            let field = if path == "." || path.is_empty() {
+                "event".to_string()
+            } else {
+                path
+            };
+            ValidationError::new(field, strip_position(&inner.to_string()))
+        })
+    }
+
+    /// Parses a JSON value into an event (same messages as [`Event::from_json`]).
+    pub fn from_value(value: Value) -> Result<Event, ValidationError> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "event".to_string()
+            } else {
+                path
+            };
+            ValidationError::new(field, strip_position(&e.into_inner().to_string()))
+        })
+    }
+
+    /// Checks every rule of DESIGN.md's data model; the error names the field.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let EventType::Custom(name) = &self.event_type
+            && !is_valid_custom_type(name)
+        {
+            return Err(ValidationError::new(
+                "event_type",
+                format!(
+                    "`{name}` is neither a built-in type nor a custom type matching ^[a-z][a-z0-9_.]{{0,63}}$"
+                ),
+            ));
+        }
+        let n = self.user_id.chars().count();
+        if n == 0 || n > MAX_USER_ID_CHARS {
+            return Err(ValidationError::new(
+                "user_id",
+                format!("must be 1 to {MAX_USER_ID_CHARS} characters (got {n})"),
+            ));
+        }
+        if self.action_description.trim().is_empty() {
+            return Err(ValidationError::new(
+                "action_description",
+                "must not be empty",
+            ));
+        }
+        if let Some(m) = &self.metadata
+            && !m.is_object()
+        {
+            return Err(ValidationError::new(
+                "metadata",
+                format!("must be a JSON object (got {})", json_kind(m)),
+            ));
+        }
+        if let Some(ip) = &self.source_ip
+            && IpAddr::from_str(ip).is_err()
+        {
+            return Err(ValidationError::new(
+                "source_ip",
+                format!("`{ip}` is not an IPv4 or IPv6 address"),
+            ));
+        }
+        if let Some(d) = self.duration_ms
+            && !(d.is_finite() && d >= 0.0)
+        {
+            return Err(ValidationError::new(
+                "duration_ms",
+                format!("must be a finite number >= 0 (got {d})"),
+            ));
+        }
+        if let Some(r) = &self.request_id
+            && (r.is_empty() || r.chars().count() > 256)
+        {
+            return Err(ValidationError::new(
+                "request_id",
+                "must be 1 to 256 characters",
+            ));
+        }
+        for (i, f) in self.files_changed.iter().enumerate() {
+            if f.is_empty() {
+                return Err(ValidationError::new(
+                    format!("files_changed[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// serde_json appends " at line 1 column 17" to its messages; the field path
+/// says more, and a column into a one-line object helps nobody.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Whether `s` matches `^[a-z][a-z0-9_.]{0,63}$`.
+pub fn is_valid_custom_type(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'.')
+}
+
+macro_rules! event_types {
+    ($( $variant:ident => $name:literal, $desc:literal; )*) => {
+        /// The kind of event: one of the built-in types, or a custom type
+        /// matching `^[a-z][a-z0-9_.]{0,63}$`.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType {
+            $(
+                #[doc = $desc]
+                $variant,
+            )*
+            /// A custom type (validated against the pattern at append).
+            Custom(String),
+        }
+
+        impl EventType {
+            /// Every built-in type, in documentation order.
+            pub const BUILTIN: &'static [EventType] = &[$(EventType::$variant),*];
+
+            /// The wire name (`commit`, `auth_login`, ...).
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(EventType::$variant => $name,)*
+                    EventType::Custom(s) => s,
+                }
+            }
+
+            /// A one-line description; `None` for custom types.
+            pub fn description(&self) -> Option<&'static str> {
+                match self {
+                    $(EventType::$variant => Some($desc),)*
+                    EventType::Custom(_) => None,
+                }
+            }
+
+            /// Maps a name to its built-in type, or to `Custom` (unvalidated).
+            pub fn parse(s: &str) -> EventType {
+                match s {
+                    $($name => EventType::$variant,)*
+                    other => EventType::Custom(other.to_string()),
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    Commit => "commit", "A commit was recorded.";
+    Push => "push", "Commits were pushed to a remote.";
+    PullRequest => "pull_request", "A pull request was opened, updated or closed.";
+    FileChange => "file_change", "A file was modified.";
+    FileCreate => "file_create", "A file was created.";
+    FileDelete => "file_delete", "A file was deleted.";
+    Clone => "clone", "A repository was cloned.";
+    Fetch => "fetch", "Changes were fetched from a remote.";
+    Merge => "merge", "Branches were merged.";
+    Comment => "comment", "A comment was posted.";
+    Review => "review", "A review was submitted.";
+    AuthLogin => "auth_login", "A user logged in.";
+    AuthLogout => "auth_logout", "A user logged out.";
+    AuthApiKey => "auth_api_key", "An API key was used, created or revoked.";
+    AuthFailure => "auth_failure", "An authentication or authorization attempt failed.";
+    ApiRequest => "api_request", "An API request was received.";
+    ApiResponse => "api_response", "An API response was sent.";
+    ApiError => "api_error", "An API request failed.";
+    SystemStart => "system_start", "A system or service started.";
+    SystemStop => "system_stop", "A system or service stopped.";
+    SystemConfig => "system_config", "A configuration was changed.";
+}
+
+impl EventType {
+    /// Whether this is one of the 21 built-in types.
+    pub fn is_builtin(&self) -> bool {
+        !matches!(self, EventType::Custom(_))
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ValidationError;
+    /// Parses and validates: built-in names, or custom names matching the pattern.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = EventType::parse(s);
+        if let EventType::Custom(name) = &t
+            && !is_valid_custom_type(name)
+        {
+            return Err(ValidationError::new(
+                "event_type",
+                format!(
+                    "`{name}` is neither a built-in type nor a custom type matching ^[a-z][a-z0-9_.]{{0,63}}$"
+                ),
+            ));
+        }
+        Ok(t)
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(EventType::parse(&s))
+    }
+}
+
+/// The outcome of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// It worked.
+    Success,
+    /// It failed (counts towards `error_rate`).
+    Failure,
+    /// Not started yet.
+    Pending,
+    /// Under way.
+    InProgress,
+}
+
+/// Severity of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Routine (the default).
+    #[default]
+    Info,
+    /// Worth a look.
+    Warning,
+    /// Something failed.
+    Error,
+    /// Security-relevant.
+    Security,
+}
+
+macro_rules! str_enum {
+    ($ty:ident, $field:literal, $( $v:ident => $s:literal ),*) => {
+        impl $ty {
+            /// Every value, in documentation order.
+            pub const ALL: &'static [$ty] = &[$($ty::$v),*];
+            /// The wire name.
+            pub fn as_str(&self) -> &'static str {
+                match self { $($ty::$v => $s,)* }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ValidationError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($ty::$v),)*
+                    other => Err(ValidationError::new(
+                        $field,
+                        format!("`{other}` is not one of {}", [$($s),*].join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(Status, "status", Success => "success", Failure => "failure", Pending => "pending", InProgress => "in_progress");
+str_enum!(Level, "level", Info => "info", Warning => "warning", Error => "error", Security => "security");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Event {
+        Event::new(EventType::Commit, "dev", "Updated config")
+    }
+
+    #[test]
+    fn there_are_21_builtin_types_with_descriptions() {
+        assert_eq!(EventType::BUILTIN.len(), 21);
+        for t in EventType::BUILTIN {
+            assert!(t.description().is_some());
+            assert_eq!(&EventType::parse(t.as_str()), t);
+        }
+    }
+
+    #[test]
+    fn builder_produces_valid_event() {
+        let e = base()
+            .files_changed(["a.rs", "b.rs"])
+            .metadata(json!({"k": 1}))
+            .duration_ms(3.5)
+            .source_ip("10.0.0.1");
+        e.validate().unwrap();
+        assert_eq!(e.files_changed, vec!["a.rs", "b.rs"]);
+    }
+
+    #[test]
+    fn custom_types_follow_the_pattern() {
+        assert!("deploy.started".parse::<EventType>().is_ok());
+        assert!("a".parse::<EventType>().is_ok());
+        let long = format!("a{}", "b".repeat(63));
+        assert!(long.parse::<EventType>().is_ok());
+        let too_long = format!("a{}", "b".repeat(64));
+        for bad in ["", "Deploy", "1abc", "a-b", "a b", too_long.as_str()] {
+            let err = bad.parse::<EventType>().unwrap_err();
+            assert_eq!(err.field, "event_type", "{bad}");
+        }
+        let e = Event::new(EventType::Custom("Bad".into()), "u", "d");
+        assert_eq!(e.validate().unwrap_err().field, "event_type");
+    }
+
+    #[test]
+    fn validation_names_field_and_rule() {
+        let cases: Vec<(Event, &str)> = vec![
+            (Event::new(EventType::Push, "", "d"), "user_id"),
+            (Event::new(EventType::Push, "u".repeat(257), "d"), "user_id"),
+            (Event::new(EventType::Push, "u", "  "), "action_description"),
+            (base().metadata(json!([1])), "metadata"),
+            (base().source_ip("999.1.1.1"), "source_ip"),
+            (base().duration_ms(-1.0), "duration_ms"),
+            (base().duration_ms(f64::NAN), "duration_ms"),
+            (base().files_changed([""]), "files_changed[0]"),
+        ];
+        for (e, field) in cases {
+            let err = e.validate().unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(!err.message.is_empty());
+        }
+        assert!(
+            Event::new(EventType::Push, "u".repeat(256), "d")
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            Event::new(EventType::Push, "é".repeat(256), "d")
+                .validate()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn from_json_errors_name_the_field() {
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"done"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "status");
+        assert!(err.message.contains("in_progress"), "{}", err.message);
+
+        let err = Event::from_json(br#"{"event_type":"commit","user_id":"u","status":"success"}"#)
+            .unwrap_err();
+        assert!(err.message.contains("action_description"), "{err}");
+
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"success","timestamp":"yesterday"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "timestamp");
+
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"success","colour":"red"}"#,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("colour"), "{err}");
+
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"success","duration_ms":"5"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "duration_ms");
+        assert!(Event::from_json(b"[1]").is_err());
+        assert!(Event::from_json(b"{").is_err());
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds_and_normalise_to_utc() {
+        let e = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"success","timestamp":"2026-11-23T13:00:00.1234567+01:00"}"#,
+        )
+        .unwrap();
+        let ts = e.timestamp.unwrap();
+        assert_eq!(format_timestamp(&ts), "2026-11-23T12:00:00.123456Z");
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(
+            line.contains(r#""timestamp":"2026-11-23T12:00:00.123456Z""#),
+            "{line}"
+        );
+        let back = Event::from_json(line.as_bytes()).unwrap();
+        assert_eq!(back.timestamp, e.timestamp);
+    }
+
+    #[test]
+    fn serialization_round_trips() {
+        let e = base()
+            .id(Uuid::now_v7())
+            .timestamp(Utc::now())
+            .status(Status::InProgress)
+            .level(Level::Security)
+            .files_changed(["x"])
+            .comments("c")
+            .metadata(json!({"a": {"b": [1, 2]}}))
+            .request_id("r1")
+            .source_ip("::1")
+            .duration_ms(12.25);
+        let line = serde_json::to_vec(&e).unwrap();
+        assert_eq!(Event::from_json(&line).unwrap(), e);
+        assert!(
+            std::str::from_utf8(&line)
+                .unwrap()
+                .contains(r#""status":"in_progress""#)
+        );
+    }
+
+    #[test]
+    fn level_defaults_to_info_and_chain_fields_are_ignored() {
+        let e = Event::from_json(
+            br#"{"event_type":"x.y","user_id":"u","action_description":"d","status":"success","seq":4,"hash":"ab"}"#,
+        )
+        .unwrap();
+        assert_eq!(e.level, Level::Info);
+        let out = serde_json::to_string(&e).unwrap();
+        assert!(!out.contains("seq") && !out.contains("hash"), "{out}");
+    }
+
+    #[test]
+    fn status_and_level_parse_with_rule_messages() {
+        assert_eq!("in_progress".parse::<Status>().unwrap(), Status::InProgress);
+        let err = "ok".parse::<Status>().unwrap_err();
+        assert_eq!(err.field, "status");
+        assert!(
+            err.message
+                .contains("success, failure, pending, in_progress")
+        );
+        assert_eq!("security".parse::<Level>().unwrap(), Level::Security);
+        assert_eq!("fatal".parse::<Level>().unwrap_err().field, "level");
+    }
+}

@@ -1,0 +1,190 @@
+//! A fire-and-forget [`Appender`]: enqueueing never blocks the caller's
+//! request path. A bounded queue feeds a background thread that appends in
+//! batches; when the queue is full the event is dropped and counted. Every
+//! failed write is logged as
+//! `EVENT_WRITE_FAILED user_id=.. event_type=.. error=..` through `tracing`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+
+use super::EventLog;
+use crate::event::Event;
+
+/// Default queue capacity (events).
+pub const DEFAULT_CAPACITY: usize = 65_536;
+
+/// Most events one background batch takes from the queue.
+const MAX_BATCH: usize = 4096;
+
+enum Cmd {
+    Event(Box<Event>),
+    Flush(SyncSender<()>),
+}
+
+/// Counters of an [`Appender`].
+#[derive(Debug, Default)]
+pub struct AppenderStats {
+    /// Events dropped because the queue was full or the appender closed.
+    pub dropped: AtomicU64,
+    /// Events that failed validation or whose write failed.
+    pub failed: AtomicU64,
+    /// Events written.
+    pub written: AtomicU64,
+}
+
+/// Fire-and-forget appends over an [`EventLog`]. Flushes on [`Appender::flush`],
+/// [`Appender::shutdown`] and drop.
+pub struct Appender {
+    tx: Option<SyncSender<Cmd>>,
+    stats: Arc<AppenderStats>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Appender {
+    /// An appender with the default queue capacity.
+    pub fn new(log: EventLog) -> Appender {
+        Appender::with_capacity(log, DEFAULT_CAPACITY)
+    }
+
+    /// An appender whose queue holds at most `capacity` events.
+    pub fn with_capacity(log: EventLog, capacity: usize) -> Appender {
+        let (tx, rx) = mpsc::sync_channel::<Cmd>(capacity.max(1));
+        let stats = Arc::new(AppenderStats::default());
+        let st = stats.clone();
+        let worker = std::thread::Builder::new()
+            .name("evlog-appender".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = Vec::new();
+                    let mut flushes = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(c) = next {
+                        match c {
+                            Cmd::Event(e) => batch.push(*e),
+                            Cmd::Flush(r) => flushes.push(r),
+                        }
+                        next = if batch.len() < MAX_BATCH {
+                            rx.try_recv().ok()
+                        } else {
+                            None
+                        };
+                    }
+                    write(&log, batch, &st);
+                    if !flushes.is_empty() {
+                        if let Err(e) = log.flush() {
+                            tracing::warn!(error = %e, "EVENT_FLUSH_FAILED");
+                        }
+                        for r in flushes {
+                            let _ = r.send(());
+                        }
+                    }
+                }
+            })
+            .expect("spawning the appender thread");
+        Appender {
+            tx: Some(tx),
+            stats,
+            worker: Some(worker),
+        }
+    }
+
+    /// Enqueues `event` without blocking. Returns `false` (and counts a drop)
+    /// when the queue is full.
+    pub fn append(&self, event: Event) -> bool {
+        let Some(tx) = &self.tx else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        match tx.try_send(Cmd::Event(Box::new(event))) {
+            Ok(()) => true,
+            Err(TrySendError::Full(Cmd::Event(e)) | TrySendError::Disconnected(Cmd::Event(e))) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    user_id = %e.user_id,
+                    event_type = %e.event_type,
+                    "EVENT_DROPPED appender queue full"
+                );
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until every event enqueued before this call is written (and, per
+    /// the durability mode, fsynced).
+    pub fn flush(&self) {
+        if let Some(tx) = &self.tx {
+            let (r, rx) = mpsc::sync_channel(1);
+            if tx.send(Cmd::Flush(r)).is_ok() {
+                let _ = rx.recv();
+            }
+        }
+    }
+
+    /// Events dropped so far (queue full).
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The appender's counters.
+    pub fn stats(&self) -> &AppenderStats {
+        &self.stats
+    }
+
+    /// Flushes, stops the background thread and waits for it.
+    pub fn shutdown(mut self) {
+        self.close();
+    }
+
+    fn close(&mut self) {
+        self.flush();
+        self.tx.take();
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write(log: &EventLog, batch: Vec<Event>, stats: &AppenderStats) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut bodies = Vec::with_capacity(batch.len());
+    let mut who = Vec::with_capacity(batch.len());
+    for e in batch {
+        let (user, ty) = (e.user_id.clone(), e.event_type.to_string());
+        match log.prepare(e) {
+            Ok((_, body)) => {
+                bodies.push(body);
+                who.push((user, ty));
+            }
+            Err(err) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("EVENT_WRITE_FAILED user_id={user} event_type={ty} error={err}");
+            }
+        }
+    }
+    if bodies.is_empty() {
+        return;
+    }
+    let n = bodies.len() as u64;
+    match log.submit(bodies) {
+        Ok(()) => {
+            stats.written.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(err) => {
+            stats.failed.fetch_add(n, Ordering::Relaxed);
+            for (user, ty) in who {
+                tracing::warn!("EVENT_WRITE_FAILED user_id={user} event_type={ty} error={err}");
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The store: the only code that writes day files.
+//!
+//! [`EventLog`] validates, filters and serializes events on the caller's
+//! thread, then hands them to one committer thread per log, which gathers
+//! whatever is waiting into one locked write and (under
+//! [`Durability::Fsync`]) one `fdatasync` — group commit. An append returns
+//! once its batch is written and, under `fsync`, durable.
+
+pub mod appender;
+pub mod chain;
+pub mod day;
+mod error;
+pub mod reader;
+pub mod verify;
+pub(crate) mod writer;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::mpsc::{self, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::event::privacy::PrivacyConfig;
+use crate::event::{Event, ValidationError};
+
+pub use appender::Appender;
+pub use day::DayRange;
+pub use error::Error;
+pub use reader::{Record, Scan};
+pub use verify::Report as VerifyReport;
+pub use writer::{DAY_FILE_MODE, LOCK_FILE, sync_dir};
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// When an append counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// An append returns after the `fdatasync` that covers it (group commit:
+    /// concurrent appends share one). Nothing acknowledged is lost on power failure.
+    #[default]
+    Fsync,
+    /// An append returns after `write`; the file is fsynced every
+    /// `batch_interval`. A power failure can lose that window; a process crash cannot.
+    Batch,
+    /// An append returns after `write`; fsync only on flush and close.
+    None,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "fsync" => Ok(Durability::Fsync),
+            "batch" => Ok(Durability::Batch),
+            "none" => Ok(Durability::None),
+            other => Err(format!(
+                "`{other}` is not a durability mode: want fsync, batch or none"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Fsync => "fsync",
+            Durability::Batch => "batch",
+            Durability::None => "none",
+        })
+    }
+}
+
+/// Default storage directory.
+pub const DEFAULT_STORAGE_PATH: &str = "./evlog-data";
+
+/// How to open an [`EventLog`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the day files (created if missing).
+    pub storage_path: PathBuf,
+    /// When appends count as durable.
+    pub durability: Durability,
+    /// fsync period under [`Durability::Batch`].
+    pub batch_interval: Duration,
+    /// Privacy filters applied before writing.
+    pub privacy: PrivacyConfig,
+    /// Source of append times (and so of day files).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    /// Defaults for a storage directory: `fsync`, 100 ms batch interval,
+    /// default privacy filters, the system clock.
+    pub fn new(storage_path: impl Into<PathBuf>) -> Config {
+        Config {
+            storage_path: storage_path.into(),
+            durability: Durability::Fsync,
+            batch_interval: Duration::from_millis(100),
+            privacy: PrivacyConfig::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+    /// Sets the durability mode.
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+    /// Sets the clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Sets the privacy filters.
+    pub fn privacy(mut self, p: PrivacyConfig) -> Self {
+        self.privacy = p;
+        self
+    }
+}
+
+/// Counters of one open log.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events written.
+    pub appended: AtomicU64,
+    /// Group commits (writes) done.
+    pub group_commits: AtomicU64,
+    /// Events whose write failed.
+    pub write_failures: AtomicU64,
+    /// Torn final lines moved aside.
+    pub torn_tails: AtomicU64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    privacy: PrivacyConfig,
+    clock: Arc<dyn Clock>,
+    tx: Option<SyncSender<writer::Msg>>,
+    committer: Option<JoinHandle<()>>,
+    stats: Arc<Stats>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the committer, which fsyncs before it returns.
+        self.tx.take();
+        if let Some(h) = self.committer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The outcome of a submission still being committed.
+pub(crate) struct Pending(mpsc::Receiver<Result<()>>);
+
+impl Pending {
+    /// Blocks until the submission is committed.
+    pub(crate) fn wait(self) -> Result<()> {
+        self.0.recv().map_err(|_| Error::Closed)?
+    }
+}
+
+/// An open event log. Cheap to clone; all clones share one committer.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl EventLog {
+    /// Opens (creating if needed) the storage directory, recovers torn tails
+    /// and starts the committer thread.
+    pub fn open(config: Config) -> Result<EventLog> {
+        let dir = config.storage_path.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let stats = Arc::new(Stats::default());
+        let w = writer::Writer::new(dir.clone(), config.clock.clone(), stats.clone())?;
+        let (tx, rx) = mpsc::sync_channel(4096);
+        let durability = config.durability;
+        let interval = config.batch_interval;
+        let committer = std::thread::Builder::new()
+            .name("evlog-commit".into())
+            .spawn(move || writer::run_committer(w, rx, durability, interval))
+            .map_err(|e| Error::io(&dir, e))?;
+        Ok(EventLog {
+            inner: Arc::new(Inner {
+                dir,
+                privacy: config.privacy,
+                clock: config.clock,
+                tx: Some(tx),
+                committer: Some(committer),
+                stats,
+            }),
+        })
+    }
+
+    /// The storage directory.
+    pub fn storage_path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The log's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Applies privacy filters, validates, assigns `id` and `timestamp`, and
+    /// serializes. Returns the id and the JSON body.
+    pub(crate) fn prepare(
+        &self,
+        mut event: Event,
+    ) -> std::result::Result<(Uuid, Vec<u8>), ValidationError> {
+        self.inner.privacy.apply(&mut event);
+        event.validate()?;
+        let id = *event.id.get_or_insert_with(Uuid::now_v7);
+        if event.timestamp.is_none() {
+            event = event.timestamp(self.inner.clock.now());
+        }
+        event._seq = None;
+        event._hash = None;
+        let body =
+            serde_json::to_vec(&event).map_err(|e| ValidationError::new("event", e.to_string()))?;
+        Ok((id, body))
+    }
+
+    /// Appends one event; returns its id once durable (per the durability mode).
+    pub fn append(&self, event: Event) -> Result<Uuid> {
+        let (id, body) = self.prepare(event)?;
+        self.submit(vec![body])?;
+        Ok(id)
+    }
+
+    /// Appends many events as one all-or-nothing batch: if any is invalid,
+    /// nothing is written and every bad index is reported.
+    pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Uuid>> {
+        let mut ids = Vec::with_capacity(events.len());
+        let mut bodies = Vec::with_capacity(events.len());
+        let mut rejects = Vec::new();
+        for (i, e) in events.into_iter().enumerate() {
+            match self.prepare(e) {
+                Ok((id, body)) => {
+                    ids.push(id);
+                    bodies.push(body);
+                }
+                Err(err) => rejects.push((i, err)),
+            }
+        }
+        if !rejects.is_empty() {
+            return Err(Error::BatchRejected(rejects));
+        }
+        if !bodies.is_empty() {
+            self.submit(bodies)?;
+        }
+        Ok(ids)
+    }
+
+    /// Hands prepared bodies to the committer and waits for the outcome.
+    pub(crate) fn submit(&self, bodies: Vec<Vec<u8>>) -> Result<()> {
+        self.submit_async(bodies)?.wait()
+    }
+
+    /// Hands prepared bodies to the committer without waiting; the returned
+    /// [`Pending`] resolves when they are written (and durable per the mode).
+    /// Submissions are written in the order they are made.
+    pub(crate) fn submit_async(&self, bodies: Vec<Vec<u8>>) -> Result<Pending> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Append { bodies, reply })?;
+        Ok(Pending(rx))
+    }
+
+    fn send(&self, msg: writer::Msg) -> Result<()> {
+        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
+        tx.send(msg).map_err(|_| Error::Closed)
+    }
+
+    /// fsyncs everything appended so far (useful under `batch` and `none`).
+    pub fn flush(&self) -> Result<()> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send(writer::Msg::Flush(reply))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
+    /// Reads the events of a day range, oldest file first (see [`Scan`]).
+    pub fn scan(&self, range: DayRange) -> Result<Scan> {
+        Scan::new(&self.inner.dir, range)
+    }
+
+    /// Verifies the hash chain over a day range.
+    pub fn verify(&self, range: DayRange) -> Result<VerifyReport> {
+        verify::verify(&self.inner.dir, range)
+    }
+}

@@ -1,0 +1,273 @@
+//! Reading day files: plain files through a memory map, `.jsonl.gz` through
+//! flate2 (multi-member gzip is fine). Only complete lines are returned: a
+//! final line without its newline is a write in progress or a torn tail,
+//! never an event.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use memmap2::Mmap;
+
+use super::chain::{self, ChainHead};
+use super::day::{self, DayFile, DayRange};
+use super::error::Error;
+use crate::event::Event;
+
+/// Reads the complete lines of one day file, in order.
+pub struct LineReader {
+    inner: Inner,
+    line_no: u64,
+    /// Bytes after the last newline (plain files only), if any.
+    torn_tail: u64,
+}
+
+enum Inner {
+    Mapped { map: Option<Mmap>, pos: usize },
+    Gz(BufReader<MultiGzDecoder<File>>),
+}
+
+impl LineReader {
+    /// Opens `file` for reading.
+    pub fn open(file: &DayFile) -> io::Result<LineReader> {
+        Self::open_path(&file.path, file.compressed)
+    }
+
+    /// Opens the file at `path`, compressed or not.
+    pub fn open_path(path: &Path, compressed: bool) -> io::Result<LineReader> {
+        let f = File::open(path)?;
+        if compressed {
+            return Ok(LineReader {
+                inner: Inner::Gz(BufReader::with_capacity(256 * 1024, MultiGzDecoder::new(f))),
+                line_no: 0,
+                torn_tail: 0,
+            });
+        }
+        // Map only up to the last newline. A writer may cut a torn tail off
+        // (truncate) while we read, but never below a newline, so the mapped
+        // range stays valid.
+        let len = f.metadata()?.len();
+        let complete = complete_len(&f, len)?;
+        let map = if complete == 0 {
+            None
+        } else {
+            // SAFETY: day files are append-only; the only truncation is of a
+            // torn tail beyond `complete`, which is not mapped.
+            Some(unsafe { memmap2::MmapOptions::new().len(complete as usize).map(&f)? })
+        };
+        Ok(LineReader {
+            inner: Inner::Mapped { map, pos: 0 },
+            line_no: 0,
+            torn_tail: len - complete,
+        })
+    }
+
+    /// Bytes after the last newline of a plain file (a torn or in-progress write).
+    pub fn torn_tail(&self) -> u64 {
+        self.torn_tail
+    }
+
+    /// The next complete line without its newline, and its 1-based number.
+    /// For plain files the slice borrows the map; `buf` holds gz lines.
+    pub fn next_line<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> io::Result<Option<(u64, &'a [u8])>> {
+        match &mut self.inner {
+            Inner::Mapped { map, pos } => {
+                let Some(map) = map else { return Ok(None) };
+                if *pos >= map.len() {
+                    return Ok(None);
+                }
+                let rest = &map[*pos..];
+                let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                *pos += end + 1;
+                self.line_no += 1;
+                Ok(Some((self.line_no, &rest[..end])))
+            }
+            Inner::Gz(r) => {
+                buf.clear();
+                let n = r.read_until(b'\n', buf)?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                if buf.last() != Some(&b'\n') {
+                    // A gz file is written whole by rotation; a missing final
+                    // newline means it was cut short.
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "compressed day file ends inside a line",
+                    ));
+                }
+                buf.pop();
+                self.line_no += 1;
+                Ok(Some((self.line_no, &buf[..])))
+            }
+        }
+    }
+}
+
+/// Length of `f` up to and including its last newline (reads backwards).
+pub(crate) fn complete_len(f: &File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut f = f;
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let n = (end - start) as usize;
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut chunk[..n])?;
+        if let Some(i) = memchr::memrchr(b'\n', &chunk[..n]) {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The chain head of the last chained line of a day file, if any.
+pub(crate) fn last_head(file: &DayFile) -> io::Result<Option<ChainHead>> {
+    if file.compressed {
+        let mut r = LineReader::open(file)?;
+        let mut buf = Vec::new();
+        let mut head = None;
+        while let Some((_, line)) = r.next_line(&mut buf)? {
+            if let Some(t) = chain::parse_tail(line) {
+                head = Some(t.head());
+            }
+        }
+        return Ok(head);
+    }
+    let f = File::open(&file.path)?;
+    let len = f.metadata()?.len();
+    last_head_plain(&f, len)
+}
+
+/// The chain head of the last chained line among the first `len` bytes of `f`.
+/// Reads backwards in growing windows; lines without a chain suffix are
+/// passed over.
+pub(crate) fn last_head_plain(f: &File, len: u64) -> io::Result<Option<ChainHead>> {
+    let end = complete_len(f, len)?;
+    let mut f = f;
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = end.saturating_sub(window);
+        let mut buf = vec![0u8; (end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf)?;
+        // Walk complete lines from the end; the first one is only complete
+        // when the window starts at the beginning of the file.
+        let mut stop = buf.len().saturating_sub(1); // drop the final '\n'
+        loop {
+            let line_start = match memchr::memrchr(b'\n', &buf[..stop]) {
+                Some(i) => i + 1,
+                None if start == 0 => 0,
+                None => break,
+            };
+            if let Some(t) = chain::parse_tail(&buf[line_start..stop]) {
+                return Ok(Some(t.head()));
+            }
+            if line_start == 0 {
+                return Ok(None);
+            }
+            stop = line_start - 1;
+        }
+        if start == 0 {
+            return Ok(None);
+        }
+        window *= 4;
+    }
+}
+
+/// One event read back from a day file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The event (with `id` and `timestamp` set).
+    pub event: Event,
+    /// Its position in the hash chain (1 for the first event ever).
+    pub seq: u64,
+    /// Its chain hash (64 hex digits).
+    pub hash: String,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its 1-based line number in that file.
+    pub line: u64,
+}
+
+/// Iterates over the events of a day range, oldest file first.
+///
+/// A malformed line yields `Err(Error::Malformed { .. })` and the scan goes
+/// on; an unreadable file yields `Err(Error::Io { .. })` and the scan moves
+/// to the next file.
+pub struct Scan {
+    files: std::vec::IntoIter<DayFile>,
+    current: Option<(PathBuf, LineReader)>,
+    buf: Vec<u8>,
+}
+
+impl Scan {
+    /// Scans the day files of `dir` in `range`.
+    pub fn new(dir: &Path, range: DayRange) -> Result<Scan, Error> {
+        let files = day::list(dir, range).map_err(|e| Error::io(dir, e))?;
+        Ok(Scan {
+            files: files.into_iter(),
+            current: None,
+            buf: Vec::new(),
+        })
+    }
+}
+
+/// Parses one stored line into a [`Record`].
+pub fn parse_record(path: &Path, line_no: u64, line: &[u8]) -> Result<Record, Error> {
+    let malformed = |reason: String| Error::Malformed {
+        path: path.to_path_buf(),
+        line: line_no,
+        reason,
+    };
+    let mut event = Event::from_json(line).map_err(|e| malformed(e.to_string()))?;
+    let seq = event._seq.take();
+    let hash = event._hash.take();
+    let (Some(seq), Some(hash)) = (seq, hash) else {
+        return Err(malformed("no seq/hash chain fields".into()));
+    };
+    if event.id.is_none() || event.timestamp.is_none() {
+        return Err(malformed("stored event lacks id or timestamp".into()));
+    }
+    Ok(Record {
+        event,
+        seq,
+        hash,
+        path: path.to_path_buf(),
+        line: line_no,
+    })
+}
+
+impl Iterator for Scan {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.current.is_none() {
+                let file = self.files.next()?;
+                match LineReader::open(&file) {
+                    Ok(r) => self.current = Some((file.path, r)),
+                    Err(e) => return Some(Err(Error::io(&file.path, e))),
+                }
+            }
+            let (path, reader) = self.current.as_mut().expect("set above");
+            match reader.next_line(&mut self.buf) {
+                Ok(Some((no, line))) => {
+                    let path = path.clone();
+                    return Some(parse_record(&path, no, line));
+                }
+                Ok(None) => self.current = None,
+                Err(e) => {
+                    let path = path.clone();
+                    self.current = None;
+                    return Some(Err(Error::io(&path, e)));
+                }
+            }
+        }
+    }
+}
