@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Append one event from flags, or many as NDJSON from standard input.
-    Append(append::Args),
+    Append(Box<append::Args>),
     /// Print stored events as NDJSON (plain and .gz day files).
     Cat(cat::Args),
     /// Check the hash chain; exit 1 naming the first bad file:line.
@@ -82,7 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         store: config::resolve(&over, &file),
     };
     match cli.command {
-        Command::Append(a) => append::run(&ctx, a),
+        Command::Append(a) => append::run(&ctx, *a),
         Command::Cat(a) => cat::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
     }

@@ -53,9 +53,12 @@ impl Appender {
         let (tx, rx) = mpsc::sync_channel::<Cmd>(capacity.max(1));
         let stats = Arc::new(AppenderStats::default());
         let st = stats.clone();
+        // Log through the subscriber of whoever created the appender.
+        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
         let worker = std::thread::Builder::new()
             .name("evlog-appender".into())
             .spawn(move || {
+                let _log_to = tracing::dispatcher::set_default(&dispatch);
                 while let Ok(first) = rx.recv() {
                     let mut batch = Vec::new();
                     let mut flushes = Vec::new();

@@ -11,6 +11,8 @@ pub mod chain;
 pub mod day;
 mod error;
 pub mod reader;
+#[cfg(test)]
+mod tests;
 pub mod verify;
 pub(crate) mod writer;
 

@@ -25,7 +25,7 @@ pub struct LineReader {
 
 enum Inner {
     Mapped { map: Option<Mmap>, pos: usize },
-    Gz(BufReader<MultiGzDecoder<File>>),
+    Gz(Box<BufReader<MultiGzDecoder<File>>>),
 }
 
 impl LineReader {
@@ -39,7 +39,10 @@ impl LineReader {
         let f = File::open(path)?;
         if compressed {
             return Ok(LineReader {
-                inner: Inner::Gz(BufReader::with_capacity(256 * 1024, MultiGzDecoder::new(f))),
+                inner: Inner::Gz(Box::new(BufReader::with_capacity(
+                    256 * 1024,
+                    MultiGzDecoder::new(f),
+                ))),
                 line_no: 0,
                 torn_tail: 0,
             });

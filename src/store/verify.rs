@@ -195,7 +195,12 @@ fn verify_file(
             });
         }
         if t.seq > expected {
-            if let Some(at) = find_seq_later(&mut r, &mut buf, expected).map_err(io)? {
+            // The next line is already read: look for the missing seq there first.
+            let later = match &next {
+                Some((n, _)) if next_tail.is_some_and(|t| t.seq == expected) => Some(*n),
+                _ => find_seq_later(&mut r, &mut buf, expected).map_err(io)?,
+            };
+            if let Some(at) = later {
                 return Ok(fail(
                     Problem::Reordered,
                     format!(
