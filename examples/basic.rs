@@ -9,7 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::args()
         .nth(1)
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("evlog-example-{}", std::process::id())));
+        .unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("evlog-example-{}", std::process::id()))
+        });
     let log = EventLog::open(Config::new(&dir).durability(Durability::Fsync))?;
 
     // One event: returns once it is on disk (fdatasync, shared with concurrent appends).
@@ -32,7 +34,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for record in log.scan(DayRange::all())? {
         match record {
-            Ok(r) => println!("seq {:>3} {} {}", r.seq, r.event.event_type, r.event.action_description),
+            Ok(r) => println!(
+                "seq {:>3} {} {}",
+                r.seq, r.event.event_type, r.event.action_description
+            ),
             Err(e) => eprintln!("skipped: {e}"),
         }
     }

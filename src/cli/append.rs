@@ -10,13 +10,7 @@ use super::{Context, EXIT_PROBLEM};
 use crate::event::{Event, EventType, Level, Status, ValidationError, parse_timestamp};
 use crate::store::{EventLog, Pending};
 
-/// Append one event from flags (prints its id), or many from standard input.
-///
-/// With --stdin, each input line is one JSON event (NDJSON; blank lines are
-/// skipped; a `timestamp` in the input is kept). Good events are appended and
-/// their ids printed, one per line, in input order, as soon as they are
-/// durable; each bad line is reported on standard error with its line number,
-/// and the exit code is 1 if any line was rejected.
+/// Flags of the subcommand (documented on `Command`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Read NDJSON events from standard input instead of flags.
@@ -138,8 +132,9 @@ struct Chunk {
 /// Pipeline: a parser thread reads, validates and serializes lines and submits
 /// each chunk to the committer without waiting; this thread waits for each
 /// chunk in order and prints its ids. A chunk is cut at MAX_CHUNK events or
-/// whenever the input has nothing more buffered, so a slow producer (a pipe)
-/// gets its acknowledgements promptly while a file is imported in bulk.
+/// whenever no complete line is left in the input buffer (the next read may
+/// block), so a slow producer (a pipe) gets its acknowledgements promptly
+/// while a file is imported in bulk.
 fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
     let log = ctx.open_log()?;
     let (tx, rx) = mpsc::sync_channel::<anyhow::Result<Chunk>>(16);
@@ -226,7 +221,9 @@ fn parse_stdin(log: &EventLog, tx: &mpsc::SyncSender<anyhow::Result<Chunk>>) {
                 }
             }
         }
-        let idle = input.buffer().is_empty();
+        // About to block on a read (no complete line buffered): cut the
+        // chunk now so a slow producer gets its acknowledgements promptly.
+        let idle = memchr::memchr(b'\n', input.buffer()).is_none();
         if eof
             || chunk.ids.len() >= MAX_CHUNK
             || (idle && (!bodies.is_empty() || !chunk.rejects.is_empty()))

@@ -9,10 +9,7 @@ use super::Context;
 use crate::store::day;
 use crate::store::reader::{LineReader, parse_record};
 
-/// Print stored events as NDJSON (one stored line per event, chain fields included).
-///
-/// Reads plain and compressed day files; a malformed line is reported on
-/// standard error and skipped.
+/// Flags of the subcommand (documented on `Command`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Only this day (YYYY-MM-DD, UTC day of the append).

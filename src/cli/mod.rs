@@ -41,11 +41,25 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Append one event from flags, or many as NDJSON from standard input.
+    /// Append one event from flags (prints its id), or many as NDJSON from standard input.
+    ///
+    /// With --stdin, each input line is one JSON event (NDJSON; blank lines are
+    /// skipped; a `timestamp` in the input is kept). Good events are appended and
+    /// their ids printed, one per line, in input order, as soon as they are
+    /// durable; each bad line is reported on standard error as
+    /// `line N: field: rule`, and the exit code is 1 if any line was rejected.
     Append(Box<append::Args>),
     /// Print stored events as NDJSON (plain and .gz day files).
+    ///
+    /// One stored line per event, chain fields (`seq`, `hash`) included, oldest
+    /// day first. A malformed line is reported on standard error and skipped.
     Cat(cat::Args),
     /// Check the hash chain; exit 1 naming the first bad file:line.
+    ///
+    /// Exits 0 when every line chains to the one before (across day files,
+    /// plain and .gz), or 1 naming the first bad `file:line` and what is wrong:
+    /// changed, inserted, removed or reordered. With --from, the chain must
+    /// continue from the last line of the day before.
     Verify(verify::Args),
 }
 

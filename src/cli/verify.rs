@@ -7,11 +7,7 @@ use chrono::NaiveDate;
 use super::{Context, EXIT_PROBLEM};
 use crate::store::verify;
 
-/// Check the hash chain over a day range.
-///
-/// Exits 0 when every line chains to the one before (across day files), or 1
-/// naming the first bad `file:line` and what is wrong: changed, inserted,
-/// removed or reordered.
+/// Flags of the subcommand (documented on `Command`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// First day to check (YYYY-MM-DD); the chain must continue from the day before.

@@ -215,6 +215,30 @@ impl Event {
     /// Parses one JSON object into an event. Errors name the field
     /// (`status: unknown variant ...`, `missing field user_id`).
     pub fn from_json(bytes: &[u8]) -> Result<Event, ValidationError> {
+        // serde would map an array onto the fields by position; say plainly
+        // what is wanted instead.
+        match bytes.trim_ascii_start().first() {
+            Some(b'{') => {}
+            Some(b'[') => {
+                return Err(ValidationError::new(
+                    "event",
+                    "must be a JSON object, not an array",
+                ));
+            }
+            None => {
+                return Err(ValidationError::new(
+                    "event",
+                    "empty input: want a JSON object",
+                ));
+            }
+            Some(_) => {
+                // Let serde_json say what the token is (a syntax error or a scalar).
+                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    return Err(ValidationError::new("event", format!("invalid JSON: {e}")));
+                }
+                return Err(ValidationError::new("event", "must be a JSON object"));
+            }
+        }
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -623,7 +647,21 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.field, "duration_ms");
-        assert!(Event::from_json(b"[1]").is_err());
+        let err = Event::from_json(b"[1,2]").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "event: must be a JSON object, not an array"
+        );
+        assert_eq!(
+            Event::from_json(b" 42").unwrap_err().to_string(),
+            "event: must be a JSON object"
+        );
+        assert!(
+            Event::from_json(b"nope")
+                .unwrap_err()
+                .message
+                .contains("invalid JSON")
+        );
         assert!(Event::from_json(b"{").is_err());
     }
 

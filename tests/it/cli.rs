@@ -1,0 +1,571 @@
+//! The `evlog` binary: append (flags and --stdin), cat, verify, help and exit codes.
+
+use chrono::SubsecRound;
+use evlog::Event;
+use evlog::store::day;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::util::{Store, event, ndjson, utc, written_store};
+
+const BASE: &[(&str, &str)] = &[("--type", "commit"), ("--user", "dev"), ("--desc", "d")];
+
+/// `append` with the base flags, `over` replacing or adding flags.
+fn append_args(over: &[(&str, &str)]) -> Vec<String> {
+    let mut flags: Vec<(&str, &str)> = BASE.to_vec();
+    for (k, v) in over {
+        match flags.iter_mut().find(|(f, _)| f == k) {
+            Some(slot) => slot.1 = v,
+            None => flags.push((k, v)),
+        }
+    }
+    let mut args = vec!["append".to_string()];
+    for (k, v) in flags {
+        // `--flag=value` so that values such as `-1` stay values.
+        args.push(format!("{k}={v}"));
+    }
+    args
+}
+
+fn run_args(store: &Store, args: &[String]) -> crate::util::Out {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    store.run(&args, b"")
+}
+
+fn uuids(stdout: &str) -> Vec<Uuid> {
+    stdout
+        .lines()
+        .map(|l| {
+            l.parse::<Uuid>()
+                .unwrap_or_else(|e| panic!("`{l}` is not a UUID: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn append_from_flags_prints_a_uuid_and_stores_every_field() {
+    let store = Store::new();
+    let out = run_args(
+        &store,
+        &append_args(&[
+            ("--type", "deploy.finished"),
+            ("--user", "zoë"),
+            ("--desc", "Déployé ✓"),
+            ("--status", "failure"),
+            ("--level", "warning"),
+            ("--meta", r#"{"branch":"main","n":[1,2]}"#),
+            ("--files", "a.rs,src/ü.rs"),
+            ("--comments", "c"),
+            ("--request-id", "r1"),
+            ("--source-ip", "10.0.0.1"),
+            ("--duration-ms", "12.5"),
+            ("--timestamp", "2026-11-23T13:00:00.1234567+01:00"),
+        ]),
+    );
+    out.expect_code(0);
+    let ids = uuids(&out.stdout);
+    assert_eq!(ids.len(), 1, "{}", out.stdout);
+    assert_eq!(ids[0].get_version_num(), 7);
+
+    let records = store.records();
+    assert_eq!(records.len(), 1);
+    let e = &records[0].event;
+    assert_eq!(e.id, Some(ids[0]));
+    assert_eq!(e.event_type.as_str(), "deploy.finished");
+    assert_eq!(e.user_id, "zoë");
+    assert_eq!(e.action_description, "Déployé ✓");
+    assert_eq!(e.status.as_str(), "failure");
+    assert_eq!(e.level.as_str(), "warning");
+    assert_eq!(e.metadata, Some(json!({"branch": "main", "n": [1, 2]})));
+    assert_eq!(e.files_changed, ["a.rs", "src/ü.rs"]);
+    assert_eq!(e.comments.as_deref(), Some("c"));
+    assert_eq!(e.request_id.as_deref(), Some("r1"));
+    assert_eq!(e.source_ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(e.duration_ms, Some(12.5));
+    assert_eq!(e.timestamp, Some(utc("2026-11-23T12:00:00.123456Z")));
+
+    // Only the required flags: defaults apply, a second append chains on.
+    let out = run_args(&store, &append_args(&[]));
+    out.expect_code(0);
+    assert_eq!(uuids(&out.stdout).len(), 1);
+    let records = store.records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].event.status.as_str(), "success");
+    assert_eq!(records[1].event.level.as_str(), "info");
+    store.run(&["verify"], b"").expect_code(0);
+}
+
+#[test]
+fn append_with_a_bad_flag_value_exits_1_naming_the_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("--type", "Not-A-Type", "event_type"),
+        ("--user", "", "user_id"),
+        ("--desc", "   ", "action_description"),
+        ("--status", "done", "status"),
+        ("--level", "fatal", "level"),
+        ("--meta", "[1]", "metadata"),
+        ("--meta", "{not json", "metadata"),
+        ("--source-ip", "999.1.1.1", "source_ip"),
+        ("--duration-ms", "-1", "duration_ms"),
+        ("--duration-ms", "NaN", "duration_ms"),
+        ("--request-id", "", "request_id"),
+        ("--timestamp", "yesterday", "timestamp"),
+    ];
+    for (flag, value, field) in cases {
+        let store = Store::new();
+        let out = run_args(&store, &append_args(&[(flag, value)]));
+        assert_eq!(
+            out.code,
+            Some(1),
+            "{flag}={value:?}: want exit 1\n{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.starts_with("error: ") && out.stderr.contains(&format!("{field}: ")),
+            "{flag}={value:?}: want the message to name {field}, got: {}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "", "{flag}={value:?}");
+        assert!(
+            day::list(store.path(), evlog::DayRange::all())
+                .unwrap()
+                .is_empty(),
+            "{flag}={value:?}: nothing may be written"
+        );
+    }
+}
+
+#[test]
+fn unparsable_flags_are_usage_errors_with_exit_2() {
+    let store = Store::new();
+    for (args, mention) in [
+        (append_args(&[("--duration-ms", "abc")]), "--duration-ms"),
+        (
+            vec!["--durability".into(), "sometimes".into(), "verify".into()],
+            "fsync, batch or none",
+        ),
+        (
+            vec!["cat".into(), "--date".into(), "2026-13-01".into()],
+            "YYYY-MM-DD",
+        ),
+        (
+            vec!["append".into(), "--stdin".into(), "--user=u".into()],
+            "--user",
+        ),
+        (vec!["append".into()], "--type"),
+        (vec![], "Usage"),
+    ] {
+        let out = run_args(&store, &args);
+        assert_eq!(out.code, Some(2), "{args:?}\n{}", out.stderr);
+        assert!(out.stderr.contains(mention), "{args:?}: {}", out.stderr);
+    }
+    // A verify of a storage directory that does not exist is an error, not a pass.
+    let out = store.run(&["verify"], b"");
+    out.expect_code(2);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+}
+
+#[test]
+fn help_of_each_subcommand_exits_0() {
+    let store = Store::new();
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["--version"],
+        &["append", "--help"],
+        &["cat", "--help"],
+        &["verify", "--help"],
+        &["help", "append"],
+    ] {
+        let out = store.run(args, b"");
+        out.expect_code(0);
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    let out = store.run(&["append", "--help"], b"");
+    for flag in ["--stdin", "--type", "--meta", "--files", "--timestamp"] {
+        assert!(out.stdout.contains(flag), "{flag}: {}", out.stdout);
+    }
+    let out = store.run(&["verify", "--help"], b"");
+    assert!(out.stdout.contains("--from"), "{}", out.stdout);
+}
+
+#[test]
+fn append_stdin_appends_good_lines_and_reports_bad_ones_by_number() {
+    let store = Store::new();
+    let bad_status = ndjson("s", 2).replace(r#""status":"pending""#, r#""status":"done""#);
+    let no_user =
+        r#"{"event_type":"commit","user_id":"","action_description":"x","status":"success"}"#;
+    let unknown = r#"{"event_type":"commit","user_id":"u","action_description":"x","status":"success","colour":"red"}"#;
+    let input = [
+        ndjson("s", 0),                             // 1
+        "{\"event_type\":\"commit\"\n".to_string(), // 2: invalid JSON
+        ndjson("s", 1).replace('\n', "\r\n"),       // 3: CRLF is fine
+        "   \n".to_string(),                        // 4: blank, skipped
+        bad_status,                                 // 5: bad status
+        format!("{no_user}\n"),                     // 6: empty user_id
+        "[1,2]\n".to_string(),                      // 7: not an object
+        format!("{unknown}\n"),                     // 8: unknown field
+        ndjson("s", 3).trim_end().to_string(),      // 9: no final newline
+    ]
+    .concat();
+    assert!(ndjson("s", 2).contains("\"status\":\"pending\""));
+    let out = store.run(&["append", "--stdin"], input.as_bytes());
+    out.expect_code(1);
+    let ids = uuids(&out.stdout);
+    assert_eq!(ids.len(), 3, "{}", out.stdout);
+
+    let err: Vec<&str> = out.stderr.lines().collect();
+    for (n, needle) in [
+        (2, "event: invalid JSON"),
+        (5, "status"),
+        (6, "user_id"),
+        (7, ": "),
+        (8, "colour"),
+    ] {
+        let prefix = format!("line {n}: ");
+        let line = err
+            .iter()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in\n{}", out.stderr));
+        assert!(line.contains(needle), "{line}: want {needle}");
+    }
+    for ok_line in [1, 3, 4, 9] {
+        assert!(
+            !out.stderr.contains(&format!("line {ok_line}:")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr.contains("appended 3 event(s), rejected 5"),
+        "{}",
+        out.stderr
+    );
+
+    let records = store.records();
+    let stored: Vec<Uuid> = records.iter().map(|r| r.event.id.unwrap()).collect();
+    assert_eq!(stored, ids, "stored in input order, ids as printed");
+    for (r, i) in records.iter().zip([0, 1, 3]) {
+        let mut e = r.event.clone();
+        e.id = None;
+        e.timestamp = None;
+        assert_eq!(e, event("s", i));
+    }
+}
+
+#[test]
+fn append_stdin_with_no_good_line_writes_nothing() {
+    let store = Store::new();
+    let out = store.run(&["append", "--stdin"], b"");
+    out.expect_code(0);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("appended 0 event(s), rejected 0"),
+        "{}",
+        out.stderr
+    );
+
+    let out = store.run(&["append", "--stdin"], b"{}\nnope\n\n");
+    out.expect_code(1);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("line 1: "), "{}", out.stderr);
+    assert!(out.stderr.contains("line 2: "), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("appended 0 event(s), rejected 2"),
+        "{}",
+        out.stderr
+    );
+    assert!(store.records().is_empty());
+}
+
+#[test]
+fn append_stdin_keeps_the_input_timestamp_and_id() {
+    let store = Store::new();
+    let id = Uuid::now_v7();
+    let mut v: Value = serde_json::to_value(event("t", 4)).unwrap();
+    v["timestamp"] = json!("2020-02-29T23:59:59.1234567+02:00");
+    v["id"] = json!(id.to_string());
+    let line = format!("{v}\n{}", ndjson("t", 5));
+    let before = chrono::Utc::now().trunc_subsecs(6);
+    let out = store.run(&["append", "--stdin"], line.as_bytes());
+    let after = chrono::Utc::now();
+    out.expect_code(0);
+    let ids = uuids(&out.stdout);
+    assert_eq!(ids[0], id);
+    assert_eq!(ids.len(), 2);
+    let records = store.records();
+    assert_eq!(
+        records[0].event.timestamp,
+        Some(utc("2020-02-29T21:59:59.123456Z"))
+    );
+    assert_eq!(records[0].event.id, Some(id));
+    // The day file is the day of the append, not of the event.
+    assert!(
+        !store.file("events_2020-02-29.jsonl").exists(),
+        "{:?}",
+        store.day_files()
+    );
+    // An event without a timestamp gets the append time.
+    let ts = records[1].event.timestamp.unwrap();
+    assert!(before <= ts && ts <= after, "{before} <= {ts} <= {after}");
+}
+
+#[test]
+fn cat_date_prints_ndjson_that_parses() {
+    let store = Store::new();
+    let input: String = (0..20).map(|i| ndjson("c", i)).collect();
+    let out = store.run(&["append", "--stdin"], input.as_bytes());
+    out.expect_code(0);
+    let ids = uuids(&out.stdout);
+
+    // The appends landed on today's file (or two, had midnight passed meanwhile).
+    let mut printed = Vec::new();
+    for f in store.day_files() {
+        let day = f.day.format("%Y-%m-%d").to_string();
+        let out = store.run(&["cat", "--date", &day], b"");
+        out.expect_code(0);
+        assert_eq!(out.stderr, "");
+        assert!(out.stdout.ends_with('\n'));
+        for line in out.stdout.lines() {
+            let v: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert!(v["seq"].is_u64(), "{line}");
+            assert_eq!(v["hash"].as_str().map(str::len), Some(64), "{line}");
+            let e = Event::from_json(line.as_bytes()).unwrap();
+            printed.push(e.id.unwrap());
+        }
+    }
+    assert_eq!(printed, ids);
+    // Other days print nothing.
+    let out = store.run(&["cat", "--date", "2001-01-01"], b"");
+    out.expect_code(0);
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn cat_output_appends_into_another_store() {
+    let src = Store::from_fixture("good");
+    let cat = src.run(&["cat"], b"");
+    cat.expect_code(0);
+    let dst = Store::new();
+    let out = dst.run(&["append", "--stdin"], cat.stdout.as_bytes());
+    out.expect_code(0);
+    let ids = uuids(&out.stdout);
+    let src_records = src.records();
+    let dst_records = dst.records();
+    assert_eq!(ids.len(), src_records.len());
+    for ((a, b), id) in src_records.iter().zip(&dst_records).zip(&ids) {
+        assert_eq!(
+            a.event, b.event,
+            "chain fields are dropped, the event is kept"
+        );
+        assert_eq!(b.event.id.as_ref(), Some(id));
+    }
+    dst.run(&["verify"], b"").expect_code(0);
+}
+
+/// 6 lines on 2026-03-01 and 3 on 2026-03-02.
+fn two_day_store() -> Store {
+    written_store(&[("2026-03-01T22:00:00Z", 6), ("2026-03-02T00:00:01Z", 3)])
+}
+
+const D1: &str = "events_2026-03-01.jsonl";
+const D2: &str = "events_2026-03-02.jsonl";
+
+type Tamper = fn(&mut Vec<String>, &mut Vec<String>);
+
+#[test]
+fn verify_exits_0_then_1_naming_file_line_and_kind_of_tampering() {
+    let cases: &[(&str, Tamper, &str, u64, &str)] = &[
+        (
+            "changed content",
+            |d1, _| d1[2] = d1[2].replace("user-v", "user-w"),
+            D1,
+            3,
+            "changed",
+        ),
+        (
+            "changed hash",
+            |d1, _| {
+                let at = d1[3].len() - 3;
+                let c = if d1[3].as_bytes()[at] == b'0' {
+                    "1"
+                } else {
+                    "0"
+                };
+                d1[3].replace_range(at..at + 1, c);
+            },
+            D1,
+            4,
+            "changed",
+        ),
+        (
+            "changed last line",
+            |_, d2| d2[2] = d2[2].replace("action 8", "action 9"),
+            D2,
+            3,
+            "changed",
+        ),
+        (
+            "removed line",
+            |d1, _| {
+                d1.remove(2);
+            },
+            D1,
+            3,
+            "removed",
+        ),
+        (
+            "removed first line",
+            |d1, _| {
+                d1.remove(0);
+            },
+            D1,
+            1,
+            "removed",
+        ),
+        (
+            "removed last line of a day",
+            |d1, _| {
+                d1.pop();
+            },
+            D2,
+            1,
+            "removed",
+        ),
+        (
+            "inserted line without chain fields",
+            |d1, _| {
+                let forged = serde_json::to_string(&event("x", 1)).unwrap();
+                d1.insert(2, forged);
+            },
+            D1,
+            3,
+            "inserted",
+        ),
+        (
+            "inserted copy of an earlier line",
+            |d1, _| {
+                let copy = d1[1].clone();
+                d1.insert(4, copy);
+            },
+            D1,
+            5,
+            "inserted",
+        ),
+        (
+            "inserted repeat of the previous line",
+            |d1, _| {
+                let copy = d1[1].clone();
+                d1.insert(2, copy);
+            },
+            D1,
+            3,
+            "inserted",
+        ),
+        (
+            "inserted line claiming the next seq",
+            |d1, _| {
+                let forged = format!(
+                    r#"{{"event_type":"commit","user_id":"x","action_description":"x","status":"success","seq":3,"hash":"{}"}}"#,
+                    "ab".repeat(32)
+                );
+                d1.insert(2, forged);
+            },
+            D1,
+            3,
+            "inserted",
+        ),
+        (
+            "swapped lines 2 and 5",
+            |d1, _| d1.swap(1, 4),
+            D1,
+            2,
+            "reordered",
+        ),
+        (
+            "swapped adjacent lines 3 and 4",
+            |d1, _| d1.swap(2, 3),
+            D1,
+            3,
+            "reordered",
+        ),
+        (
+            "swapped last two lines",
+            |_, d2| d2.swap(1, 2),
+            D2,
+            2,
+            "reordered",
+        ),
+    ];
+    for (what, tamper, file, line, kind) in cases {
+        let store = two_day_store();
+        let out = store.run(&["verify"], b"");
+        out.expect_code(0);
+        assert!(
+            out.stdout.contains("9 line(s) in 2 file(s)"),
+            "{}",
+            out.stdout
+        );
+
+        let read = |name: &str| -> Vec<String> {
+            std::fs::read_to_string(store.file(name))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        let (mut d1, mut d2) = (read(D1), read(D2));
+        tamper(&mut d1, &mut d2);
+        std::fs::write(store.file(D1), d1.join("\n") + "\n").unwrap();
+        std::fs::write(store.file(D2), d2.join("\n") + "\n").unwrap();
+
+        let out = store.run(&["verify"], b"");
+        assert_eq!(out.code, Some(1), "{what}: want exit 1\n{}", out.stdout);
+        let want = format!("{}:{line}: {kind}:", store.file(file).display());
+        assert!(
+            out.stdout.starts_with("FAILED: ") && out.stdout.contains(&want),
+            "{what}: want `{want}`, got: {}",
+            out.stdout
+        );
+        let report = store.verify();
+        let f = report.failure.expect(what);
+        assert_eq!(
+            (f.line, f.problem.to_string().as_str()),
+            (*line, *kind),
+            "{what}"
+        );
+    }
+}
+
+#[test]
+fn cat_skips_a_malformed_line_with_a_warning_naming_file_and_line() {
+    let store = written_store(&[("2026-04-01T12:00:00Z", 3)]);
+    let path = store.file("events_2026-04-01.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(
+        &path,
+        format!(
+            "{}\nnot json at all\n{}\n{}\n",
+            lines[0], lines[1], lines[2]
+        ),
+    )
+    .unwrap();
+
+    let out = store.run(&["cat"], b"");
+    out.expect_code(0);
+    assert_eq!(out.stdout, text, "every good line, nothing else");
+    let want = format!("warning: {}:2: malformed line", path.display());
+    assert!(out.stderr.contains(&want), "want {want}\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 malformed line(s) skipped"),
+        "{}",
+        out.stderr
+    );
+
+    let out = store.run(&["verify"], b"");
+    out.expect_code(1);
+    let want = format!("{}:2: inserted", path.display());
+    assert!(out.stdout.contains(&want), "want {want}\n{}", out.stdout);
+}
