@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{self, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -75,14 +75,7 @@ fn sigkilled_appenders_lose_and_duplicate_no_acknowledged_event() {
     let store = Store::new();
     let mut acked: Vec<Uuid> = Vec::new();
     for round in 0..KILLS {
-        let mut child = store
-            .cmd()
-            .args(["append", "--stdin", "--durability", "fsync"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = store.spawn_append_stdin();
         let feeder = feed(&mut child, round, rng.next_u64());
         let (first_tx, first_rx) = mpsc::sync_channel(1);
         let reader = acks(&mut child, first_tx);

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 
 use uuid::Uuid;
@@ -27,16 +26,7 @@ fn four_processes_appending_at_once_write_one_intact_chain() {
 
     let mut children = Vec::new();
     for _ in 0..PROCS {
-        children.push(
-            store
-                .cmd()
-                .args(["append", "--stdin", "--durability", "fsync"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        children.push(store.spawn_append_stdin());
     }
     // Every feeder starts writing at the same moment.
     let start = Arc::new(Barrier::new(PROCS));

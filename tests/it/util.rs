@@ -70,6 +70,17 @@ impl Store {
     }
 
     /// `evlog --storage <dir>` with a clean environment.
+    /// Spawns `evlog append --stdin --durability fsync` with piped stdio.
+    pub fn spawn_append_stdin(&self) -> std::process::Child {
+        self.cmd()
+            .args(["append", "--stdin", "--durability", "fsync"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(EVLOG);
         c.arg("--storage")
