@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod index;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -2,7 +2,16 @@
 
 mod append;
 mod cat;
+mod filters;
+mod index;
+mod query;
+mod reindex;
+mod search;
+mod stats;
+mod tail;
 mod verify;
+
+pub use query::{CSV_COLUMNS, write_csv};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +70,27 @@ pub enum Command {
     /// changed, inserted, removed or reordered. With --from, the chain must
     /// continue from the last line of the day before.
     Verify(verify::Args),
+    /// Query events from the index, newest first.
+    ///
+    /// The index is caught up with the day files first. Filters mirror the
+    /// HTTP parameters; `--format json` prints exactly the body of GET /events.
+    Query(query::Args),
+    /// Statistics of the matching events: totals, by type/status/level,
+    /// unique users, duration avg/p50/p95/p99, error rate and a histogram.
+    ///
+    /// `--format json` prints exactly the body of GET /events/stats.
+    Stats(stats::Args),
+    /// Print the latest matching events; with -f keep following, like `journalctl -f`.
+    Tail(tail::Args),
+    /// Run the tail indexer in the foreground until SIGINT/SIGTERM (for
+    /// deployments without the server).
+    Index(index::Args),
+    /// Rebuild the index from every day file (plain and .gz) into a fresh
+    /// directory and swap it in, with a progress bar.
+    ///
+    /// Stop the server or `evlog index` first: reindex refuses to run while
+    /// another process holds the index.
+    Reindex(reindex::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -99,6 +129,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Append(a) => append::run(&ctx, *a),
         Command::Cat(a) => cat::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Query(a) => query::run(&ctx, a),
+        Command::Stats(a) => stats::run(&ctx, a),
+        Command::Tail(a) => tail::run(&ctx, a),
+        Command::Index(a) => index::run(&ctx, a),
+        Command::Reindex(a) => reindex::run(&ctx, a),
     }
 }
 

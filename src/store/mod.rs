@@ -147,6 +147,10 @@ struct Inner {
     tx: Option<SyncSender<writer::Msg>>,
     committer: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
+    hooks: writer::Hooks,
+    /// A slot for a higher layer's per-log state (the index reader), kept
+    /// type-erased so that the store knows nothing of it.
+    extension: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Drop for Inner {
@@ -194,9 +198,11 @@ impl EventLog {
         let (tx, rx) = mpsc::sync_channel(4096);
         let durability = config.durability;
         let interval = config.batch_interval;
+        let hooks = writer::Hooks::default();
+        let committer_hooks = hooks.clone();
         let committer = std::thread::Builder::new()
             .name("evlog-commit".into())
-            .spawn(move || writer::run_committer(w, rx, durability, interval))
+            .spawn(move || writer::run_committer(w, rx, durability, interval, committer_hooks))
             .map_err(|e| Error::io(&dir, e))?;
         Ok(EventLog {
             inner: Arc::new(Inner {
@@ -206,6 +212,8 @@ impl EventLog {
                 tx: Some(tx),
                 committer: Some(committer),
                 stats,
+                hooks,
+                extension: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -287,6 +295,35 @@ impl EventLog {
     fn send(&self, msg: writer::Msg) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         tx.send(msg).map_err(|_| Error::Closed)
+    }
+
+    /// The per-log value of type `T`, created by `init` on first use.
+    pub(crate) fn extension<T, E>(&self, init: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if let Some(v) = self
+            .inner
+            .extension
+            .get()
+            .and_then(|b| b.downcast_ref::<T>())
+        {
+            return Ok(v.clone());
+        }
+        let v = init()?;
+        let _ = self.inner.extension.set(Box::new(v.clone()));
+        Ok(v)
+    }
+
+    /// Registers a callback run (on the committer thread) after every
+    /// successful write: the in-process indexer uses it to wake up at once
+    /// instead of waiting for the file watcher. Keep it cheap and non-blocking.
+    pub fn on_commit(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
     }
 
     /// fsyncs everything appended so far (useful under `batch` and `none`).

@@ -19,6 +19,8 @@ use crate::event::Event;
 pub struct LineReader {
     inner: Inner,
     line_no: u64,
+    /// Byte offset (in the uncompressed content) just after the last line returned.
+    offset: u64,
     /// Bytes after the last newline (plain files only), if any.
     torn_tail: u64,
 }
@@ -44,6 +46,7 @@ impl LineReader {
                     MultiGzDecoder::new(f),
                 ))),
                 line_no: 0,
+                offset: 0,
                 torn_tail: 0,
             });
         }
@@ -62,8 +65,38 @@ impl LineReader {
         Ok(LineReader {
             inner: Inner::Mapped { map, pos: 0 },
             line_no: 0,
+            offset: 0,
             torn_tail: len - complete,
         })
+    }
+
+    /// Opens `file` and skips to byte `offset` (which must be a line start),
+    /// numbering the next line `line_no + 1`. Used by the tail indexer to
+    /// resume from a checkpoint.
+    pub fn open_from(file: &DayFile, offset: u64, line_no: u64) -> io::Result<LineReader> {
+        let mut r = Self::open(file)?;
+        match &mut r.inner {
+            Inner::Mapped { map, pos } => {
+                let len = map.as_ref().map_or(0, |m| m.len()) as u64;
+                *pos = offset.min(len) as usize;
+            }
+            Inner::Gz(g) => {
+                io::copy(&mut (&mut **g).take(offset), &mut io::sink())?;
+            }
+        }
+        r.offset = offset;
+        r.line_no = line_no;
+        Ok(r)
+    }
+
+    /// Byte offset just after the last line returned (uncompressed).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Number of the last line returned.
+    pub fn line_no(&self) -> u64 {
+        self.line_no
     }
 
     /// Bytes after the last newline of a plain file (a torn or in-progress write).
@@ -86,6 +119,7 @@ impl LineReader {
                 let rest = &map[*pos..];
                 let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
                 *pos += end + 1;
+                self.offset = *pos as u64;
                 self.line_no += 1;
                 Ok(Some((self.line_no, &rest[..end])))
             }
@@ -103,6 +137,7 @@ impl LineReader {
                         "compressed day file ends inside a line",
                     ));
                 }
+                self.offset += n as u64;
                 buf.pop();
                 self.line_no += 1;
                 Ok(Some((self.line_no, &buf[..])))

@@ -298,6 +298,9 @@ fn recover_torn_tail(file: &File, path: &Path, len: u64, stats: &Stats) -> Resul
     Ok(complete)
 }
 
+/// Callbacks run by the committer after every successful write.
+pub(crate) type Hooks = Arc<std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>;
+
 /// A request to the committer thread.
 pub(crate) enum Msg {
     /// Append these bodies; reply when they are written (and durable under `fsync`).
@@ -320,6 +323,7 @@ pub(crate) fn run_committer(
     rx: Receiver<Msg>,
     durability: Durability,
     interval: Duration,
+    hooks: Hooks,
 ) {
     let mut last_sync = Instant::now();
     loop {
@@ -368,6 +372,9 @@ pub(crate) fn run_committer(
         } else {
             let r = w.write_batch(&bodies, sync);
             if r.is_ok() {
+                for hook in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    hook();
+                }
                 w.stats
                     .appended
                     .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);

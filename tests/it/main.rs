@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 /// The committed on-disk format v1 fixtures.
 mod fixtures;
+mod index;
 /// Random action sequences against a model of the log.
 mod model;
 /// Several processes appending to one store at once.

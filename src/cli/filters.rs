@@ -1,0 +1,86 @@
+//! Filter flags shared by `query`, `stats` and `tail`; they mirror the HTTP
+//! parameter names.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::event::{Level, Status, parse_timestamp};
+use crate::index::Query;
+
+/// Filters of the events (same names as the HTTP query parameters).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FilterArgs {
+    /// UTC day of the events' timestamp (YYYY-MM-DD); default today unless --start/--end.
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
+    pub date: Option<NaiveDate>,
+    /// From this time, inclusive (RFC 3339).
+    #[arg(long, value_parser = parse_time, value_name = "RFC3339")]
+    pub start: Option<DateTime<Utc>>,
+    /// Until this time, exclusive (RFC 3339).
+    #[arg(long, value_parser = parse_time, value_name = "RFC3339")]
+    pub end: Option<DateTime<Utc>>,
+    /// Event type; repeat for any of several.
+    #[arg(long = "event-type", value_name = "TYPE")]
+    pub event_type: Vec<String>,
+    /// success, failure, pending or in_progress.
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// info, warning, error or security.
+    #[arg(long, value_parser = parse_level)]
+    pub level: Option<Level>,
+    /// Exact user id.
+    #[arg(long = "user-id", value_name = "USER")]
+    pub user_id: Option<String>,
+    /// Exact request id.
+    #[arg(long = "request-id", value_name = "ID")]
+    pub request_id: Option<String>,
+    /// Full text over description, comments, files and metadata values:
+    /// terms are ANDed, "quoted words" are phrases, and a term with
+    /// punctuation (src/lib.rs) matches as a phrase.
+    #[arg(short = 'q', long = "q", value_name = "TEXT")]
+    pub q: Option<String>,
+}
+
+/// Paging flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PageArgs {
+    /// Events per page (1-1000, default 100).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Matches to skip.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// The next_cursor of a previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+impl FilterArgs {
+    /// The query of these filters (no paging).
+    pub fn to_query(&self) -> Query {
+        Query {
+            date: self.date,
+            start: self.start,
+            end: self.end,
+            event_types: self.event_type.clone(),
+            status: self.status,
+            level: self.level,
+            user_id: self.user_id.clone(),
+            request_id: self.request_id.clone(),
+            q: self.q.clone(),
+            ..Query::default()
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_timestamp(s)
+        .map_err(|e| format!("`{s}` is not RFC 3339 ({e}), e.g. 2026-11-23T08:00:00Z"))
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse::<Status>().map_err(|e| e.message)
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    s.parse::<Level>().map_err(|e| e.message)
+}

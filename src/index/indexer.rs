@@ -1,0 +1,465 @@
+//! The tail indexer: keeps `<storage>/index` in step with the day files.
+//!
+//! It reads each day file from its checkpointed byte offset up to the last
+//! complete line, adds one document per line, and commits on a short
+//! interval. The checkpoint (day → offset and line count) is the payload of
+//! the tantivy commit itself (`prepare_commit` → `set_payload` → `commit`), so
+//! the documents and the checkpoint move together: after any crash the
+//! indexer resumes from the last commit with nothing indexed twice and
+//! nothing skipped.
+//!
+//! Only the indexer holds the `IndexWriter`; tantivy's own lock file
+//! (`index/.tantivy-writer.lock`) keeps a second indexer process out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use notify::Watcher;
+use serde::{Deserialize, Serialize};
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Term};
+
+use super::Error;
+use super::schema::{self, Fields};
+use crate::store::day::{self, DayFile, DayRange};
+use crate::store::reader::{LineReader, parse_record};
+
+/// Directory of the index inside the storage directory.
+pub const INDEX_DIR: &str = "index";
+
+/// Indexer settings.
+#[derive(Debug, Clone)]
+pub struct IndexConfig {
+    /// The storage directory (day files); the index lives in `<storage>/index`.
+    pub storage_path: PathBuf,
+    /// How often new documents are committed (and become searchable).
+    pub commit_interval: Duration,
+    /// How often the files are rescanned even without a watch event.
+    pub rescan_interval: Duration,
+    /// Memory budget of the tantivy writer, in bytes.
+    pub writer_memory: usize,
+}
+
+impl IndexConfig {
+    /// Defaults: commit every 500 ms, rescan every second, 64 MB writer budget.
+    pub fn new(storage_path: impl Into<PathBuf>) -> IndexConfig {
+        IndexConfig {
+            storage_path: storage_path.into(),
+            commit_interval: Duration::from_millis(500),
+            rescan_interval: Duration::from_secs(1),
+            writer_memory: 64 << 20,
+        }
+    }
+
+    /// `<storage>/index`.
+    pub fn index_path(&self) -> PathBuf {
+        self.storage_path.join(INDEX_DIR)
+    }
+}
+
+/// How far one day file is indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FileMark {
+    /// Byte offset (uncompressed) after the last indexed line.
+    pub offset: u64,
+    /// Lines consumed so far (indexed or malformed).
+    pub lines: u64,
+}
+
+/// The commit payload: which part of which day file the index covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Checkpoint {
+    /// Format version of the payload.
+    pub v: u32,
+    /// Per day file.
+    pub files: BTreeMap<NaiveDate, FileMark>,
+}
+
+/// Counters of an indexer.
+#[derive(Debug, Default)]
+pub struct IndexStats {
+    /// Documents added.
+    pub indexed: AtomicU64,
+    /// Malformed lines skipped.
+    pub malformed: AtomicU64,
+    /// Commits done.
+    pub commits: AtomicU64,
+    /// Unix time (ms) of the last commit.
+    pub last_commit_ms: AtomicU64,
+}
+
+/// Opens or creates the index directory with the evlog schema.
+pub fn open_index(path: &Path) -> Result<(Index, Fields), Error> {
+    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    let dir = MmapDirectory::open(path).map_err(|e| Error::Tantivy(e.to_string()))?;
+    let fields = Fields::new();
+    let index = Index::open_or_create(dir, fields.schema.clone()).map_err(|e| {
+        Error::Tantivy(format!(
+            "{}: {e} (run `evlog reindex` to rebuild)",
+            path.display()
+        ))
+    })?;
+    schema::register_tokenizer(&index);
+    Ok((index, fields))
+}
+
+/// Reads the checkpoint of the last commit.
+pub fn read_checkpoint(index: &Index) -> Result<Checkpoint, Error> {
+    let metas = index.load_metas().map_err(Error::tantivy)?;
+    match metas.payload {
+        None => Ok(Checkpoint::default()),
+        Some(p) => serde_json::from_str(&p).map_err(|e| {
+            Error::Tantivy(format!(
+                "unreadable index checkpoint ({e}); run `evlog reindex`"
+            ))
+        }),
+    }
+}
+
+/// Why the run loop woke up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something may have changed in the storage directory.
+    Changed,
+    /// Commit what is pending and stop.
+    Shutdown,
+}
+
+/// The tail indexer. See the module docs.
+pub struct Indexer {
+    cfg: IndexConfig,
+    index: Index,
+    fields: Fields,
+    writer: IndexWriter,
+    reader: IndexReader,
+    checkpoint: Checkpoint,
+    uncommitted: u64,
+    dirty: bool,
+    stats: Arc<IndexStats>,
+}
+
+impl Indexer {
+    /// Opens the index of `cfg.storage_path` and takes its writer lock.
+    /// Fails with [`Error::Locked`] if another indexer holds it.
+    pub fn open(cfg: IndexConfig) -> Result<Indexer, Error> {
+        let (index, fields) = open_index(&cfg.index_path())?;
+        Self::with_index(cfg, index, fields)
+    }
+
+    pub(crate) fn with_index(
+        cfg: IndexConfig,
+        index: Index,
+        fields: Fields,
+    ) -> Result<Indexer, Error> {
+        let writer: IndexWriter =
+            match index.writer_with_num_threads(1, cfg.writer_memory.max(15 << 20)) {
+                Ok(w) => w,
+                Err(tantivy::TantivyError::LockFailure(..)) => return Err(Error::Locked),
+                Err(e) => return Err(Error::tantivy(e)),
+            };
+        let checkpoint = read_checkpoint(&index)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(Error::tantivy)?;
+        Ok(Indexer {
+            cfg,
+            index,
+            fields,
+            writer,
+            reader,
+            checkpoint,
+            uncommitted: 0,
+            dirty: false,
+            stats: Arc::new(IndexStats::default()),
+        })
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Arc<IndexStats> {
+        self.stats.clone()
+    }
+
+    /// A reader of this index (reloaded after each commit).
+    pub fn reader(&self) -> IndexReader {
+        self.reader.clone()
+    }
+
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The checkpoint as of the last `catch_up` (committed or not).
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
+    }
+
+    /// Indexes every complete line not yet indexed and drops the documents of
+    /// day files that no longer exist. Does not commit. Returns the number of
+    /// documents added.
+    pub fn catch_up(&mut self) -> Result<u64, Error> {
+        self.catch_up_with(|_, _| {})
+    }
+
+    /// [`Indexer::catch_up`], calling `progress(file, docs_added)` after each file.
+    pub fn catch_up_with(&mut self, mut progress: impl FnMut(&DayFile, u64)) -> Result<u64, Error> {
+        let files = day::list(&self.cfg.storage_path, DayRange::all())
+            .map_err(|e| Error::io(&self.cfg.storage_path, e))?;
+        let mut added = 0;
+        for f in &files {
+            let n = self.index_file(f)?;
+            added += n;
+            progress(f, n);
+        }
+        // Days whose files are gone (retention): delete their documents.
+        let present: std::collections::HashSet<NaiveDate> = files.iter().map(|f| f.day).collect();
+        let gone: Vec<NaiveDate> = self
+            .checkpoint
+            .files
+            .keys()
+            .filter(|d| !present.contains(d))
+            .copied()
+            .collect();
+        for d in gone {
+            self.writer
+                .delete_term(Term::from_field_u64(self.fields.day, schema::day_number(d)));
+            self.checkpoint.files.remove(&d);
+            self.dirty = true;
+            tracing::info!(day = %d, "day file gone: its documents are removed from the index");
+        }
+        Ok(added)
+    }
+
+    fn index_file(&mut self, f: &DayFile) -> Result<u64, Error> {
+        let mark = self.checkpoint.files.get(&f.day).copied();
+        // A compressed day is complete (rotation only compresses days the
+        // index covers); it needs reading only if the index never saw it.
+        if f.compressed && mark.is_some() {
+            return Ok(0);
+        }
+        let mark = mark.unwrap_or_default();
+        if !f.compressed {
+            let len = std::fs::metadata(&f.path)
+                .map_err(|e| Error::io(&f.path, e))?
+                .len();
+            if len <= mark.offset {
+                return Ok(0);
+            }
+        }
+        let mut r =
+            LineReader::open_from(f, mark.offset, mark.lines).map_err(|e| Error::io(&f.path, e))?;
+        let mut buf = Vec::new();
+        let mut added = 0u64;
+        loop {
+            let (no, line) = match r.next_line(&mut buf) {
+                Ok(Some(x)) => x,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(file = %f.path.display(), error = %e, "stopped reading a day file");
+                    break;
+                }
+            };
+            match parse_record(&f.path, no, line) {
+                Ok(rec) => {
+                    let doc = self.fields.document(&rec, f.day, line);
+                    self.writer.add_document(doc).map_err(Error::tantivy)?;
+                    added += 1;
+                }
+                Err(e) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("skipping malformed line: {e}");
+                }
+            }
+        }
+        let new_mark = FileMark {
+            offset: r.offset(),
+            lines: r.line_no(),
+        };
+        if new_mark != mark || !self.checkpoint.files.contains_key(&f.day) {
+            self.checkpoint.files.insert(f.day, new_mark);
+            self.dirty = true;
+        }
+        self.uncommitted += added;
+        self.stats.indexed.fetch_add(added, Ordering::Relaxed);
+        Ok(added)
+    }
+
+    /// Whether a commit would change anything.
+    pub fn has_pending(&self) -> bool {
+        self.dirty
+    }
+
+    /// Commits the documents added so far together with the checkpoint, then
+    /// reloads the reader.
+    pub fn commit(&mut self) -> Result<(), Error> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let payload = serde_json::to_string(&Checkpoint {
+            v: 1,
+            files: self.checkpoint.files.clone(),
+        })
+        .expect("checkpoint serializes");
+        let mut prepared = self.writer.prepare_commit().map_err(Error::tantivy)?;
+        prepared.set_payload(&payload);
+        prepared.commit().map_err(Error::tantivy)?;
+        self.reader.reload().map_err(Error::tantivy)?;
+        self.uncommitted = 0;
+        self.dirty = false;
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats.last_commit_ms.store(
+            chrono::Utc::now().timestamp_millis().max(0) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(())
+    }
+
+    /// `catch_up` then `commit`.
+    pub fn sync(&mut self) -> Result<u64, Error> {
+        let n = self.catch_up()?;
+        self.commit()?;
+        Ok(n)
+    }
+
+    /// Runs until a [`Wake::Shutdown`] arrives on `wake` (or every sender is
+    /// gone): watches the storage directory, rescans every
+    /// `rescan_interval`, commits every `commit_interval` while documents are
+    /// pending, and commits once more before returning.
+    pub fn run(mut self, wake_tx: SyncSender<Wake>, wake: Receiver<Wake>) -> Result<(), Error> {
+        let watcher_tx = wake_tx.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = watcher_tx.try_send(Wake::Changed);
+            }
+        })
+        .map_err(|e| Error::Watch(e.to_string()))?;
+        if let Err(e) = watcher.watch(&self.cfg.storage_path, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(error = %e, "file watcher unavailable; relying on the periodic rescan");
+        }
+        drop(wake_tx);
+        let mut last_commit = Instant::now();
+        let mut last_scan = Instant::now() - self.cfg.rescan_interval;
+        loop {
+            if last_scan.elapsed() >= self.cfg.rescan_interval {
+                self.catch_up_logged();
+                last_scan = Instant::now();
+            }
+            if self.dirty && last_commit.elapsed() >= self.cfg.commit_interval {
+                if let Err(e) = self.commit() {
+                    tracing::error!(error = %e, "index commit failed; will retry");
+                }
+                last_commit = Instant::now();
+            }
+            let until_scan = self.cfg.rescan_interval.saturating_sub(last_scan.elapsed());
+            let timeout = if self.dirty {
+                until_scan.min(
+                    self.cfg
+                        .commit_interval
+                        .saturating_sub(last_commit.elapsed()),
+                )
+            } else {
+                until_scan
+            };
+            match wake.recv_timeout(timeout) {
+                Ok(Wake::Changed) => {
+                    while let Ok(w) = wake.try_recv() {
+                        if w == Wake::Shutdown {
+                            return self.finish();
+                        }
+                    }
+                    self.catch_up_logged();
+                    last_scan = Instant::now();
+                }
+                Ok(Wake::Shutdown) | Err(RecvTimeoutError::Disconnected) => return self.finish(),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    fn catch_up_logged(&mut self) {
+        if let Err(e) = self.catch_up() {
+            tracing::error!(error = %e, "indexing pass failed; will retry");
+        }
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        self.catch_up()?;
+        self.commit()?;
+        self.writer.wait_merging_threads().map_err(Error::tantivy)?;
+        Ok(())
+    }
+}
+
+/// A running in-process indexer.
+pub struct IndexerHandle {
+    wake: SyncSender<Wake>,
+    thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
+    stats: Arc<IndexStats>,
+    reader: IndexReader,
+}
+
+impl IndexerHandle {
+    /// Opens the indexer and runs it on a thread of its own.
+    pub fn spawn(cfg: IndexConfig) -> Result<IndexerHandle, Error> {
+        let indexer = Indexer::open(cfg)?;
+        let stats = indexer.stats();
+        let reader = indexer.reader();
+        let (tx, rx) = mpsc::sync_channel(64);
+        let run_tx = tx.clone();
+        let thread = std::thread::Builder::new()
+            .name("evlog-indexer".into())
+            .spawn(move || indexer.run(run_tx, rx))
+            .map_err(|e| Error::io("indexer thread", e))?;
+        Ok(IndexerHandle {
+            wake: tx,
+            thread: Some(thread),
+            stats,
+            reader,
+        })
+    }
+
+    /// A sender that wakes the indexer (give it to [`crate::EventLog::on_commit`]).
+    pub fn waker(&self) -> SyncSender<Wake> {
+        self.wake.clone()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &IndexStats {
+        &self.stats
+    }
+
+    /// A reader reloaded after each commit.
+    pub fn reader(&self) -> &IndexReader {
+        &self.reader
+    }
+
+    /// Commits what is pending, stops the indexer and waits for it.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let _ = self.wake.send(Wake::Shutdown);
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::Tantivy("indexer thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for IndexerHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "indexer stopped with an error");
+        }
+    }
+}

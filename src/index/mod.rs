@@ -1,0 +1,137 @@
+//! The index: tantivy, fed by tailing the day files. The files stay the
+//! source of truth; everything here can be rebuilt with `evlog reindex`.
+//!
+//! - [`schema`] — fields, tokenizer, line → document.
+//! - [`indexer`] — the tail indexer (notify + rescan, commit payload checkpoint).
+//! - [`query`] — filters → tantivy queries, paging.
+//! - [`mod@stats`] — aggregations.
+
+pub mod indexer;
+pub mod query;
+pub mod schema;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use indexer::{IndexConfig, Indexer, IndexerHandle, Wake};
+pub use query::{Query, QueryError, QueryResponse};
+pub use stats::StatsResponse;
+
+/// Errors of the index.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A client mistake in a query.
+    #[error("invalid query: {0}")]
+    Query(#[from] QueryError),
+    /// Another indexer holds the index writer.
+    #[error("another evlog process is indexing this storage directory")]
+    Locked,
+    /// An error from tantivy.
+    #[error("index: {0}")]
+    Tantivy(String),
+    /// The file watcher could not start.
+    #[error("file watcher: {0}")]
+    Watch(String),
+    /// An I/O error.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: Arc<std::io::Error>,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<Path>, e: std::io::Error) -> Error {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source: Arc::new(e),
+        }
+    }
+    pub(crate) fn tantivy(e: impl std::fmt::Display) -> Error {
+        Error::Tantivy(e.to_string())
+    }
+}
+
+/// Read access to the index of a storage directory.
+#[derive(Clone)]
+pub struct IndexSearch {
+    fields: schema::Fields,
+    reader: tantivy::IndexReader,
+}
+
+impl IndexSearch {
+    /// Opens (creating if missing) `<storage>/index` for reading.
+    pub fn open(storage: &Path) -> Result<IndexSearch, Error> {
+        let (index, fields) = indexer::open_index(&storage.join(indexer::INDEX_DIR))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()
+            .map_err(Error::tantivy)?;
+        Ok(IndexSearch { fields, reader })
+    }
+
+    /// Over the reader of a running indexer.
+    pub fn from_reader(reader: tantivy::IndexReader) -> IndexSearch {
+        IndexSearch {
+            fields: schema::Fields::new(),
+            reader,
+        }
+    }
+
+    /// Picks up the latest commit.
+    pub fn reload(&self) -> Result<(), Error> {
+        self.reader.reload().map_err(Error::tantivy)
+    }
+
+    /// One page of events matching `q`, newest first.
+    pub fn query(&self, q: &Query) -> Result<QueryResponse, Error> {
+        query::search(&self.reader.searcher(), &self.fields, q, chrono::Utc::now())
+    }
+
+    /// Statistics of the events matching `q`.
+    pub fn stats(&self, q: &Query) -> Result<StatsResponse, Error> {
+        stats::stats(&self.reader.searcher(), &self.fields, q, chrono::Utc::now())
+    }
+
+    /// Documents in the index.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+}
+
+impl crate::EventLog {
+    /// Queries the index of this log's storage directory, as of its last
+    /// commit (an in-process indexer commits every 500 ms by default).
+    pub fn query(&self, q: &Query) -> Result<QueryResponse, Error> {
+        let s = self.index_search()?;
+        s.reload()?;
+        s.query(q)
+    }
+
+    /// Statistics from the index of this log's storage directory.
+    pub fn stats_query(&self, q: &Query) -> Result<StatsResponse, Error> {
+        let s = self.index_search()?;
+        s.reload()?;
+        s.stats(q)
+    }
+
+    fn index_search(&self) -> Result<IndexSearch, Error> {
+        self.extension(|| IndexSearch::open(self.storage_path()))
+    }
+
+    /// Starts the tail indexer of this log's storage directory on a thread,
+    /// woken directly by this log's appends (and by the file watcher and a
+    /// periodic rescan for other writers).
+    pub fn start_indexer(&self, cfg: IndexConfig) -> Result<IndexerHandle, Error> {
+        let handle = IndexerHandle::spawn(cfg)?;
+        let waker = handle.waker();
+        self.on_commit(move || {
+            let _ = waker.try_send(Wake::Changed);
+        });
+        Ok(handle)
+    }
+}

@@ -1,0 +1,210 @@
+//! The tantivy schema of the event index and the mapping of a stored line to
+//! a document.
+//!
+//! | field | kind | why |
+//! |---|---|---|
+//! | `timestamp` | date (µs), indexed + fast | range filters, newest-first order, histograms |
+//! | `seq` | u64, indexed + fast | tie-break of the order, cursors, exactly-once checks |
+//! | `day` | u64 (days since 1970-01-01), indexed | the day file a document came from (retention deletes by it) |
+//! | `id`, `request_id` | exact string | lookups |
+//! | `event_type`, `status`, `level`, `user_id` | exact string + fast | filters and terms aggregations |
+//! | `text` | text | `q`: description, comments, files and every metadata string value |
+//! | `metadata` | JSON, text-indexed | `metadata.key` queries |
+//! | `duration_ms` | f64 fast | avg / percentiles |
+//! | `line` | stored bytes | the stored line, returned as is |
+//!
+//! Tokenizer `evlog`: split on anything not alphanumeric, lowercase, no
+//! stemming, tokens longer than 100 bytes dropped.
+
+use chrono::NaiveDate;
+use serde_json::Value;
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
+    STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DateTime, Index, TantivyDocument};
+
+use crate::store::Record;
+
+/// Name of the tokenizer of `text` and `metadata`.
+pub const TOKENIZER: &str = "evlog";
+
+/// Handles to the fields of the schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    /// The schema itself.
+    pub schema: Schema,
+    /// Event time.
+    pub timestamp: Field,
+    /// Chain position.
+    pub seq: Field,
+    /// Day file (days since the epoch).
+    pub day: Field,
+    /// Event id.
+    pub id: Field,
+    /// Event type.
+    pub event_type: Field,
+    /// Status.
+    pub status: Field,
+    /// Level.
+    pub level: Field,
+    /// User id.
+    pub user_id: Field,
+    /// Request id.
+    pub request_id: Field,
+    /// Full text.
+    pub text: Field,
+    /// Metadata object.
+    pub metadata: Field,
+    /// Duration.
+    pub duration_ms: Field,
+    /// The stored line.
+    pub line: Field,
+}
+
+impl Fields {
+    /// Builds the schema.
+    pub fn new() -> Fields {
+        let mut b = Schema::builder();
+        let timestamp = b.add_date_field(
+            "timestamp",
+            DateOptions::default()
+                .set_indexed()
+                .set_fast()
+                .set_precision(DateTimePrecision::Microseconds),
+        );
+        let seq = b.add_u64_field("seq", INDEXED | FAST);
+        let day = b.add_u64_field("day", INDEXED);
+        let id = b.add_text_field("id", STRING);
+        let event_type = b.add_text_field("event_type", STRING | FAST);
+        let status = b.add_text_field("status", STRING | FAST);
+        let level = b.add_text_field("level", STRING | FAST);
+        let user_id = b.add_text_field("user_id", STRING | FAST);
+        let request_id = b.add_text_field("request_id", STRING);
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let text = b.add_text_field(
+            "text",
+            TextOptions::default().set_indexing_options(indexing.clone()),
+        );
+        let metadata = b.add_json_field(
+            "metadata",
+            JsonObjectOptions::default().set_indexing_options(indexing),
+        );
+        let duration_ms = b.add_f64_field("duration_ms", FAST);
+        let line = b.add_bytes_field("line", STORED);
+        Fields {
+            schema: b.build(),
+            timestamp,
+            seq,
+            day,
+            id,
+            event_type,
+            status,
+            level,
+            user_id,
+            request_id,
+            text,
+            metadata,
+            duration_ms,
+            line,
+        }
+    }
+
+    /// Loads the field handles of an existing index, checking its schema.
+    pub fn of(index: &Index) -> Result<Fields, String> {
+        let expected = Fields::new();
+        if index.schema() != expected.schema {
+            return Err("the index was built with another schema; run `evlog reindex`".into());
+        }
+        Ok(expected)
+    }
+
+    /// The document of one stored line.
+    pub fn document(&self, rec: &Record, day: NaiveDate, line: &[u8]) -> TantivyDocument {
+        let e = &rec.event;
+        let mut doc = TantivyDocument::new();
+        if let Some(ts) = e.timestamp {
+            doc.add_date(self.timestamp, to_tantivy(ts));
+        }
+        doc.add_u64(self.seq, rec.seq);
+        doc.add_u64(self.day, day_number(day));
+        if let Some(id) = e.id {
+            doc.add_text(self.id, id.to_string());
+        }
+        doc.add_text(self.event_type, e.event_type.as_str());
+        doc.add_text(self.status, e.status.as_str());
+        doc.add_text(self.level, e.level.as_str());
+        doc.add_text(self.user_id, &e.user_id);
+        if let Some(r) = &e.request_id {
+            doc.add_text(self.request_id, r);
+        }
+        doc.add_text(self.text, &e.action_description);
+        if let Some(c) = &e.comments {
+            doc.add_text(self.text, c);
+        }
+        for f in &e.files_changed {
+            doc.add_text(self.text, f);
+        }
+        if let Some(meta @ Value::Object(map)) = &e.metadata {
+            let mut strings = Vec::new();
+            collect_strings(meta, &mut strings);
+            for s in strings {
+                doc.add_text(self.text, s);
+            }
+            doc.add_object(
+                self.metadata,
+                map.iter()
+                    .map(|(k, v)| (k.clone(), v.clone().into()))
+                    .collect(),
+            );
+        }
+        if let Some(d) = e.duration_ms {
+            doc.add_f64(self.duration_ms, d);
+        }
+        doc.add_bytes(self.line, line);
+        doc
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::new()
+    }
+}
+
+fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// Registers the `evlog` tokenizer on an index.
+pub fn register_tokenizer(index: &Index) {
+    index.tokenizers().register(TOKENIZER, analyzer());
+}
+
+/// The `evlog` analyzer: alphanumeric runs, lowercased.
+pub fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(100))
+        .filter(LowerCaser)
+        .build()
+}
+
+/// chrono → tantivy time (microseconds).
+pub fn to_tantivy(ts: chrono::DateTime<chrono::Utc>) -> DateTime {
+    DateTime::from_timestamp_micros(ts.timestamp_micros())
+}
+
+/// Days since 1970-01-01.
+pub fn day_number(day: NaiveDate) -> u64 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid"))
+        .num_days()
+        .max(0) as u64
+}
