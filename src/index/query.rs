@@ -302,19 +302,28 @@ pub fn search(
     let top = TopDocs::with_limit(limit)
         .and_offset(query.offset)
         .order_by(sort);
-    let (total, hits): (usize, Vec<(SortKey, tantivy::DocAddress)>) = match &query.cursor {
-        None => searcher
-            .search(&*base, &(Count, top))
-            .map_err(Error::tantivy)?,
-        Some(c) => {
-            let c = Cursor::decode(c).expect("validated");
-            let total = searcher.search(&*base, &Count).map_err(Error::tantivy)?;
-            let paged =
-                BooleanQuery::new(vec![(Occur::Must, base), (Occur::Must, after_cursor(f, c))]);
-            let hits = searcher.search(&paged, &top).map_err(Error::tantivy)?;
-            (total, hits)
-        }
-    };
+    // `left`: matches after this page, to decide whether there is a next one.
+    let (total, hits, left): (usize, Vec<(SortKey, tantivy::DocAddress)>, usize) =
+        match &query.cursor {
+            None => {
+                let (total, hits) = searcher
+                    .search(&*base, &(Count, top))
+                    .map_err(Error::tantivy)?;
+                let left = total.saturating_sub(query.offset + hits.len());
+                (total, hits, left)
+            }
+            Some(c) => {
+                let c = Cursor::decode(c).expect("validated");
+                let total = searcher.search(&*base, &Count).map_err(Error::tantivy)?;
+                let paged =
+                    BooleanQuery::new(vec![(Occur::Must, base), (Occur::Must, after_cursor(f, c))]);
+                let (after, hits) = searcher
+                    .search(&paged, &(Count, top))
+                    .map_err(Error::tantivy)?;
+                let left = after.saturating_sub(query.offset + hits.len());
+                (total, hits, left)
+            }
+        };
     let mut events = Vec::with_capacity(hits.len());
     for (_, addr) in &hits {
         let doc: TantivyDocument = searcher.doc(*addr).map_err(Error::tantivy)?;
@@ -327,19 +336,13 @@ pub fn search(
         events.push(v);
     }
     let next_cursor = match hits.last() {
-        Some(((Some(ts), Some(seq)), _)) if hits.len() == limit => {
-            let c = Cursor {
+        Some(((Some(ts), Some(seq)), _)) if left > 0 => Some(
+            Cursor {
                 ts: ts.into_timestamp_micros(),
                 seq: *seq,
-            };
-            // Only when something is left after this page.
-            let rest = BooleanQuery::new(vec![
-                (Occur::Must, query.to_tantivy(f, now)),
-                (Occur::Must, after_cursor(f, c)),
-            ]);
-            let left = searcher.search(&rest, &Count).map_err(Error::tantivy)?;
-            (left > 0).then(|| c.encode())
-        }
+            }
+            .encode(),
+        ),
         _ => None,
     };
     let (_, _, day) = query.range(now);
