@@ -93,8 +93,23 @@ impl PrivacyConfig {
     }
 
     fn is_secret(&self, key: &str) -> bool {
-        let k = key.to_ascii_lowercase().replace('-', "_");
-        self.secret_keys.iter().any(|s| k.contains(s.as_str()))
+        // Lower-case (and `-` → `_`) into a stack buffer: no allocation per key.
+        let mut buf = [0u8; 64];
+        if key.len() > buf.len() {
+            let k = key.to_ascii_lowercase().replace('-', "_");
+            return self.secret_keys.iter().any(|s| k.contains(s.as_str()));
+        }
+        let k = &mut buf[..key.len()];
+        for (d, c) in k.iter_mut().zip(key.bytes()) {
+            *d = if c == b'-' {
+                b'_'
+            } else {
+                c.to_ascii_lowercase()
+            };
+        }
+        self.secret_keys
+            .iter()
+            .any(|s| memchr::memmem::find(k, s.as_bytes()).is_some())
     }
 
     fn filter_secrets(&self, v: &mut Value) {

@@ -242,8 +242,9 @@ impl EventLog {
         }
         event._seq = None;
         event._hash = None;
-        let body =
-            serde_json::to_vec(&event).map_err(|e| ValidationError::new("event", e.to_string()))?;
+        let mut body = Vec::with_capacity(512);
+        serde_json::to_writer(&mut body, &event)
+            .map_err(|e| ValidationError::new("event", e.to_string()))?;
         Ok((id, body))
     }
 
