@@ -113,7 +113,7 @@ impl crate::EventLog {
     }
 
     /// Statistics from the index of this log's storage directory.
-    pub fn stats_query(&self, q: &Query) -> Result<StatsResponse, Error> {
+    pub fn stats(&self, q: &Query) -> Result<StatsResponse, Error> {
         let s = self.index_search()?;
         s.reload()?;
         s.stats(q)

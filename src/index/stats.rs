@@ -109,11 +109,17 @@ pub fn stats(
     let by_status = terms("by_status");
     let dur_count = v["dur"]["count"].as_u64().unwrap_or(0);
     let num = |x: &Value| x.as_f64().filter(|f| f.is_finite());
+    // The sketch answers within 1% of a value, which can fall outside the
+    // values themselves (one duration of 0.25 gave a p50 of 0.249): clamp.
+    let (dur_min, dur_max) = (num(&v["dur"]["min"]), num(&v["dur"]["max"]));
     let pct = |p: &str| {
         if dur_count == 0 {
             None
         } else {
-            num(&v["pct"]["values"][p])
+            num(&v["pct"]["values"][p]).map(|x| match (dur_min, dur_max) {
+                (Some(lo), Some(hi)) if lo <= hi => x.clamp(lo, hi),
+                _ => x,
+            })
         }
     };
     let histogram = v["hist"]["buckets"]

@@ -223,8 +223,8 @@ impl EventLog {
         &self.inner.dir
     }
 
-    /// The log's counters.
-    pub fn stats(&self) -> &Stats {
+    /// The log's counters (appended, group commits, write failures, torn tails).
+    pub fn counters(&self) -> &Stats {
         &self.inner.stats
     }
 

@@ -176,7 +176,7 @@ fn torn_tail_is_moved_aside_on_open_and_never_glued() {
         .write_all(torn)
         .unwrap();
     let log = open(dir.path(), clock.clone());
-    assert_eq!(log.stats().torn_tails.load(Ordering::Relaxed), 1);
+    assert_eq!(log.counters().torn_tails.load(Ordering::Relaxed), 1);
     let side = std::fs::read(format!("{}.torn", path.display())).unwrap();
     assert_eq!(side, [&torn[..], b"\n"].concat());
     log.append(ev(1)).unwrap();
@@ -203,7 +203,7 @@ fn torn_tail_left_by_another_process_is_recovered_before_the_next_append() {
     log.append(ev(1)).unwrap();
     assert_eq!(records(&log).len(), 2);
     assert!(log.verify(DayRange::all()).unwrap().ok());
-    assert_eq!(log.stats().torn_tails.load(Ordering::Relaxed), 1);
+    assert_eq!(log.counters().torn_tails.load(Ordering::Relaxed), 1);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn concurrent_appends_share_fsyncs() {
             });
         }
     });
-    let st = log.stats();
+    let st = log.counters();
     assert_eq!(st.appended.load(Ordering::Relaxed), 800);
     assert!(st.group_commits.load(Ordering::Relaxed) <= 800);
     let recs = records(&log);

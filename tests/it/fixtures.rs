@@ -391,7 +391,7 @@ fn opening_over_the_torn_fixture_moves_the_tail_aside() {
     );
     assert_eq!(std::fs::read(store.file(TORN_DAY)).unwrap(), complete);
     assert_eq!(
-        log.stats()
+        log.counters()
             .torn_tails
             .load(std::sync::atomic::Ordering::Relaxed),
         1

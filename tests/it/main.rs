@@ -9,6 +9,14 @@ mod crash;
 /// The committed on-disk format v1 fixtures.
 mod fixtures;
 mod index;
+/// SIGKILLed `evlog index` processes index every line exactly once.
+mod index_crash;
+/// Random appends, clock moves, indexer restarts and queries against a scan.
+mod index_model;
+/// Index regression tests named after what broke.
+mod index_regressions;
+/// Full text by hand-picked cases.
+mod index_text;
 /// Random action sequences against a model of the log.
 mod model;
 /// Several processes appending to one store at once.
