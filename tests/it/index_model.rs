@@ -868,6 +868,29 @@ impl Harness {
         let end = (2 * page).min(want_ids.len());
         let slice = want_ids.get(page..end).unwrap_or_default();
         assert_eq!(ids(&resp.events), slice, "{when}: offset page");
+        assert_eq!(resp.total, want.len() as u64, "{when}: offset page");
+        // Its cursor leads on to the page after it, and exists only if there is one.
+        assert_eq!(
+            resp.next_cursor.is_some(),
+            2 * page < want_ids.len(),
+            "{when}: cursor of the offset page"
+        );
+        if let Some(c) = resp.next_cursor {
+            let next = self
+                .search
+                .query(&Query {
+                    limit: Some(page),
+                    cursor: Some(c),
+                    ..q.clone()
+                })
+                .unwrap();
+            let end = (3 * page).min(want_ids.len());
+            assert_eq!(
+                ids(&next.events),
+                want_ids[2 * page..end],
+                "{when}: the page after the offset page"
+            );
+        }
 
         let st = self.search.stats(q).unwrap();
         check_stats(&st, &want, q, when);
@@ -914,7 +937,7 @@ fn start_time() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn the_index_answers_exactly_what_a_scan_of_the_files_answers(
