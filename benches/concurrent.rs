@@ -1,0 +1,498 @@
+//! Concurrent append throughput against SQLite, and `Appender` enqueue latency,
+//! measured in one run on one disk. A plain `main` (harness = false).
+//!
+//! 1. `evlog`: N threads (default 64) each call `EventLog::append` under
+//!    `Durability::Fsync` in a loop (each waits for its own ack) for a fixed
+//!    time: events/s, plus the ack latency distribution and group sizes.
+//! 2. `sqlite`: N threads (default 64), each with its own connection (WAL,
+//!    `synchronous=FULL`, `busy_timeout`), one autocommit `INSERT` of the
+//!    event's JSON per event, for a fixed time: events/s.
+//! 3. `enqueue`: one thread times every `Appender::append` call separately
+//!    (the event is built before the timer starts) over M events (default
+//!    200,000) with a queue larger than M: p50/p99/p99.9/max.
+//!
+//! Options (`--name value`, or the environment variable `EVLOG_BENCH_<NAME>`):
+//! `--threads 64`, `--secs 5` (evlog), `--sqlite-threads 64`,
+//! `--sqlite-secs 5`, `--enqueue-events 200000`, `--enqueue-warmup 50000`, `--only evlog,sqlite,enqueue`,
+//! `--dir DIR` (default `$EVLOG_BENCH_DIR`, else `/tmp`; must be a real disk).
+//!
+//! Besides the report, it prints one machine-readable line per figure:
+//! `RESULT name=value`.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-bench cargo bench --bench concurrent -- --secs 5`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use evlog::{Appender, Config, Durability, EventLog};
+use uuid::Uuid;
+
+/// Command-line and environment options.
+struct Opts {
+    threads: usize,
+    secs: f64,
+    sqlite_threads: usize,
+    sqlite_secs: f64,
+    enqueue_events: usize,
+    enqueue_warmup: usize,
+    only: Vec<String>,
+    dir: Option<String>,
+}
+
+impl Opts {
+    fn parse() -> Opts {
+        let mut flags: HashMap<String, String> = HashMap::new();
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            // `cargo bench` appends `--bench`; ignore it (and any bare flag).
+            let Some(name) = a.strip_prefix("--") else {
+                continue;
+            };
+            if name == "bench" {
+                continue;
+            }
+            match name.split_once('=') {
+                Some((k, v)) => {
+                    flags.insert(k.to_string(), v.to_string());
+                }
+                None => {
+                    let v = args
+                        .next()
+                        .unwrap_or_else(|| panic!("--{name} wants a value"));
+                    flags.insert(name.to_string(), v);
+                }
+            }
+        }
+        let get = |name: &str| -> Option<String> {
+            flags.get(name).cloned().or_else(|| {
+                let var = format!("EVLOG_BENCH_{}", name.to_uppercase().replace('-', "_"));
+                std::env::var(var).ok().filter(|v| !v.is_empty())
+            })
+        };
+        fn num<T: std::str::FromStr>(v: Option<String>, name: &str, default: T) -> T {
+            match v {
+                Some(s) => s
+                    .parse()
+                    .unwrap_or_else(|_| panic!("--{name}: `{s}` is not a number")),
+                None => default,
+            }
+        }
+        Opts {
+            threads: num(get("threads"), "threads", 64),
+            secs: num(get("secs"), "secs", 5.0),
+            sqlite_threads: num(get("sqlite-threads"), "sqlite-threads", 64),
+            sqlite_secs: num(get("sqlite-secs"), "sqlite-secs", 5.0),
+            enqueue_events: num(get("enqueue-events"), "enqueue-events", 200_000),
+            enqueue_warmup: num(get("enqueue-warmup"), "enqueue-warmup", 50_000),
+            only: get("only")
+                .unwrap_or_else(|| "evlog,sqlite,enqueue".into())
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .collect(),
+            dir: get("dir"),
+        }
+    }
+
+    fn runs(&self, what: &str) -> bool {
+        self.only.iter().any(|o| o == what)
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2}", ns as f64 / 1000.0)
+}
+
+fn result(name: &str, value: impl std::fmt::Display) {
+    println!("RESULT {name}={value}");
+}
+
+/// Runs `threads` workers, started together, each calling `op(&mut state,
+/// thread, i)` until `secs` have passed; each makes its `state` with
+/// `make(thread)` before the clock starts. Returns (events, elapsed, per-op
+/// latencies in ns, sorted).
+fn run_threads<S, M, F>(threads: usize, secs: f64, make: M, op: F) -> (u64, Duration, Vec<u64>)
+where
+    M: Fn(usize) -> S + Send + Sync + 'static,
+    F: Fn(&mut S, usize, u64) + Send + Sync + 'static,
+{
+    let (make, op) = (Arc::new(make), Arc::new(op));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start_line = Arc::new(Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (make, op) = (make.clone(), op.clone());
+            let (stop, start_line) = (stop.clone(), start_line.clone());
+            std::thread::spawn(move || {
+                let mut state = make(t);
+                let mut lat = Vec::with_capacity(1 << 16);
+                start_line.wait();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    op(&mut state, t, i);
+                    lat.push(t0.elapsed().as_nanos() as u64);
+                    i += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    start_line.wait();
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.join().expect("worker panicked"));
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    (all.len() as u64, elapsed, all)
+}
+
+fn bench_evlog(base: &Path, threads: usize, secs: f64) -> f64 {
+    let dir = tempfile::Builder::new()
+        .prefix("evlog-concurrent-")
+        .tempdir_in(base)
+        .expect("temp dir");
+    let log = EventLog::open(Config::new(dir.path()).durability(Durability::Fsync))
+        .expect("opening the log");
+    // Warm-up: creates the day file and its directory entry.
+    for i in 0..100 {
+        log.append(common::event(i)).expect("append");
+    }
+    let commits0 = log.counters().group_commits.load(Ordering::Relaxed);
+    let appended0 = log.counters().appended.load(Ordering::Relaxed);
+
+    let l = log.clone();
+    let noise = Noise::start();
+    let (n, elapsed, lat) = run_threads(
+        threads,
+        secs,
+        move |_| l.clone(),
+        |log: &mut EventLog, t, i| {
+            let e = common::event(((t as u64) << 32) | i);
+            log.append(e).expect("append");
+        },
+    );
+    let commits = log.counters().group_commits.load(Ordering::Relaxed) - commits0;
+    let appended = log.counters().appended.load(Ordering::Relaxed) - appended0;
+    drop(log);
+    let bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("listing the store")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|e| e.metadata().map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let total_lines = appended0 + appended;
+
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "evlog   {threads} threads, EventLog::append, Durability::Fsync, {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!("        events          {n}");
+    println!("        events/s        {rate:.0}");
+    println!(
+        "        group commits   {commits} (mean {:.1} events per fdatasync)",
+        appended as f64 / commits.max(1) as f64
+    );
+    println!(
+        "        stored line     {:.0} bytes on average",
+        bytes as f64 / total_lines.max(1) as f64
+    );
+    println!(
+        "        ack latency us  p50 {}  p99 {}  p99.9 {}  max {}",
+        us(pct(&lat, 50.0)),
+        us(pct(&lat, 99.0)),
+        us(pct(&lat, 99.9)),
+        us(pct(&lat, 100.0))
+    );
+    noise.report("evlog");
+    result("evlog_threads", threads);
+    result("evlog_events", n);
+    result("evlog_events_per_s", format!("{rate:.0}"));
+    result(
+        "evlog_events_per_commit",
+        format!("{:.1}", appended as f64 / commits.max(1) as f64),
+    );
+    result(
+        "evlog_line_bytes",
+        format!("{:.0}", bytes as f64 / total_lines.max(1) as f64),
+    );
+    result("evlog_ack_p50_us", us(pct(&lat, 50.0)));
+    result("evlog_ack_p99_us", us(pct(&lat, 99.0)));
+    rate
+}
+
+fn sqlite_connection(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).expect("opening sqlite");
+    c.busy_timeout(Duration::from_secs(60))
+        .expect("busy_timeout");
+    let mode: String = c
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    c.execute_batch("PRAGMA synchronous=FULL")
+        .expect("synchronous");
+    c
+}
+
+fn bench_sqlite(base: &Path, threads: usize, secs: f64) -> f64 {
+    let dir = tempfile::Builder::new()
+        .prefix("evlog-sqlite-")
+        .tempdir_in(base)
+        .expect("temp dir");
+    let path = dir.path().join("events.db");
+    {
+        let c = sqlite_connection(&path);
+        c.execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body TEXT NOT NULL)",
+        )
+        .expect("create table");
+        let sync: i64 = c
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+    // One connection per thread, opened before the clock starts.
+    let p = path.clone();
+    let noise = Noise::start();
+    let (n, elapsed, lat) = run_threads(
+        threads,
+        secs,
+        move |_| sqlite_connection(&p),
+        |conn: &mut rusqlite::Connection, t, i| {
+            // The same work evlog does on the caller's thread: id, timestamp, JSON.
+            let id = Uuid::now_v7();
+            let e = common::event(((t as u64) << 32) | i)
+                .id(id)
+                .timestamp(Utc::now());
+            let body = serde_json::to_string(&e).expect("json");
+            conn.prepare_cached("INSERT INTO events (id, body) VALUES (?1, ?2)")
+                .expect("prepare")
+                .execute(rusqlite::params![id.to_string(), body])
+                .expect("insert");
+        },
+    );
+    let rows: i64 = sqlite_connection(&path)
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows as u64, n, "every acknowledged insert is in the table");
+
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "sqlite  {threads} threads, own connection each, WAL, synchronous=FULL, busy_timeout 60 s,"
+    );
+    println!(
+        "        one autocommit INSERT (one transaction) per event, {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    println!("        events          {n}");
+    println!("        events/s        {rate:.0}");
+    println!(
+        "        commit latency us  p50 {}  p99 {}  p99.9 {}  max {}",
+        us(pct(&lat, 50.0)),
+        us(pct(&lat, 99.0)),
+        us(pct(&lat, 99.9)),
+        us(pct(&lat, 100.0))
+    );
+    noise.report("sqlite");
+    result("sqlite_threads", threads);
+    result("sqlite_events", n);
+    result("sqlite_events_per_s", format!("{rate:.0}"));
+    result("sqlite_p99_us", us(pct(&lat, 99.0)));
+    rate
+}
+
+fn bench_enqueue(base: &Path, events: usize, warmup: usize) {
+    let dir = tempfile::Builder::new()
+        .prefix("evlog-enqueue-")
+        .tempdir_in(base)
+        .expect("temp dir");
+    let log = EventLog::open(Config::new(dir.path()).durability(Durability::Fsync))
+        .expect("opening the log");
+    log.append(common::event(0)).expect("append");
+    // A queue larger than the run, so that no call takes the drop path.
+    let capacity = events.max(warmup) + 1024;
+    let appender = Appender::with_capacity(log, capacity);
+
+    // Warm-up, untimed: the allocator's free lists, the queue's pages and the
+    // background thread reach the state of a service that has been running.
+    for i in 0..warmup as u64 {
+        appender.append(common::event(i));
+    }
+    appender.flush();
+
+    // The cost of the timer itself, for reference.
+    let mut floor = Vec::with_capacity(10_000);
+    for _ in 0..10_000 {
+        let t0 = Instant::now();
+        floor.push(t0.elapsed().as_nanos() as u64);
+    }
+    floor.sort_unstable();
+
+    let mut lat = Vec::with_capacity(events);
+    let faults0 = minor_faults();
+    let noise = Noise::start();
+    let start = Instant::now();
+    for i in 0..events as u64 {
+        let e = common::event(i);
+        let t0 = Instant::now();
+        let ok = appender.append(e);
+        lat.push(t0.elapsed().as_nanos() as u64);
+        assert!(ok, "enqueue {i} was dropped");
+    }
+    let enqueue_wall = start.elapsed();
+    let faults = minor_faults() - faults0;
+    let drain = Instant::now();
+    let dropped = appender.dropped();
+    appender.shutdown();
+    let drain = drain.elapsed();
+    lat.sort_unstable();
+
+    println!(
+        "enqueue Appender::append over {events} events after {warmup} warm-up (queue {capacity}), Durability::Fsync behind it"
+    );
+    println!(
+        "        latency us  p50 {}  p99 {}  p99.9 {}  max {}   (mean {:.3})",
+        us(pct(&lat, 50.0)),
+        us(pct(&lat, 99.0)),
+        us(pct(&lat, 99.9)),
+        us(pct(&lat, 100.0)),
+        lat.iter().sum::<u64>() as f64 / lat.len().max(1) as f64 / 1000.0
+    );
+    let over = |us: u64| lat.iter().filter(|&&ns| ns > us * 1000).count();
+    println!(
+        "        calls over 1 us: {}, over 5 us: {}, over 50 us: {}; minor page faults in this thread during the loop: {faults}",
+        over(1),
+        over(5),
+        over(50)
+    );
+    println!(
+        "        timer floor us  p50 {}  p99 {}",
+        us(pct(&floor, 50.0)),
+        us(pct(&floor, 99.0))
+    );
+    println!(
+        "        loop {:.3} s (incl. building events), drained {:.3} s after; dropped {dropped}",
+        enqueue_wall.as_secs_f64(),
+        drain.as_secs_f64()
+    );
+    noise.report("enqueue");
+    result("enqueue_events", events);
+    result("enqueue_p50_us", us(pct(&lat, 50.0)));
+    result("enqueue_p99_us", us(pct(&lat, 99.0)));
+    result("enqueue_p999_us", us(pct(&lat, 99.9)));
+    result("enqueue_max_us", us(pct(&lat, 100.0)));
+    result("enqueue_dropped", dropped);
+}
+
+/// CPU time so far, in clock ticks (USER_HZ = 100): (all CPUs busy, this process).
+fn cpu_ticks() -> (u64, u64) {
+    let busy = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            Some(f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<&str> = s[s.rfind(')')? + 2..].split(' ').collect();
+            Some(f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    (busy, own)
+}
+
+/// Reports how much CPU other processes used during a phase: a busy machine
+/// (another build, a test suite) makes every figure here worse.
+struct Noise {
+    start: (u64, u64),
+    t0: Instant,
+}
+
+impl Noise {
+    fn start() -> Noise {
+        Noise {
+            start: cpu_ticks(),
+            t0: Instant::now(),
+        }
+    }
+
+    fn report(&self, phase: &str) {
+        let (busy, own) = cpu_ticks();
+        let other = (busy - self.start.0).saturating_sub(own - self.start.1) as f64 / 100.0;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let pct = 100.0 * other / (self.t0.elapsed().as_secs_f64() * cpus);
+        println!(
+            "        other processes used {other:.2} CPU-s meanwhile ({pct:.0}% of the machine){}",
+            if pct > 10.0 { "  <-- NOISY" } else { "" }
+        );
+        result(&format!("{phase}_other_cpu_pct"), format!("{pct:.0}"));
+    }
+}
+
+/// Minor page faults of the calling thread so far (0 where /proc is missing).
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the `(comm)`: state is field 3, minflt is field 10.
+            let rest = &s[s.rfind(')')? + 2..];
+            rest.split(' ').nth(7)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let opts = Opts::parse();
+    let base = match &opts.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).expect("creating --dir");
+            std::path::PathBuf::from(d)
+        }
+        None => common::bench_base_dir(),
+    };
+    println!("data under {}", base.display());
+    let mut evlog_rate = None;
+    let mut sqlite_rate = None;
+    if opts.runs("evlog") {
+        evlog_rate = Some(bench_evlog(&base, opts.threads, opts.secs));
+    }
+    if opts.runs("sqlite") {
+        sqlite_rate = Some(bench_sqlite(&base, opts.sqlite_threads, opts.sqlite_secs));
+    }
+    if let (Some(e), Some(s)) = (evlog_rate, sqlite_rate) {
+        let ratio = e / s;
+        println!("ratio   evlog / sqlite = {ratio:.1}x");
+        result("evlog_over_sqlite", format!("{ratio:.1}"));
+    }
+    if opts.runs("enqueue") {
+        bench_enqueue(&base, opts.enqueue_events, opts.enqueue_warmup);
+    }
+}
