@@ -135,7 +135,8 @@ pub struct Indexer {
     cfg: IndexConfig,
     index: Index,
     fields: Fields,
-    writer: IndexWriter,
+    /// Always `Some` until drop (taken there to release the lock synchronously).
+    writer: Option<IndexWriter>,
     reader: IndexReader,
     checkpoint: Checkpoint,
     uncommitted: u64,
@@ -172,13 +173,17 @@ impl Indexer {
             cfg,
             index,
             fields,
-            writer,
+            writer: Some(writer),
             reader,
             checkpoint,
             uncommitted: 0,
             dirty: false,
             stats: Arc::new(IndexStats::default()),
         })
+    }
+
+    fn writer(&mut self) -> &mut IndexWriter {
+        self.writer.as_mut().expect("the writer lives until drop")
     }
 
     /// The counters.
@@ -228,8 +233,8 @@ impl Indexer {
             .copied()
             .collect();
         for d in gone {
-            self.writer
-                .delete_term(Term::from_field_u64(self.fields.day, schema::day_number(d)));
+            let term = Term::from_field_u64(self.fields.day, schema::day_number(d));
+            self.writer().delete_term(term);
             self.checkpoint.files.remove(&d);
             self.dirty = true;
             tracing::info!(day = %d, "day file gone: its documents are removed from the index");
@@ -269,7 +274,7 @@ impl Indexer {
             match parse_record(&f.path, no, line) {
                 Ok(rec) => {
                     let doc = self.fields.document(&rec, f.day, line);
-                    self.writer.add_document(doc).map_err(Error::tantivy)?;
+                    self.writer().add_document(doc).map_err(Error::tantivy)?;
                     added += 1;
                 }
                 Err(e) => {
@@ -307,7 +312,7 @@ impl Indexer {
             files: self.checkpoint.files.clone(),
         })
         .expect("checkpoint serializes");
-        let mut prepared = self.writer.prepare_commit().map_err(Error::tantivy)?;
+        let mut prepared = self.writer().prepare_commit().map_err(Error::tantivy)?;
         prepared.set_payload(&payload);
         prepared.commit().map_err(Error::tantivy)?;
         self.reader.reload().map_err(Error::tantivy)?;
@@ -392,8 +397,23 @@ impl Indexer {
     fn finish(mut self) -> Result<(), Error> {
         self.catch_up()?;
         self.commit()?;
-        self.writer.wait_merging_threads().map_err(Error::tantivy)?;
+        if let Some(w) = self.writer.take() {
+            w.wait_merging_threads().map_err(Error::tantivy)?;
+        }
         Ok(())
+    }
+}
+
+impl Drop for Indexer {
+    /// Waits for tantivy's merge threads, so that the writer lock is free
+    /// once the indexer is gone (a new `Indexer::open` right after a drop
+    /// must not find the index locked). Uncommitted documents are discarded.
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take()
+            && let Err(e) = w.wait_merging_threads()
+        {
+            tracing::warn!(error = %e, "index merge threads ended with an error");
+        }
     }
 }
 

@@ -39,7 +39,8 @@ pub const DAY_FILE_MODE: u32 = 0o640;
 struct OpenDay {
     day: NaiveDate,
     path: PathBuf,
-    file: File,
+    /// Shared with the syncer thread, which fsyncs it after the lock is released.
+    file: Arc<File>,
     /// Length after our last write; another writer changed the file if it differs.
     len: u64,
     head: ChainHead,
@@ -139,8 +140,7 @@ impl Writer {
         for body in bodies {
             head = chain::seal(&head, body, &mut buf);
         }
-        let result = cur
-            .file
+        let result = (&*cur.file)
             .write_all(&buf)
             .and_then(|()| if sync { cur.file.sync_data() } else { Ok(()) });
         if let Err(e) = result {
@@ -203,7 +203,7 @@ impl Writer {
             self.current = Some(OpenDay {
                 day: today,
                 path,
-                file,
+                file: Arc::new(file),
                 len: u64::MAX, // forces a re-read of the head below
                 head: ChainHead::GENESIS,
             });
@@ -315,9 +315,74 @@ pub(crate) enum Msg {
 /// Most bytes one group commit gathers before writing.
 const MAX_GROUP_BYTES: usize = 16 << 20;
 
+type Reply = std::sync::mpsc::SyncSender<Result<(), Error>>;
+
+/// Written data waiting for its fdatasync, with the callers to answer after it.
+struct SyncJob {
+    file: Arc<File>,
+    path: PathBuf,
+    replies: Vec<Reply>,
+}
+
+impl Writer {
+    /// The current day file, for the syncer.
+    fn current_file(&self) -> Option<(Arc<File>, PathBuf)> {
+        self.current
+            .as_ref()
+            .map(|c| (c.file.clone(), c.path.clone()))
+    }
+}
+
+/// The syncer: fdatasyncs written batches back to back. Jobs that queue up
+/// while one fdatasync runs share the next one (a second level of group
+/// commit), and the answers go to the acker thread so that waking dozens of
+/// callers never delays the next fdatasync.
+fn run_syncer(
+    rx: Receiver<SyncJob>,
+    acks: std::sync::mpsc::Sender<(Result<(), Error>, Vec<Reply>)>,
+    stats: Arc<Stats>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(j) = rx.try_recv() {
+            jobs.push(j);
+        }
+        // Usually one file; two around midnight.
+        let mut result = Ok(());
+        let mut done: Vec<*const File> = Vec::new();
+        for j in &jobs {
+            let key = Arc::as_ptr(&j.file);
+            if done.contains(&key) {
+                continue;
+            }
+            done.push(key);
+            if let Err(e) = j.file.sync_data() {
+                result = Err(Error::io(&j.path, e));
+            }
+        }
+        let replies: Vec<Reply> = jobs.into_iter().flat_map(|j| j.replies).collect();
+        if result.is_err() {
+            stats
+                .write_failures
+                .fetch_add(replies.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if acks.send((result, replies)).is_err() {
+            return;
+        }
+    }
+}
+
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawning a store thread")
+}
+
 /// The committer loop: gathers every request waiting in the channel into one
-/// write and (under `fsync`) one `fdatasync`, then answers them all. Runs until
-/// every sender is gone, then fsyncs and returns.
+/// locked write, then (under `fsync`) hands the batch to the syncer thread and
+/// goes on to the next batch while the fdatasync runs. Runs until every
+/// sender is gone, then drains the syncer, fsyncs and returns.
 pub(crate) fn run_committer(
     mut w: Writer,
     rx: Receiver<Msg>,
@@ -325,6 +390,20 @@ pub(crate) fn run_committer(
     interval: Duration,
     hooks: Hooks,
 ) {
+    let (sync_tx, sync_rx) = std::sync::mpsc::channel::<SyncJob>();
+    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<(Result<(), Error>, Vec<Reply>)>();
+    let syncer_stats = w.stats.clone();
+    let syncer = spawn_named("evlog-sync", move || {
+        run_syncer(sync_rx, ack_tx, syncer_stats)
+    });
+    let acker = spawn_named("evlog-ack", move || {
+        for (result, replies) in ack_rx {
+            for r in replies {
+                let _ = r.send(result.clone());
+            }
+        }
+    });
+    let fsync_mode = durability == Durability::Fsync;
     let mut last_sync = Instant::now();
     loop {
         let first = if w.dirty && durability == Durability::Batch {
@@ -347,54 +426,75 @@ pub(crate) fn run_committer(
             }
         };
         let mut bodies: Vec<Vec<u8>> = Vec::new();
-        let mut replies = Vec::new();
-        let mut flushes = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut flushes: Vec<Reply> = Vec::new();
         let mut bytes = 0usize;
-        let mut take = |m: Msg, bodies: &mut Vec<Vec<u8>>, bytes: &mut usize| match m {
-            Msg::Append { bodies: b, reply } => {
-                *bytes += b.iter().map(Vec::len).sum::<usize>();
-                let n = b.len();
-                bodies.extend(b);
-                replies.push((n, reply));
-            }
-            Msg::Flush(reply) => flushes.push(reply),
-        };
-        take(first, &mut bodies, &mut bytes);
-        while bytes < MAX_GROUP_BYTES {
-            match rx.try_recv() {
-                Ok(m) => take(m, &mut bodies, &mut bytes),
-                Err(_) => break,
-            }
-        }
-        let sync = durability == Durability::Fsync;
-        let result = if bodies.is_empty() {
-            Ok(())
-        } else {
-            let r = w.write_batch(&bodies, sync);
-            if r.is_ok() {
-                for hook in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                    hook();
+        let mut next = Some(first);
+        while let Some(m) = next {
+            match m {
+                Msg::Append { bodies: b, reply } => {
+                    bytes += b.iter().map(Vec::len).sum::<usize>();
+                    bodies.extend(b);
+                    replies.push(reply);
                 }
-                w.stats
-                    .appended
-                    .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                w.stats
-                    .group_commits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                w.stats
-                    .write_failures
-                    .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                Msg::Flush(reply) => flushes.push(reply),
             }
-            r
-        };
-        if sync && result.is_ok() {
-            last_sync = Instant::now();
+            next = if bytes < MAX_GROUP_BYTES {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
-        for (_, reply) in replies {
-            let _ = reply.send(result.clone());
+        if !bodies.is_empty() {
+            match w.write_batch(&bodies, false) {
+                Ok(()) => {
+                    for hook in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        hook();
+                    }
+                    w.stats
+                        .appended
+                        .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    w.stats
+                        .group_commits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !fsync_mode {
+                        for r in replies.drain(..) {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                }
+                Err(e) => {
+                    w.stats
+                        .write_failures
+                        .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    for r in replies.drain(..) {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
+            }
         }
-        if !flushes.is_empty() {
+        if fsync_mode {
+            // Everything written is queued for the syncer, flushes included:
+            // they are answered after the fdatasync that follows all writes so far.
+            replies.append(&mut flushes);
+            if !replies.is_empty() {
+                match w.current_file() {
+                    Some((file, path)) => {
+                        w.dirty = false;
+                        let _ = sync_tx.send(SyncJob {
+                            file,
+                            path,
+                            replies,
+                        });
+                    }
+                    None => {
+                        for r in replies {
+                            let _ = r.send(Ok(()));
+                        }
+                    }
+                }
+            }
+        } else if !flushes.is_empty() {
             let r = w.sync();
             last_sync = Instant::now();
             for reply in flushes {
@@ -402,6 +502,9 @@ pub(crate) fn run_committer(
             }
         }
     }
+    drop(sync_tx);
+    let _ = syncer.join();
+    let _ = acker.join();
     if let Err(e) = w.sync() {
         tracing::error!(error = %e, "final fsync failed");
     }
