@@ -1,6 +1,6 @@
 //! `evlog append`: one event from flags, or NDJSON from standard input.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
 
@@ -119,8 +119,8 @@ fn event_from_flags(a: &Args) -> Result<Event, ValidationError> {
     Ok(e)
 }
 
-/// Most events gathered into one submission.
-const MAX_CHUNK: usize = 8192;
+/// Bytes read from standard input at a time (cut back to the last newline).
+const BLOCK_BYTES: usize = 1 << 20;
 
 /// One chunk of input lines on its way to the printer.
 struct Chunk {
@@ -129,19 +129,100 @@ struct Chunk {
     pending: Option<Pending>,
 }
 
-/// Pipeline: a parser thread reads, validates and serializes lines and submits
-/// each chunk to the committer without waiting; this thread waits for each
-/// chunk in order and prints its ids. A chunk is cut at MAX_CHUNK events or
-/// whenever no complete line is left in the input buffer (the next read may
-/// block), so a slow producer (a pipe) gets its acknowledgements promptly
-/// while a file is imported in bulk.
+/// Complete lines read from standard input, numbered in input order.
+struct Block {
+    no: u64,
+    first_line: u64,
+    data: Vec<u8>,
+}
+
+/// A block after parsing, validation and serialization.
+struct Parsed {
+    no: u64,
+    ids: Vec<Uuid>,
+    bodies: Vec<Vec<u8>>,
+    rejects: Vec<(u64, String)>,
+}
+
+/// Pipeline: a reader thread cuts standard input into blocks of complete
+/// lines; one parser per core validates and serializes blocks; a sequencer
+/// puts them back in input order and submits each to the committer without
+/// waiting; this thread waits for each chunk in order and prints its ids. A
+/// block is whatever one `read` returned (up to 1 MiB), so a slow producer
+/// (a pipe) gets its acknowledgements promptly while a file is imported in
+/// bulk on every core.
 fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
     let log = ctx.open_log()?;
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8);
+    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers * 2);
+    let block_rx = std::sync::Arc::new(std::sync::Mutex::new(block_rx));
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
     let (tx, rx) = mpsc::sync_channel::<anyhow::Result<Chunk>>(16);
-    let parser_log = log.clone();
-    let parser = std::thread::Builder::new()
-        .name("evlog-parse".into())
-        .spawn(move || parse_stdin(&parser_log, &tx))?;
+
+    let reader_err = tx.clone();
+    let reader = std::thread::Builder::new()
+        .name("evlog-read".into())
+        .spawn(move || {
+            if let Err(e) = read_blocks(&block_tx) {
+                let _ = reader_err.send(Err(anyhow::anyhow!("reading standard input: {e}")));
+            }
+        })?;
+    let mut parsers = Vec::new();
+    for i in 0..workers {
+        let rx = block_rx.clone();
+        let out = parsed_tx.clone();
+        let log = log.clone();
+        parsers.push(
+            std::thread::Builder::new()
+                .name(format!("evlog-parse-{i}"))
+                .spawn(move || {
+                    loop {
+                        let block = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                            Ok(b) => b,
+                            Err(_) => return,
+                        };
+                        if out.send(parse_block(&log, block)).is_err() {
+                            return;
+                        }
+                    }
+                })?,
+        );
+    }
+    drop(parsed_tx);
+    let seq_log = log.clone();
+    let sequencer = std::thread::Builder::new()
+        .name("evlog-submit".into())
+        .spawn(move || {
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0u64;
+            for p in parsed_rx {
+                waiting.insert(p.no, p);
+                while let Some(p) = waiting.remove(&next) {
+                    next += 1;
+                    let pending = if p.bodies.is_empty() {
+                        None
+                    } else {
+                        match seq_log.submit_async(p.bodies) {
+                            Ok(pending) => Some(pending),
+                            Err(e) => {
+                                let _ = tx.send(Err(e.into()));
+                                return;
+                            }
+                        }
+                    };
+                    let chunk = Chunk {
+                        ids: p.ids,
+                        rejects: p.rejects,
+                        pending,
+                    };
+                    if tx.send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
 
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
@@ -173,11 +254,16 @@ fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
             appended += chunk.ids.len() as u64;
         }
     }
-    drop(log);
-    let _ = parser.join();
     if let Some(e) = failure {
+        // The reader may be blocked on standard input: do not wait for it.
         return Err(e);
     }
+    let _ = reader.join();
+    for p in parsers {
+        let _ = p.join();
+    }
+    let _ = sequencer.join();
+    drop(log);
     eprintln!("appended {appended} event(s), rejected {rejected}");
     Ok(if rejected > 0 {
         ExitCode::from(EXIT_PROBLEM)
@@ -186,66 +272,78 @@ fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn parse_stdin(log: &EventLog, tx: &mpsc::SyncSender<anyhow::Result<Chunk>>) {
+/// Reads standard input into blocks of complete lines. Each `read` that
+/// ends a line yields a block, so a pipe's lines are passed on as they come.
+fn read_blocks(tx: &mpsc::SyncSender<Block>) -> io::Result<()> {
     let stdin = io::stdin();
-    let mut input = io::BufReader::with_capacity(1 << 20, stdin.lock());
-    let mut line = Vec::with_capacity(1024);
-    let mut line_no = 0u64;
-    let new_chunk = || Chunk {
-        ids: Vec::new(),
-        rejects: Vec::new(),
-        pending: None,
-    };
-    let mut chunk = new_chunk();
-    let mut bodies = Vec::new();
+    let mut input = stdin.lock();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut no = 0u64;
+    let mut next_line = 1u64;
     loop {
-        line.clear();
-        let n = match input.read_until(b'\n', &mut line) {
+        let start = carry.len();
+        carry.resize(start + BLOCK_BYTES, 0);
+        let n = match input.read(&mut carry[start..]) {
             Ok(n) => n,
-            Err(e) => {
-                let _ = tx.send(Err(anyhow::anyhow!("reading standard input: {e}")));
-                return;
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                carry.truncate(start);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        carry.truncate(start + n);
+        let eof = n == 0;
+        let cut = if eof {
+            carry.len()
+        } else {
+            match memchr::memrchr(b'\n', &carry[start..]) {
+                Some(i) => start + i + 1,
+                None => continue,
             }
         };
-        let eof = n == 0;
-        if !eof {
-            line_no += 1;
-            let text = line.trim_ascii();
-            if !text.is_empty() {
-                match Event::from_json(text).and_then(|e| log.prepare(e)) {
-                    Ok((id, body)) => {
-                        chunk.ids.push(id);
-                        bodies.push(body);
-                    }
-                    Err(e) => chunk.rejects.push((line_no, e.to_string())),
-                }
-            }
-        }
-        // About to block on a read (no complete line buffered): cut the
-        // chunk now so a slow producer gets its acknowledgements promptly.
-        let idle = memchr::memchr(b'\n', input.buffer()).is_none();
-        if eof
-            || chunk.ids.len() >= MAX_CHUNK
-            || (idle && (!bodies.is_empty() || !chunk.rejects.is_empty()))
-        {
-            if !bodies.is_empty() {
-                match log.submit_async(std::mem::take(&mut bodies)) {
-                    Ok(p) => chunk.pending = Some(p),
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into()));
-                        return;
-                    }
-                }
-            }
-            if tx
-                .send(Ok(std::mem::replace(&mut chunk, new_chunk())))
-                .is_err()
-            {
-                return;
+        if cut > 0 {
+            let rest = carry.split_off(cut);
+            let data = std::mem::replace(&mut carry, rest);
+            let lines = memchr::memchr_iter(b'\n', &data).count() as u64
+                + u64::from(data.last() != Some(&b'\n'));
+            let block = Block {
+                no,
+                first_line: next_line,
+                data,
+            };
+            no += 1;
+            next_line += lines;
+            if tx.send(block).is_err() {
+                return Ok(());
             }
         }
         if eof {
-            return;
+            return Ok(());
         }
     }
+}
+
+fn parse_block(log: &EventLog, block: Block) -> Parsed {
+    let mut parsed = Parsed {
+        no: block.no,
+        ids: Vec::new(),
+        bodies: Vec::new(),
+        rejects: Vec::new(),
+    };
+    for (i, line) in block.data.split(|b| *b == b'\n').enumerate() {
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        match Event::from_json(text).and_then(|e| log.prepare(e)) {
+            Ok((id, body)) => {
+                parsed.ids.push(id);
+                parsed.bodies.push(body);
+            }
+            Err(e) => parsed
+                .rejects
+                .push((block.first_line + i as u64, e.to_string())),
+        }
+    }
+    parsed
 }

@@ -74,20 +74,49 @@ impl Default for PrivacyConfig {
 }
 
 impl PrivacyConfig {
+    /// Prepares the filters for repeated use (the store does this once at open).
+    pub fn compile(&self) -> Privacy {
+        Privacy {
+            finders: self
+                .secret_keys
+                .iter()
+                .map(|k| {
+                    memchr::memmem::Finder::new(k.to_ascii_lowercase().replace('-', "_").as_bytes())
+                        .into_owned()
+                })
+                .collect(),
+            cfg: self.clone(),
+        }
+    }
+
     /// Applies every enabled filter to `event` in place.
     pub fn apply(&self, event: &mut Event) {
-        if self.secrets != SecretMode::Off
+        self.compile().apply(event)
+    }
+}
+
+/// [`PrivacyConfig`] ready to apply: the secret-key searchers are built once.
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    cfg: PrivacyConfig,
+    finders: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl Privacy {
+    /// Applies every enabled filter to `event` in place.
+    pub fn apply(&self, event: &mut Event) {
+        if self.cfg.secrets != SecretMode::Off
             && let Some(meta) = event.metadata.as_mut()
         {
             self.filter_secrets(meta);
         }
-        if self.truncate_ip
+        if self.cfg.truncate_ip
             && let Some(ip) = event.source_ip.as_mut()
             && let Ok(addr) = ip.parse::<IpAddr>()
         {
             *ip = truncate_ip(addr).to_string();
         }
-        if let Some(key) = &self.user_id_hash_key {
+        if let Some(key) = &self.cfg.user_id_hash_key {
             event.user_id = hash_user_id(key, &event.user_id);
         }
     }
@@ -97,7 +126,7 @@ impl PrivacyConfig {
         let mut buf = [0u8; 64];
         if key.len() > buf.len() {
             let k = key.to_ascii_lowercase().replace('-', "_");
-            return self.secret_keys.iter().any(|s| k.contains(s.as_str()));
+            return self.finders.iter().any(|f| f.find(k.as_bytes()).is_some());
         }
         let k = &mut buf[..key.len()];
         for (d, c) in k.iter_mut().zip(key.bytes()) {
@@ -107,15 +136,13 @@ impl PrivacyConfig {
                 c.to_ascii_lowercase()
             };
         }
-        self.secret_keys
-            .iter()
-            .any(|s| memchr::memmem::find(k, s.as_bytes()).is_some())
+        self.finders.iter().any(|f| f.find(k).is_some())
     }
 
     fn filter_secrets(&self, v: &mut Value) {
         match v {
             Value::Object(map) => {
-                if self.secrets == SecretMode::Drop {
+                if self.cfg.secrets == SecretMode::Drop {
                     map.retain(|k, _| !self.is_secret(k));
                 }
                 for (k, val) in map.iter_mut() {

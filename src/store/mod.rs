@@ -142,7 +142,7 @@ pub struct Stats {
 
 struct Inner {
     dir: PathBuf,
-    privacy: PrivacyConfig,
+    privacy: crate::event::privacy::Privacy,
     clock: Arc<dyn Clock>,
     tx: Option<SyncSender<writer::Msg>>,
     committer: Option<JoinHandle<()>>,
@@ -207,7 +207,7 @@ impl EventLog {
         Ok(EventLog {
             inner: Arc::new(Inner {
                 dir,
-                privacy: config.privacy,
+                privacy: config.privacy.compile(),
                 clock: config.clock,
                 tx: Some(tx),
                 committer: Some(committer),
