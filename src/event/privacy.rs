@@ -76,15 +76,20 @@ impl Default for PrivacyConfig {
 impl PrivacyConfig {
     /// Prepares the filters for repeated use (the store does this once at open).
     pub fn compile(&self) -> Privacy {
+        // One automaton for every pattern, case-insensitive; `-` and `_` are
+        // interchangeable in key names (`X-Api-Key` is `api_key`).
+        let mut patterns: Vec<String> = Vec::new();
+        for k in &self.secret_keys {
+            let k = k.to_ascii_lowercase();
+            patterns.push(k.replace('-', "_"));
+            patterns.push(k.replace('_', "-"));
+        }
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&patterns)
+            .expect("secret key patterns are plain strings");
         Privacy {
-            finders: self
-                .secret_keys
-                .iter()
-                .map(|k| {
-                    memchr::memmem::Finder::new(k.to_ascii_lowercase().replace('-', "_").as_bytes())
-                        .into_owned()
-                })
-                .collect(),
+            matcher,
             cfg: self.clone(),
         }
     }
@@ -99,7 +104,7 @@ impl PrivacyConfig {
 #[derive(Debug, Clone)]
 pub struct Privacy {
     cfg: PrivacyConfig,
-    finders: Vec<memchr::memmem::Finder<'static>>,
+    matcher: aho_corasick::AhoCorasick,
 }
 
 impl Privacy {
@@ -122,21 +127,7 @@ impl Privacy {
     }
 
     fn is_secret(&self, key: &str) -> bool {
-        // Lower-case (and `-` → `_`) into a stack buffer: no allocation per key.
-        let mut buf = [0u8; 64];
-        if key.len() > buf.len() {
-            let k = key.to_ascii_lowercase().replace('-', "_");
-            return self.finders.iter().any(|f| f.find(k.as_bytes()).is_some());
-        }
-        let k = &mut buf[..key.len()];
-        for (d, c) in k.iter_mut().zip(key.bytes()) {
-            *d = if c == b'-' {
-                b'_'
-            } else {
-                c.to_ascii_lowercase()
-            };
-        }
-        self.finders.iter().any(|f| f.find(k).is_some())
+        self.matcher.is_match(key)
     }
 
     fn filter_secrets(&self, v: &mut Value) {
