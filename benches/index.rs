@@ -32,11 +32,11 @@
 //! scan of the files; auto = when ≤ 1,000,000 query events),
 //! `--query-store DIR` (build the 10M store there once and reuse it on later
 //! runs; never deleted), `--kinds a,b` (only the query kinds whose name
-//! contains one of these), `--only throughput,lag,queries` (default; two
-//! diagnostics can be added: `explain`, which splits the time of each query
-//! kind and of the statistics on the query store, and `ablation`, which
-//! indexes the throughput events with variants of the schema),
+//! contains one of these), `--only throughput,lag,queries` (default),
 //! `--dir DIR` (default `$EVLOG_BENCH_DIR`, else `/tmp`; a real disk).
+//!
+//! With `EVLOG_BENCH_SLOWEST=1` the queries phase also prints the five
+//! slowest runs of each kind with their parameters.
 //!
 //! Besides the report it prints `RESULT name=value` lines, and one
 //! `TARGET|label|measured|goal|PASS or FAIL|other load` line per target.
@@ -1513,10 +1513,15 @@ fn brute_match(rec: &Record, q: &Query, now: DateTime<Utc>) -> bool {
         return false;
     }
     if let Some(text) = &q.q {
-        let values: Vec<Vec<String>> = text_values(e).iter().map(|s| tokens(s)).collect();
+        // Bare pieces only (the query kinds have no quotes): a run of tokens
+        // within one word of a value.
+        let words: Vec<Vec<String>> = text_values(e)
+            .iter()
+            .flat_map(|s| s.split_whitespace().map(tokens).collect::<Vec<_>>())
+            .collect();
         for piece in text.split_whitespace() {
             let want = tokens(piece);
-            if !values
+            if !words
                 .iter()
                 .any(|v| v.windows(want.len()).any(|w| w == want.as_slice()))
             {
@@ -1625,6 +1630,26 @@ fn bench_queries(base: &Path, o: &Opts) {
         .iter()
         .map(|f| f.day)
         .collect();
+    // A serving index is read all day and stays in the page cache; a freshly
+    // built or reused one may be partly evicted. Read it once, so that the
+    // figures are those of the steady state and not of disk reads.
+    let t0 = Instant::now();
+    let mut warm = 0u64;
+    for e in std::fs::read_dir(store.join(INDEX_DIR)).expect("index dir") {
+        let p = e.expect("entry").path();
+        if p.is_file() {
+            warm += std::io::copy(
+                &mut std::fs::File::open(&p).expect("open index file"),
+                &mut std::io::sink(),
+            )
+            .expect("read index file");
+        }
+    }
+    println!(
+        "        page cache warmed: read {:.2} GB of index files in {:.1} s",
+        warm as f64 / 1e9,
+        t0.elapsed().as_secs_f64()
+    );
     let search = IndexSearch::open(&store).expect("IndexSearch::open");
     assert_eq!(search.num_docs(), o.query_events);
     // Request ids to look up: every `step`-th line of the store that has one.
@@ -1700,13 +1725,25 @@ fn bench_queries(base: &Path, o: &Opts) {
         let noise = Noise::start();
         let t0 = Instant::now();
         let mut lat = Vec::with_capacity(o.runs);
+        let mut slowest: Vec<(Duration, usize)> = Vec::new();
         let mut totals = 0u64;
         for k in 0..o.runs {
             let (d, total) = run(k);
             lat.push(d);
+            slowest.push((d, k));
             totals += total;
             if t0.elapsed().as_secs_f64() > o.max_secs {
                 break;
+            }
+        }
+        if std::env::var_os("EVLOG_BENCH_SLOWEST").is_some() {
+            slowest.sort_unstable_by(|a, b| b.cmp(a));
+            for (d, k) in slowest.iter().take(5) {
+                println!(
+                    "          slow run {k}: {:.2} ms, {:?}",
+                    ms(*d),
+                    (kind.make)(*k)
+                );
             }
         }
         // Below 2 s the tick counters are too coarse: the phase's share is used.
@@ -1762,679 +1799,6 @@ fn bench_queries(base: &Path, o: &Opts) {
     }
 }
 
-// ---------------------------------------------------------------- 4. explain (diagnostics)
-
-/// The filters of `q` as tantivy queries, without the time range (mirrors
-/// `Query::to_tantivy` for the filters the query kinds use), and the range.
-type Parts = (
-    Vec<Box<dyn tantivy::query::Query>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-);
-
-fn tantivy_parts(f: &Fields, q: &Query, now: DateTime<Utc>) -> Parts {
-    use tantivy::Term;
-    use tantivy::query::{BooleanQuery, Occur, PhraseQuery, TermQuery};
-    use tantivy::schema::IndexRecordOption;
-    let term = |field, v: &str| -> Box<dyn tantivy::query::Query> {
-        Box::new(TermQuery::new(
-            Term::from_field_text(field, v),
-            IndexRecordOption::Basic,
-        ))
-    };
-    let mut must: Vec<Box<dyn tantivy::query::Query>> = Vec::new();
-    if !q.event_types.is_empty() {
-        must.push(Box::new(BooleanQuery::new(
-            q.event_types
-                .iter()
-                .map(|t| (Occur::Should, term(f.event_type, t)))
-                .collect(),
-        )));
-    }
-    if let Some(s) = q.status {
-        must.push(term(f.status, s.as_str()));
-    }
-    if let Some(u) = &q.user_id {
-        must.push(term(f.user_id, u));
-    }
-    if let Some(r) = &q.request_id {
-        must.push(term(f.request_id, r));
-    }
-    if let Some(text) = &q.q {
-        for piece in text.split_whitespace() {
-            let t: Vec<Term> = tokens(piece)
-                .iter()
-                .map(|t| Term::from_field_text(f.text, t))
-                .collect();
-            match t.len() {
-                0 => {}
-                1 => must.push(Box::new(TermQuery::new(
-                    t[0].clone(),
-                    IndexRecordOption::Basic,
-                ))),
-                _ => must.push(Box::new(PhraseQuery::new(t))),
-            }
-        }
-    }
-    let (from, to, _) = q.range(now);
-    (must, from, to)
-}
-
-fn with_range(
-    f: &Fields,
-    parts: &[Box<dyn tantivy::query::Query>],
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> Box<dyn tantivy::query::Query> {
-    use std::ops::Bound;
-    use tantivy::Term;
-    use tantivy::query::{BooleanQuery, Occur, RangeQuery};
-    let mut must: Vec<(Occur, Box<dyn tantivy::query::Query>)> =
-        parts.iter().map(|p| (Occur::Must, p.box_clone())).collect();
-    if from.is_some() || to.is_some() {
-        let b = |t: DateTime<Utc>| Term::from_field_date(f.timestamp, schema::to_tantivy(t));
-        must.push((
-            Occur::Must,
-            Box::new(RangeQuery::new(
-                from.map_or(Bound::Unbounded, |t| Bound::Included(b(t))),
-                to.map_or(Bound::Unbounded, |t| Bound::Excluded(b(t))),
-            )),
-        ));
-    }
-    Box::new(BooleanQuery::new(must))
-}
-
-type TopHits = Vec<(
-    (Option<tantivy::DateTime>, Option<u64>),
-    tantivy::DocAddress,
-)>;
-
-fn top_collector(limit: usize) -> impl tantivy::collector::Collector<Fruit = TopHits> {
-    use tantivy::Order;
-    use tantivy::collector::TopDocs;
-    use tantivy::collector::sort_key::SortByStaticFastValue;
-    TopDocs::with_limit(limit).order_by((
-        (
-            SortByStaticFastValue::<tantivy::DateTime>::for_field("timestamp"),
-            Order::Desc,
-        ),
-        (SortByStaticFastValue::<u64>::for_field("seq"), Order::Desc),
-    ))
-}
-
-/// The proposal for newest-first paging: top-k over the newest window of the
-/// range first (1 h), widening ×4 until `limit` hits are found or the range
-/// is exhausted. Returns the hits found.
-fn windowed_top(
-    searcher: &tantivy::Searcher,
-    f: &Fields,
-    parts: &Parts,
-    limit: usize,
-    oldest: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> usize {
-    let (filters, from, to) = parts;
-    let lo = from.unwrap_or(oldest).max(oldest);
-    let mut hi = to.unwrap_or(now);
-    let mut width = chrono::Duration::hours(1);
-    let mut found = 0;
-    while found < limit && hi > lo {
-        let start = (hi - width).max(lo);
-        let q = with_range(f, filters, Some(start), Some(hi));
-        found += searcher
-            .search(&*q, &top_collector(limit - found))
-            .expect("search")
-            .len();
-        hi = start;
-        width = width * 4;
-    }
-    found
-}
-
-fn summarize(v: &mut [Duration]) -> String {
-    v.sort_unstable();
-    format!("{:>7.2} {:>7.2}", ms(pct(v, 50.0)), ms(pct(v, 99.0)))
-}
-
-fn bench_explain(base: &Path, o: &Opts) {
-    use tantivy::collector::Count;
-    use tantivy::schema::Value as _;
-    let days = past_days(o.query_days);
-    println!(
-        "explain  where the query time goes ({} events)",
-        o.query_events
-    );
-    let (store, _tmp) = query_store(base, o, &days);
-    let days: Vec<NaiveDate> = day::list(&store, DayRange::all())
-        .expect("list")
-        .iter()
-        .map(|f| f.day)
-        .collect();
-    let (index, f) = evlog::index::indexer::open_index(&store.join(INDEX_DIR)).expect("open index");
-    let reader = index
-        .reader_builder()
-        .reload_policy(tantivy::ReloadPolicy::Manual)
-        .try_into()
-        .expect("reader");
-    let searcher: tantivy::Searcher = tantivy::IndexReader::searcher(&reader);
-    let sizes: Vec<u32> = searcher
-        .segment_readers()
-        .iter()
-        .map(|s| s.num_docs())
-        .collect();
-    println!("        {} segments: {:?} docs", sizes.len(), sizes);
-    let search = IndexSearch::open(&store).expect("IndexSearch::open");
-    let exec2 = tantivy::Executor::multi_thread(2, "bench-search-").expect("executor");
-    let now = Utc::now();
-    let oldest = midnight(days[0]);
-    let runs = o.runs.min(100);
-    let mut request_ids = Vec::new();
-    {
-        let mut buf = Vec::new();
-        let f0 = &day::list(&store, DayRange::all()).expect("list")[0];
-        let mut r = LineReader::open(f0).expect("open");
-        while let Some((no, line)) = r.next_line(&mut buf).expect("read") {
-            if no % 997 == 0 {
-                request_ids.extend(
-                    parse_record(&f0.path, no, line)
-                        .expect("parse")
-                        .event
-                        .request_id,
-                );
-            }
-            if request_ids.len() >= 64 {
-                break;
-            }
-        }
-    }
-    let mut kinds = kinds(&days, request_ids);
-    kinds.retain(|k| matches!(k.class, Class::Filter | Class::Text));
-    if let Some(want) = &o.kinds {
-        kinds.retain(|k| want.iter().any(|w| k.name.contains(w.as_str())));
-    }
-    println!(
-        "        p50 / p99 ms over {runs} runs each, same parameters as the queries phase; \
-         count = Count alone; top = TopDocs(100) by (timestamp, seq) desc alone; \
-         both = (Count, TopDocs) as evlog runs it; fetch = load + parse the 100 stored lines; \
-         evlog = IndexSearch::query (2nd pass over the same parameters); \
-         both×2 = both on a 2-thread executor; windowed = count + top-k over the newest 1 h, widened ×4"
-    );
-    println!(
-        "        {:<32} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
-        "kind",
-        "count",
-        "top",
-        "both",
-        "fetch",
-        "evlog 1st pass",
-        "evlog 2nd",
-        "both×2",
-        "windowed"
-    );
-    for kind in &kinds {
-        let mut t: [Vec<Duration>; 8] = Default::default();
-        // First pass through evlog over these parameters (cold pages).
-        for k in 0..runs {
-            let q = (kind.make)(k);
-            let t0 = Instant::now();
-            std::hint::black_box(search.query(&q).expect("query"));
-            t[4].push(t0.elapsed());
-        }
-        for k in 0..runs {
-            let q = (kind.make)(k);
-            let parts = tantivy_parts(&f, &q, now);
-            let tq = with_range(&f, &parts.0, parts.1, parts.2);
-            let t0 = Instant::now();
-            let n = searcher.search(&*tq, &Count).expect("count");
-            t[0].push(t0.elapsed());
-            let t0 = Instant::now();
-            let hits = searcher.search(&*tq, &top_collector(100)).expect("top");
-            t[1].push(t0.elapsed());
-            let t0 = Instant::now();
-            let (n2, _) = searcher
-                .search(&*tq, &(Count, top_collector(100)))
-                .expect("both");
-            t[2].push(t0.elapsed());
-            assert_eq!(n, n2);
-            let t0 = Instant::now();
-            for (_, addr) in &hits {
-                let d: tantivy::TantivyDocument = searcher.doc(*addr).expect("doc");
-                let line = d
-                    .get_first(f.line)
-                    .and_then(|v| v.as_bytes())
-                    .unwrap_or_default();
-                std::hint::black_box(serde_json::from_slice::<Value>(line).expect("json"));
-            }
-            t[3].push(t0.elapsed());
-            let t0 = Instant::now();
-            let r = search.query(&q).expect("query");
-            t[5].push(t0.elapsed());
-            assert_eq!(
-                r.total, n as u64,
-                "{}: the replicated query counts like evlog",
-                kind.name
-            );
-            let t0 = Instant::now();
-            std::hint::black_box(
-                searcher
-                    .search_with_executor(
-                        &*tq,
-                        &(Count, top_collector(100)),
-                        &exec2,
-                        tantivy::query::EnableScoring::disabled_from_searcher(&searcher),
-                    )
-                    .expect("both x2"),
-            );
-            t[6].push(t0.elapsed());
-            let t0 = Instant::now();
-            let c = searcher.search(&*tq, &Count).expect("count");
-            let w = windowed_top(&searcher, &f, &parts, 100, oldest, now);
-            t[7].push(t0.elapsed());
-            assert_eq!(
-                w,
-                c.min(100),
-                "{}: windowed top-k finds the same number",
-                kind.name
-            );
-        }
-        let cols: Vec<String> = t.iter_mut().map(|v| summarize(v)).collect();
-        println!(
-            "        {:<32} {}",
-            kind.name,
-            cols.iter().map(|c| format!("{c:>15}")).collect::<String>()
-        );
-    }
-
-    // Statistics: each aggregation alone, then all of them, over all events.
-    use tantivy::aggregation::agg_req::Aggregations;
-    use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
-    let aggs: Vec<(&str, Value)> = vec![
-        (
-            "terms event_type",
-            json!({"a": {"terms": {"field": "event_type", "size": 10000}}}),
-        ),
-        (
-            "terms status",
-            json!({"a": {"terms": {"field": "status", "size": 16}}}),
-        ),
-        (
-            "terms level",
-            json!({"a": {"terms": {"field": "level", "size": 16}}}),
-        ),
-        (
-            "cardinality user_id",
-            json!({"a": {"cardinality": {"field": "user_id"}}}),
-        ),
-        (
-            "stats duration_ms",
-            json!({"a": {"stats": {"field": "duration_ms"}}}),
-        ),
-        (
-            "percentiles duration_ms",
-            json!({"a": {"percentiles": {"field": "duration_ms", "percents": [50.0, 95.0, 99.0], "keyed": true}}}),
-        ),
-        (
-            "date_histogram 1d",
-            json!({"a": {"date_histogram": {"field": "timestamp", "fixed_interval": "1d"}}}),
-        ),
-    ];
-    let all: serde_json::Map<String, Value> = aggs
-        .iter()
-        .enumerate()
-        .map(|(i, (_, v))| (format!("a{i}"), v["a"].clone()))
-        .collect();
-    let mut cases: Vec<(String, Value)> = aggs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
-        .collect();
-    cases.push(("all 7 (as evlog stats)".into(), Value::Object(all)));
-    let all_time_q = with_range(&f, &[], all_time(), None);
-    let stats_runs = 10;
-    println!(
-        "        statistics over all {} events, p50 ms of {stats_runs} runs: \
-         filter = evlog's range [2000-01-01, ∞); all = AllQuery; ×2 = 2-thread executor",
-        searcher.num_docs()
-    );
-    let time = |q: &dyn tantivy::query::Query, agg: &Value, exec: Option<&tantivy::Executor>| {
-        let mut v = Vec::new();
-        for _ in 0..stats_runs {
-            let req: Aggregations = serde_json::from_value(agg.clone()).expect("agg");
-            let c = AggregationCollector::from_aggs(
-                req,
-                AggContextParams::new(
-                    AggregationLimitsGuard::default(),
-                    searcher.index().tokenizers().clone(),
-                ),
-            );
-            let t0 = Instant::now();
-            match exec {
-                None => {
-                    std::hint::black_box(searcher.search(q, &c).expect("agg"));
-                }
-                Some(e) => {
-                    std::hint::black_box(
-                        searcher
-                            .search_with_executor(
-                                q,
-                                &c,
-                                e,
-                                tantivy::query::EnableScoring::disabled_from_searcher(&searcher),
-                            )
-                            .expect("agg"),
-                    );
-                }
-            }
-            v.push(t0.elapsed());
-        }
-        v.sort_unstable();
-        ms(pct(&v, 50.0))
-    };
-    let count_time = |q: &dyn tantivy::query::Query| {
-        let mut v: Vec<Duration> = (0..stats_runs)
-            .map(|_| {
-                let t0 = Instant::now();
-                std::hint::black_box(searcher.search(q, &Count).expect("count"));
-                t0.elapsed()
-            })
-            .collect();
-        v.sort_unstable();
-        ms(pct(&v, 50.0))
-    };
-    println!(
-        "        {:<28} {:>9} {:>9} {:>9}",
-        "aggregation", "filter", "all", "filter ×2"
-    );
-    println!(
-        "        {:<28} {:>9.1} {:>9.1} {:>9}",
-        "Count only",
-        count_time(&*all_time_q),
-        count_time(&tantivy::query::AllQuery),
-        "-"
-    );
-    for (name, agg) in &cases {
-        println!(
-            "        {:<28} {:>9.1} {:>9.1} {:>9.1}",
-            name,
-            time(&*all_time_q, agg, None),
-            time(&tantivy::query::AllQuery, agg, None),
-            time(&*all_time_q, agg, Some(&exec2))
-        );
-    }
-    let mut v = Vec::new();
-    for _ in 0..stats_runs {
-        let t0 = Instant::now();
-        std::hint::black_box(
-            search
-                .stats(&Query {
-                    start: all_time(),
-                    ..Default::default()
-                })
-                .expect("stats"),
-        );
-        v.push(t0.elapsed());
-    }
-    v.sort_unstable();
-    println!(
-        "        evlog IndexSearch::stats (same)  {:>9.1}",
-        ms(pct(&v, 50.0))
-    );
-}
-
-// ---------------------------------------------------------------- 5. ablation (diagnostics)
-
-/// A variation of the evlog schema, to see what each part costs to index.
-#[derive(Clone, Copy)]
-struct Variant {
-    name: &'static str,
-    /// `line` stored.
-    line: bool,
-    /// Positions on `text`.
-    text_positions: bool,
-    /// The `metadata` JSON field (with positions, or without).
-    meta_json: Option<bool>,
-    /// Metadata string values also added to `text`.
-    meta_in_text: bool,
-    /// `id` and `request_id` indexed.
-    ids: bool,
-    /// `timestamp` and `seq` in the inverted index (they are fast fields either way).
-    ts_seq_indexed: bool,
-    /// `event_type`, `status`, `level`, `user_id` as fast fields.
-    str_fast: bool,
-}
-
-const BASELINE: Variant = Variant {
-    name: "evlog schema (baseline)",
-    line: true,
-    text_positions: true,
-    meta_json: Some(true),
-    meta_in_text: true,
-    ids: true,
-    ts_seq_indexed: true,
-    str_fast: true,
-};
-
-fn variant_schema(v: &Variant) -> tantivy::schema::Schema {
-    use tantivy::schema::*;
-    let mut b = Schema::builder();
-    let mut ts = DateOptions::default()
-        .set_fast()
-        .set_precision(DateTimePrecision::Microseconds);
-    if v.ts_seq_indexed {
-        ts = ts.set_indexed();
-    }
-    b.add_date_field("timestamp", ts);
-    if v.ts_seq_indexed {
-        b.add_u64_field("seq", INDEXED | FAST);
-    } else {
-        b.add_u64_field("seq", FAST);
-    }
-    b.add_u64_field("day", INDEXED);
-    if v.ids {
-        b.add_text_field("id", STRING);
-    }
-    for name in ["event_type", "status", "level", "user_id"] {
-        if v.str_fast {
-            b.add_text_field(name, STRING | FAST);
-        } else {
-            b.add_text_field(name, STRING);
-        }
-    }
-    if v.ids {
-        b.add_text_field("request_id", STRING);
-    }
-    let indexing = |positions: bool| {
-        TextFieldIndexing::default()
-            .set_tokenizer(schema::TOKENIZER)
-            .set_index_option(if positions {
-                IndexRecordOption::WithFreqsAndPositions
-            } else {
-                IndexRecordOption::WithFreqs
-            })
-    };
-    b.add_text_field(
-        "text",
-        TextOptions::default().set_indexing_options(indexing(v.text_positions)),
-    );
-    if let Some(pos) = v.meta_json {
-        b.add_json_field(
-            "metadata",
-            JsonObjectOptions::default().set_indexing_options(indexing(pos)),
-        );
-    }
-    b.add_f64_field("duration_ms", FAST);
-    if v.line {
-        b.add_bytes_field("line", STORED);
-    }
-    b.build()
-}
-
-/// `Fields::document` for a variant schema.
-fn variant_document(
-    v: &Variant,
-    sch: &tantivy::schema::Schema,
-    rec: &Record,
-    d: NaiveDate,
-    line: &[u8],
-) -> tantivy::TantivyDocument {
-    let f = |n: &str| sch.get_field(n).ok();
-    let e = &rec.event;
-    let mut doc = tantivy::TantivyDocument::new();
-    doc.add_date(
-        f("timestamp").expect("timestamp"),
-        schema::to_tantivy(e.timestamp.expect("stored")),
-    );
-    doc.add_u64(f("seq").expect("seq"), rec.seq);
-    doc.add_u64(f("day").expect("day"), schema::day_number(d));
-    if let (Some(fi), Some(id)) = (f("id"), e.id) {
-        doc.add_text(fi, id.to_string());
-    }
-    doc.add_text(f("event_type").expect("f"), e.event_type.as_str());
-    doc.add_text(f("status").expect("f"), e.status.as_str());
-    doc.add_text(f("level").expect("f"), e.level.as_str());
-    doc.add_text(f("user_id").expect("f"), &e.user_id);
-    if let (Some(fi), Some(r)) = (f("request_id"), &e.request_id) {
-        doc.add_text(fi, r);
-    }
-    let text = f("text").expect("text");
-    doc.add_text(text, &e.action_description);
-    if let Some(c) = &e.comments {
-        doc.add_text(text, c);
-    }
-    for x in &e.files_changed {
-        doc.add_text(text, x);
-    }
-    if let Some(meta @ Value::Object(map)) = &e.metadata {
-        if v.meta_in_text {
-            for s in text_values(&Event::new(EventType::Commit, "u", "x").metadata(meta.clone()))
-                .into_iter()
-                .skip(1)
-            {
-                doc.add_text(text, s);
-            }
-        }
-        if let Some(fm) = f("metadata") {
-            doc.add_object(
-                fm,
-                map.iter()
-                    .map(|(k, v)| (k.clone(), v.clone().into()))
-                    .collect(),
-            );
-        }
-    }
-    if let Some(x) = e.duration_ms {
-        doc.add_f64(f("duration_ms").expect("f"), x);
-    }
-    if let Some(fl) = f("line") {
-        doc.add_bytes(fl, line);
-    }
-    doc
-}
-
-fn bench_ablation(base: &Path, o: &Opts) {
-    let tmp = tempfile::Builder::new()
-        .prefix("evlog-ixabl-")
-        .tempdir_in(base)
-        .expect("temp dir");
-    let store = tmp.path().join("store");
-    let days = past_days(o.days);
-    build_store(&store, o.events, &days);
-    let (recs, lines) = parse_all(&store);
-    assert_eq!(
-        variant_schema(&BASELINE),
-        Fields::new().schema,
-        "the baseline variant is evlog's schema"
-    );
-    let variants = [
-        BASELINE,
-        Variant {
-            name: "no stored line",
-            line: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "no metadata JSON field",
-            meta_json: None,
-            ..BASELINE
-        },
-        Variant {
-            name: "metadata JSON without positions",
-            meta_json: Some(false),
-            ..BASELINE
-        },
-        Variant {
-            name: "metadata strings not in text",
-            meta_in_text: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "text without positions",
-            text_positions: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "id, request_id not indexed",
-            ids: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "timestamp, seq fast only",
-            ts_seq_indexed: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "no fast string fields",
-            str_fast: false,
-            ..BASELINE
-        },
-        Variant {
-            name: "proposal: no metadata JSON, ts/seq fast only",
-            meta_json: None,
-            ts_seq_indexed: false,
-            ..BASELINE
-        },
-    ];
-    println!(
-        "ablation  {} pre-parsed records indexed with variants of the schema (writer: 1 thread, 64 MB, one commit); \
-         median of {} rounds",
-        o.events, o.reps
-    );
-    let dir = tmp.path().join("ix");
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
-    let mut sizes: Vec<u64> = vec![0; variants.len()];
-    for _ in 0..o.reps {
-        for (i, v) in variants.iter().enumerate() {
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).expect("dir");
-            settle(Duration::from_secs(60));
-            let sch = variant_schema(v);
-            let t0 = Instant::now();
-            let index = tantivy::Index::create_in_dir(&dir, sch.clone()).expect("create");
-            schema::register_tokenizer(&index);
-            let mut w: tantivy::IndexWriter =
-                index.writer_with_num_threads(1, 64 << 20).expect("writer");
-            for (rec, d, r) in &recs {
-                w.add_document(variant_document(v, &sch, rec, *d, &lines[r.clone()]))
-                    .expect("add");
-            }
-            w.commit().expect("commit");
-            rates[i].push(recs.len() as f64 / t0.elapsed().as_secs_f64());
-            drop(w);
-            sizes[i] = dir_bytes(&dir);
-        }
-    }
-    let base_rate = median(&rates[0]);
-    for (i, v) in variants.iter().enumerate() {
-        let r = median(&rates[i]);
-        println!(
-            "        {:<48} {:>8.0} docs/s  {:>+6.1}%   index {:.0} MB",
-            v.name,
-            r,
-            100.0 * (r / base_rate - 1.0),
-            sizes[i] as f64 / 1e6
-        );
-    }
-}
-
 fn main() {
     let o = Opts::parse();
     let base = match &o.dir {
@@ -2453,11 +1817,5 @@ fn main() {
     }
     if o.runs("queries") {
         bench_queries(&base, &o);
-    }
-    if o.runs("explain") {
-        bench_explain(&base, &o);
-    }
-    if o.runs("ablation") {
-        bench_ablation(&base, &o);
     }
 }

@@ -157,12 +157,22 @@ impl Indexer {
         index: Index,
         fields: Fields,
     ) -> Result<Indexer, Error> {
-        let writer: IndexWriter =
+        // The writer lock is an flock: a child process forked by this
+        // program (between fork and exec) briefly shares it after the last
+        // indexer let go. Such a holder is gone in moments; another indexer
+        // is not.
+        let mut attempts = 0;
+        let writer: IndexWriter = loop {
             match index.writer_with_num_threads(1, cfg.writer_memory.max(15 << 20)) {
-                Ok(w) => w,
+                Ok(w) => break w,
+                Err(tantivy::TantivyError::LockFailure(..)) if attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
                 Err(tantivy::TantivyError::LockFailure(..)) => return Err(Error::Locked),
                 Err(e) => return Err(Error::tantivy(e)),
-            };
+            }
+        };
         let checkpoint = read_checkpoint(&index)?;
         let reader = index
             .reader_builder()
@@ -357,10 +367,12 @@ impl Indexer {
                 last_scan = Instant::now();
             }
             if self.dirty && last_commit.elapsed() >= self.cfg.commit_interval {
+                // The interval runs from one commit's start to the next, so
+                // that the time a commit takes does not add to the lag.
+                last_commit = Instant::now();
                 if let Err(e) = self.commit() {
                     tracing::error!(error = %e, "index commit failed; will retry");
                 }
-                last_commit = Instant::now();
             }
             let until_scan = self.cfg.rescan_interval.saturating_sub(last_scan.elapsed());
             let timeout = if self.dirty {

@@ -10,6 +10,7 @@ pub mod indexer;
 pub mod query;
 pub mod schema;
 pub mod stats;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,6 +61,7 @@ impl Error {
 pub struct IndexSearch {
     fields: schema::Fields,
     reader: tantivy::IndexReader,
+    times: Arc<timeline::TimeCache>,
 }
 
 impl IndexSearch {
@@ -71,7 +73,11 @@ impl IndexSearch {
             .reload_policy(tantivy::ReloadPolicy::Manual)
             .try_into()
             .map_err(Error::tantivy)?;
-        Ok(IndexSearch { fields, reader })
+        Ok(IndexSearch {
+            fields,
+            reader,
+            times: Arc::default(),
+        })
     }
 
     /// Over the reader of a running indexer.
@@ -79,6 +85,7 @@ impl IndexSearch {
         IndexSearch {
             fields: schema::Fields::new(),
             reader,
+            times: Arc::default(),
         }
     }
 
@@ -89,12 +96,16 @@ impl IndexSearch {
 
     /// One page of events matching `q`, newest first.
     pub fn query(&self, q: &Query) -> Result<QueryResponse, Error> {
-        query::search(&self.reader.searcher(), &self.fields, q, chrono::Utc::now())
+        let searcher = self.reader.searcher();
+        let times = self.times.of(&searcher)?;
+        query::search(&searcher, &self.fields, &times, q, chrono::Utc::now())
     }
 
     /// Statistics of the events matching `q`.
     pub fn stats(&self, q: &Query) -> Result<StatsResponse, Error> {
-        stats::stats(&self.reader.searcher(), &self.fields, q, chrono::Utc::now())
+        let searcher = self.reader.searcher();
+        let times = self.times.of(&searcher)?;
+        stats::stats(&searcher, &self.fields, &times, q, chrono::Utc::now())
     }
 
     /// Documents in the index.

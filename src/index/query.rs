@@ -1,20 +1,23 @@
 //! Filters → tantivy queries, newest first, with offset and cursor paging.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use tantivy::collector::sort_key::SortByStaticFastValue;
-use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{
-    AllQuery, BooleanQuery, Occur, PhraseQuery, Query as TQuery, RangeQuery, TermQuery,
+    AllQuery, BooleanQuery, EnableScoring, Occur, PhraseQuery, Query as TQuery, RangeQuery,
+    TermQuery, Weight,
 };
 use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{Order, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, DocSet, Searcher, TantivyDocument, Term};
 
 use super::Error;
 use super::schema::{self, Fields};
+use super::timeline::{SegmentTimes, TimeRange, Times};
 use crate::event::{Level, Status, format_timestamp};
 
 /// Default `limit`.
@@ -176,18 +179,40 @@ impl Query {
         m
     }
 
-    /// The tantivy query of the filters (without cursor).
-    pub(crate) fn to_tantivy(&self, f: &Fields, now: DateTime<Utc>) -> Box<dyn TQuery> {
+    /// The tantivy query of the filters, for the searcher whose segment
+    /// summaries are `times`.
+    pub(crate) fn to_tantivy(
+        &self,
+        f: &Fields,
+        times: &Times,
+        now: DateTime<Utc>,
+    ) -> Box<dyn TQuery> {
+        self.to_tantivy_until(f, times, now, None)
+    }
+
+    /// Like [`Query::to_tantivy`], with the range's end lowered to `until`
+    /// (µs, exclusive) when given.
+    fn to_tantivy_until(
+        &self,
+        f: &Fields,
+        times: &Times,
+        now: DateTime<Utc>,
+        until: Option<i64>,
+    ) -> Box<dyn TQuery> {
         let mut must: Vec<Box<dyn TQuery>> = Vec::new();
         let (from, to, _) = self.range(now);
-        if from.is_some() || to.is_some() {
-            let lo = from.map_or(Bound::Unbounded, |t| {
-                Bound::Included(Term::from_field_date(f.timestamp, schema::to_tantivy(t)))
-            });
-            let hi = to.map_or(Bound::Unbounded, |t| {
-                Bound::Excluded(Term::from_field_date(f.timestamp, schema::to_tantivy(t)))
-            });
-            must.push(Box::new(RangeQuery::new(lo, hi)));
+        let to = match (to.map(|t| t.timestamp_micros()), until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let from = from.map(|t| t.timestamp_micros());
+        // A range holding every document is left out, so that a lone term
+        // is counted from its document frequency.
+        let covers_all = times
+            .values()
+            .all(|t| from.is_none_or(|f| f <= t.min()) && to.is_none_or(|to| t.max() < to));
+        if !covers_all {
+            must.push(Box::new(TimeRange::new(from, to, times.clone())));
         }
         if !self.event_types.is_empty() {
             let any: Vec<(Occur, Box<dyn TQuery>)> = self
@@ -218,12 +243,13 @@ impl Query {
                 Bound::Unbounded,
             )));
         }
-        if must.is_empty() {
-            return Box::new(AllQuery);
+        match must.len() {
+            0 => Box::new(AllQuery),
+            1 => must.remove(0),
+            _ => Box::new(BooleanQuery::new(
+                must.into_iter().map(|q| (Occur::Must, q)).collect(),
+            )),
         }
-        Box::new(BooleanQuery::new(
-            must.into_iter().map(|q| (Occur::Must, q)).collect(),
-        ))
     }
 }
 
@@ -234,11 +260,15 @@ fn term(field: tantivy::schema::Field, value: &str) -> Box<dyn TQuery> {
     ))
 }
 
-/// Splits `q` into quoted phrases and bare words; each becomes a term query
-/// (one token) or a phrase query (several tokens, e.g. `src/lib.rs`).
+/// Splits `q` into quoted phrases and bare pieces, every one required. A
+/// quoted phrase matches consecutive tokens of one text value; a bare piece
+/// of several tokens (`src/lib.rs`) matches consecutive tokens within one
+/// word of the text: one `runs` term when it has at most
+/// [`schema::MAX_RUN`] tokens, else a phrase.
 fn full_text(f: &Fields, q: &str) -> Vec<Box<dyn TQuery>> {
     let mut out: Vec<Box<dyn TQuery>> = Vec::new();
     let mut analyzer = schema::analyzer();
+    let mut tokens = Vec::new();
     for (i, part) in q.split('"').enumerate() {
         let quoted = i % 2 == 1;
         let pieces: Vec<&str> = if quoted {
@@ -247,18 +277,19 @@ fn full_text(f: &Fields, q: &str) -> Vec<Box<dyn TQuery>> {
             part.split_whitespace().collect()
         };
         for piece in pieces {
-            let mut tokens = Vec::new();
-            let mut stream = analyzer.token_stream(piece);
-            while let Some(t) = stream.next() {
-                tokens.push(Term::from_field_text(f.text, &t.text));
-            }
+            schema::word_tokens(&mut analyzer, piece, &mut tokens);
             match tokens.len() {
                 0 => {}
-                1 => out.push(Box::new(TermQuery::new(
-                    tokens.remove(0),
-                    IndexRecordOption::Basic,
+                1 => out.push(term(f.text, &tokens[0])),
+                n if !quoted && n <= schema::MAX_RUN => {
+                    out.push(term(f.runs, &schema::run_term(&tokens)))
+                }
+                _ => out.push(Box::new(PhraseQuery::new(
+                    tokens
+                        .iter()
+                        .map(|t| Term::from_field_text(f.text, t))
+                        .collect(),
                 ))),
-                _ => out.push(Box::new(PhraseQuery::new(tokens))),
             }
         }
     }
@@ -280,53 +311,60 @@ pub struct QueryResponse {
     pub next_cursor: Option<String>,
 }
 
-type SortKey = (Option<tantivy::DateTime>, Option<u64>);
-
-/// Runs `query` against `searcher`.
+/// Runs `query` against `searcher`; `times` are the summaries of its
+/// segments (from a [`super::timeline::TimeCache`]).
 pub fn search(
     searcher: &Searcher,
     f: &Fields,
+    times: &Times,
     query: &Query,
     now: DateTime<Utc>,
 ) -> Result<QueryResponse, Error> {
     query.validate()?;
-    let base = query.to_tantivy(f, now);
     let limit = query.limit();
-    let sort = (
-        (
-            SortByStaticFastValue::<tantivy::DateTime>::for_field("timestamp"),
-            Order::Desc,
-        ),
-        (SortByStaticFastValue::<u64>::for_field("seq"), Order::Desc),
-    );
-    let top = TopDocs::with_limit(limit)
-        .and_offset(query.offset)
-        .order_by(sort);
-    // `left`: matches after this page, to decide whether there is a next one.
-    let (total, hits, left): (usize, Vec<(SortKey, tantivy::DocAddress)>, usize) =
-        match &query.cursor {
-            None => {
-                let (total, hits) = searcher
-                    .search(&*base, &(Count, top))
-                    .map_err(Error::tantivy)?;
-                let left = total.saturating_sub(query.offset + hits.len());
-                (total, hits, left)
-            }
-            Some(c) => {
-                let c = Cursor::decode(c).expect("validated");
-                let total = searcher.search(&*base, &Count).map_err(Error::tantivy)?;
-                let paged =
-                    BooleanQuery::new(vec![(Occur::Must, base), (Occur::Must, after_cursor(f, c))]);
-                let (after, hits) = searcher
-                    .search(&paged, &(Count, top))
-                    .map_err(Error::tantivy)?;
-                let left = after.saturating_sub(query.offset + hits.len());
-                (total, hits, left)
-            }
-        };
-    let mut events = Vec::with_capacity(hits.len());
-    for (_, addr) in &hits {
-        let doc: TantivyDocument = searcher.doc(*addr).map_err(Error::tantivy)?;
+    let scoring = EnableScoring::disabled_from_searcher(searcher);
+    let base = query
+        .to_tantivy(f, times, now)
+        .weight(scoring)
+        .map_err(Error::tantivy)?;
+    let mut total = 0u64;
+    for r in searcher.segment_readers() {
+        total += u64::from(base.count(r).map_err(Error::tantivy)?);
+    }
+    // The page, plus one match to tell whether another page follows.
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c).expect("validated"));
+    let want = query.offset.saturating_add(limit).saturating_add(1);
+    let (from, to, _) = query.range(now);
+    let from = from.map_or(i64::MIN, |t| t.timestamp_micros());
+    let to = to.map_or(i64::MAX, |t| t.timestamp_micros());
+    let hits = if let Some(c) = cursor {
+        // Matches at or before the cursor's timestamp, minus those the
+        // previous pages showed.
+        let until = c.ts.saturating_add(1);
+        let weight = query
+            .to_tantivy_until(f, times, now, Some(until))
+            .weight(scoring)
+            .map_err(Error::tantivy)?;
+        newest(
+            searcher,
+            &*weight,
+            times,
+            (from, to.min(until)),
+            want,
+            Some(c),
+        )?
+    } else {
+        newest(searcher, &*base, times, (from, to), want, None)?
+    };
+    let page: Vec<&Hit> = hits.iter().skip(query.offset).take(limit).collect();
+    let mut events = Vec::with_capacity(page.len());
+    for h in &page {
+        let doc: TantivyDocument = searcher
+            .doc(DocAddress::new(h.segment, h.doc))
+            .map_err(Error::tantivy)?;
         let line = doc
             .get_first(f.line)
             .and_then(|v| v.as_bytes())
@@ -335,11 +373,11 @@ pub fn search(
             .map_err(|e| Error::Tantivy(format!("stored line unreadable: {e}")))?;
         events.push(v);
     }
-    let next_cursor = match hits.last() {
-        Some(((Some(ts), Some(seq)), _)) if left > 0 => Some(
+    let next_cursor = match page.last() {
+        Some(h) if hits.len() > query.offset + limit => Some(
             Cursor {
-                ts: ts.into_timestamp_micros(),
-                seq: *seq,
+                ts: h.ts,
+                seq: h.seq,
             }
             .encode(),
         ),
@@ -348,37 +386,110 @@ pub fn search(
     let (_, _, day) = query.range(now);
     Ok(QueryResponse {
         events,
-        total: total as u64,
+        total,
         date: day.map(|d| d.to_string()),
         filters_applied: query.filters_applied(now),
         next_cursor,
     })
 }
 
-/// Documents strictly after `c` in newest-first order: older timestamp, or
-/// the same timestamp and a smaller seq.
-fn after_cursor(f: &Fields, c: Cursor) -> Box<dyn TQuery> {
-    let ts = tantivy::DateTime::from_timestamp_micros(c.ts);
-    let older = RangeQuery::new(
-        Bound::Unbounded,
-        Bound::Excluded(Term::from_field_date(f.timestamp, ts)),
-    );
-    let same_ts = RangeQuery::new(
-        Bound::Included(Term::from_field_date(f.timestamp, ts)),
-        Bound::Included(Term::from_field_date(f.timestamp, ts)),
-    );
-    let lower_seq = RangeQuery::new(
-        Bound::Unbounded,
-        Bound::Excluded(Term::from_field_u64(f.seq, c.seq)),
-    );
-    Box::new(BooleanQuery::new(vec![
-        (Occur::Should, Box::new(older) as Box<dyn TQuery>),
-        (
-            Occur::Should,
-            Box::new(BooleanQuery::new(vec![
-                (Occur::Must, Box::new(same_ts) as Box<dyn TQuery>),
-                (Occur::Must, Box::new(lower_seq)),
-            ])),
-        ),
-    ]))
+/// A match: its place in the newest-first order and its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Hit {
+    ts: i64,
+    seq: u64,
+    segment: u32,
+    doc: DocId,
+}
+
+/// The `k` newest matches of `weight` (by timestamp, then seq), strictly
+/// after `cursor` in that order when given, newest first. `range` (µs,
+/// `[from, to)`) is the time range `weight` is limited to.
+///
+/// Each segment is searched backwards from the last block that may hold a
+/// timestamp of the range, in windows of growing size (documents arrive in
+/// time order), and left as soon as no earlier document of it can be newer
+/// than the k-th match found so far; segments are taken newest first, and
+/// skipped whole on the same test.
+fn newest(
+    searcher: &Searcher,
+    weight: &dyn Weight,
+    times: &Times,
+    range: (i64, i64),
+    k: usize,
+    cursor: Option<Cursor>,
+) -> Result<Vec<Hit>, Error> {
+    let mut heap: BinaryHeap<Reverse<Hit>> = BinaryHeap::with_capacity(k + 1);
+    let mut chunks = Vec::new();
+    for (ord, r) in searcher.segment_readers().iter().enumerate() {
+        let st = match times.get(&r.segment_id()) {
+            Some(t) => t.clone(),
+            None => Arc::new(SegmentTimes::compute(r)?),
+        };
+        for c in st.chunks(range.0, range.1) {
+            chunks.push((ord as u32, r, st.clone(), c));
+        }
+    }
+    chunks.sort_by_key(|c| Reverse(c.3.max()));
+    // Whether nothing with timestamps up to `max` can enter the heap.
+    let done = |heap: &BinaryHeap<Reverse<Hit>>, max: i64| {
+        heap.len() >= k && heap.peek().is_some_and(|Reverse(w)| max < w.ts)
+    };
+    let (mut docs, mut ts, mut seq) = (Vec::new(), Vec::new(), Vec::new());
+    for (ord, reader, st, chunk) in chunks {
+        let (ts_col, seq_col) = (st.timestamps(), st.seqs());
+        let alive = reader.alive_bitset();
+        let mut before = chunk.end;
+        let mut blocks = 4;
+        while !done(&heap, chunk.max_before(before)) {
+            let Some((lo, hi)) = chunk.window(before, blocks) else {
+                break;
+            };
+            let mut scorer = weight.scorer(reader, 1.0).map_err(Error::tantivy)?;
+            let mut d = scorer.doc();
+            if d < lo {
+                d = scorer.seek(lo);
+            }
+            docs.clear();
+            while d < hi {
+                if alive.is_none_or(|a| a.is_alive(d)) {
+                    docs.push(d);
+                }
+                d = scorer.advance();
+            }
+            ts.clear();
+            ts.resize(docs.len(), None);
+            ts_col.first_vals(&docs, &mut ts);
+            seq.clear();
+            seq.resize(docs.len(), None);
+            seq_col.first_vals(&docs, &mut seq);
+            // Newest first (documents are in time order): once the heap is
+            // full, older ones are turned away without touching it.
+            for i in (0..docs.len()).rev() {
+                let hit = Hit {
+                    ts: ts[i].map_or(i64::MIN, |t| t.into_timestamp_micros()),
+                    seq: seq[i].unwrap_or(0),
+                    segment: ord,
+                    doc: docs[i],
+                };
+                if cursor.is_some_and(|c| (hit.ts, hit.seq) >= (c.ts, c.seq)) {
+                    continue;
+                }
+                if heap.len() < k {
+                    heap.push(Reverse(hit));
+                } else if heap
+                    .peek()
+                    .is_some_and(|Reverse(w)| (hit.ts, hit.seq) > (w.ts, w.seq))
+                {
+                    heap.pop();
+                    heap.push(Reverse(hit));
+                }
+            }
+            before = lo;
+            blocks = blocks.saturating_mul(4);
+        }
+    }
+    let mut hits: Vec<Hit> = heap.into_iter().map(|Reverse(h)| h).collect();
+    hits.sort_unstable_by_key(|h| Reverse((h.ts, h.seq)));
+    Ok(hits)
 }

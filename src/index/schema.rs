@@ -9,6 +9,7 @@
 //! | `id`, `request_id` | exact string | lookups |
 //! | `event_type`, `status`, `level`, `user_id` | exact string + fast | filters and terms aggregations |
 //! | `text` | text | `q`: description, comments, files and every metadata string value |
+//! | `runs` | exact string | every run of 2 to [`MAX_RUN`] consecutive tokens of one word of `text`, joined: `src/lib.rs` is one term lookup |
 //! | `metadata` | JSON, text-indexed | `metadata.key` queries |
 //! | `duration_ms` | f64 fast | avg / percentiles |
 //! | `line` | stored bytes | the stored line, returned as is |
@@ -55,6 +56,8 @@ pub struct Fields {
     pub request_id: Field,
     /// Full text.
     pub text: Field,
+    /// Token runs within one word of the text (see [`run_term`]).
+    pub runs: Field,
     /// Metadata object.
     pub metadata: Field,
     /// Duration.
@@ -89,6 +92,7 @@ impl Fields {
             "text",
             TextOptions::default().set_indexing_options(indexing.clone()),
         );
+        let runs = b.add_text_field("runs", STRING);
         let metadata = b.add_json_field(
             "metadata",
             JsonObjectOptions::default().set_indexing_options(indexing),
@@ -107,6 +111,7 @@ impl Fields {
             user_id,
             request_id,
             text,
+            runs,
             metadata,
             duration_ms,
             line,
@@ -141,19 +146,27 @@ impl Fields {
         if let Some(r) = &e.request_id {
             doc.add_text(self.request_id, r);
         }
-        doc.add_text(self.text, &e.action_description);
-        if let Some(c) = &e.comments {
-            doc.add_text(self.text, c);
+        let mut texts: Vec<&str> = vec![&e.action_description];
+        texts.extend(e.comments.as_deref());
+        texts.extend(e.files_changed.iter().map(String::as_str));
+        if let Some(meta) = &e.metadata {
+            collect_strings(meta, &mut texts);
         }
-        for f in &e.files_changed {
-            doc.add_text(self.text, f);
-        }
-        if let Some(meta @ Value::Object(map)) = &e.metadata {
-            let mut strings = Vec::new();
-            collect_strings(meta, &mut strings);
-            for s in strings {
-                doc.add_text(self.text, s);
+        ANALYZER.with_borrow_mut(|a| {
+            let mut tokens = Vec::new();
+            for t in &texts {
+                doc.add_text(self.text, t);
+                for word in t.split_whitespace() {
+                    word_tokens(a, word, &mut tokens);
+                    for len in 2..=MAX_RUN.min(tokens.len()) {
+                        for run in tokens.windows(len) {
+                            doc.add_text(self.runs, run_term(run));
+                        }
+                    }
+                }
             }
+        });
+        if let Some(Value::Object(map)) = &e.metadata {
             doc.add_object(
                 self.metadata,
                 map.iter()
@@ -182,6 +195,29 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
         _ => {}
     }
+}
+
+/// The longest run of tokens of one word indexed as a single `runs` term; a
+/// longer `q` piece is searched as a phrase of `text`.
+pub const MAX_RUN: usize = 6;
+
+thread_local! {
+    static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(analyzer());
+}
+
+/// The tokens of one word (no whitespace in it), as the `evlog` analyzer
+/// makes them, into `out`.
+pub fn word_tokens(analyzer: &mut TextAnalyzer, word: &str, out: &mut Vec<String>) {
+    out.clear();
+    let mut stream = analyzer.token_stream(word);
+    while let Some(t) = stream.next() {
+        out.push(t.text.clone());
+    }
+}
+
+/// The `runs` term of consecutive tokens.
+pub fn run_term(tokens: &[String]) -> String {
+    tokens.join("\u{1f}")
 }
 
 /// Registers the `evlog` tokenizer on an index.

@@ -1,19 +1,21 @@
-//! Statistics for the query filters, computed in the index with tantivy
-//! aggregations over fast fields (never by loading events).
+//! Statistics for the query filters, computed in the index from fast fields
+//! and term statistics (never by loading events).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
-use tantivy::Searcher;
-use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
-use tantivy::collector::Count;
+use serde_json::{Map, Value};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
+use tantivy::query::{EnableScoring, Weight};
+use tantivy::schema::Field;
+use tantivy::{DocId, DocSet, Searcher, SegmentReader, TERMINATED};
 
 use super::Error;
 use super::query::Query;
 use super::schema::Fields;
+use super::timeline::{self, SegmentTimes, Times};
 
 /// One histogram bucket.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -35,7 +37,7 @@ pub struct StatsResponse {
     pub by_status: BTreeMap<String, u64>,
     /// Count per level.
     pub by_level: BTreeMap<String, u64>,
-    /// Distinct users (HyperLogLog: exact for small counts, ~1% beyond).
+    /// Distinct users (exact).
     pub unique_users: u64,
     /// Mean `duration_ms` of the events that have one; null if none has.
     pub avg_duration_ms: Option<f64>,
@@ -57,110 +59,354 @@ pub struct StatsResponse {
     pub filters_applied: Map<String, Value>,
 }
 
-/// Computes the statistics of the events matching `query` (paging ignored).
+/// Computes the statistics of the events matching `query` (paging
+/// ignored); `times` are the summaries of `searcher`'s segments.
+///
+/// One pass over the fast fields of the matching documents, in blocks. A
+/// segment that the filters cover whole (only a time range, containing the
+/// whole segment, and no deleted documents) is not even read document by
+/// document: its counts per type, status and level are the document
+/// frequencies of the inverted index, its users the terms of `user_id`, and
+/// its histogram comes from the block summaries of [`super::timeline`].
 pub fn stats(
     searcher: &Searcher,
     f: &Fields,
+    times: &Times,
     query: &Query,
     now: DateTime<Utc>,
 ) -> Result<StatsResponse, Error> {
     query.validate()?;
-    let q = query.to_tantivy(f, now);
     let (from, to, day) = query.range(now);
     let span = match (from, to) {
         (Some(a), Some(b)) => b - a,
         _ => Duration::days(30),
     };
     let hourly = span <= Duration::days(2);
-    let interval = if hourly { "1h" } else { "1d" };
-    let req: Aggregations = serde_json::from_value(json!({
-        "by_type": {"terms": {"field": "event_type", "size": 10000}},
-        "by_status": {"terms": {"field": "status", "size": 16}},
-        "by_level": {"terms": {"field": "level", "size": 16}},
-        "users": {"cardinality": {"field": "user_id"}},
-        "dur": {"stats": {"field": "duration_ms"}},
-        "pct": {"percentiles": {"field": "duration_ms", "percents": [50.0, 95.0, 99.0], "keyed": true}},
-        "hist": {"date_histogram": {"field": "timestamp", "fixed_interval": interval}},
-    }))
-    .map_err(|e| Error::Tantivy(format!("aggregation request: {e}")))?;
-    let collector = AggregationCollector::from_aggs(
-        req,
-        AggContextParams::new(
-            AggregationLimitsGuard::default(),
-            searcher.index().tokenizers().clone(),
-        ),
-    );
-    let (total, aggs) = searcher
-        .search(&*q, &(Count, collector))
+    let interval: i64 = if hourly {
+        3_600_000_000
+    } else {
+        86_400_000_000
+    };
+    let weight = query
+        .to_tantivy(f, times, now)
+        .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(Error::tantivy)?;
-    let v = serde_json::to_value(&aggs).map_err(|e| Error::Tantivy(e.to_string()))?;
-    let terms = |name: &str| -> BTreeMap<String, u64> {
-        v[name]["buckets"]
-            .as_array()
-            .map(|b| {
-                b.iter()
-                    .filter_map(|x| {
-                        Some((x["key"].as_str()?.to_string(), x["doc_count"].as_u64()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let by_status = terms("by_status");
-    let dur_count = v["dur"]["count"].as_u64().unwrap_or(0);
-    let num = |x: &Value| x.as_f64().filter(|f| f.is_finite());
-    // The sketch answers within 1% of a value, which can fall outside the
-    // values themselves (one duration of 0.25 gave a p50 of 0.249): clamp.
-    let (dur_min, dur_max) = (num(&v["dur"]["min"]), num(&v["dur"]["max"]));
-    let pct = |p: &str| {
-        if dur_count == 0 {
-            None
+    let only_range = query.event_types.is_empty()
+        && query.status.is_none()
+        && query.level.is_none()
+        && query.user_id.is_none()
+        && query.request_id.is_none()
+        && query.q.is_none()
+        && query.after_seq.is_none();
+    let (lo, hi) = (
+        from.map_or(i64::MIN, |t| t.timestamp_micros()),
+        to.map_or(i64::MAX, |t| t.timestamp_micros()),
+    );
+    let mut acc = Acc::new(interval);
+    for r in searcher.segment_readers() {
+        let st = match times.get(&r.segment_id()) {
+            Some(t) => t.clone(),
+            None => Arc::new(SegmentTimes::compute(r)?),
+        };
+        let whole = only_range
+            && r.alive_bitset().is_none()
+            && lo <= st.min()
+            && st.max() < hi
+            && st.timestamps().get_cardinality() == Cardinality::Full;
+        if whole {
+            acc.whole_segment(r, f, &st)?;
         } else {
-            num(&v["pct"]["values"][p]).map(|x| match (dur_min, dur_max) {
-                (Some(lo), Some(hi)) if lo <= hi => x.clamp(lo, hi),
-                _ => x,
-            })
+            acc.matching(r, &st, &*weight)?;
         }
-    };
-    let histogram = v["hist"]["buckets"]
-        .as_array()
-        .map(|b| {
-            b.iter()
-                .filter_map(|x| {
-                    let ms = x["key"].as_f64()?;
-                    let start = DateTime::<Utc>::from_timestamp_millis(ms as i64)?;
+    }
+    Ok(acc.finish(
+        hourly,
+        day.map(|d| d.to_string()),
+        query.filters_applied(now),
+    ))
+}
+
+/// Buckets of the duration sketch: sign, exponent and the top 7 mantissa
+/// bits of an f64 (each bucket spans less than 0.8% of its values).
+const SKETCH_SHIFT: u32 = 45;
+
+/// Documents per fast-field read.
+const BATCH: usize = 4096;
+
+/// The statistics under construction.
+struct Acc {
+    interval: i64,
+    total: u64,
+    by_type: HashMap<String, u64>,
+    by_status: HashMap<String, u64>,
+    by_level: HashMap<String, u64>,
+    users: HashSet<Vec<u8>>,
+    dur_count: u64,
+    dur_sum: f64,
+    dur_min: f64,
+    dur_max: f64,
+    /// Counts per sketch bucket (allocated on the first duration).
+    sketch: Vec<u64>,
+    /// Counts per histogram bucket start (µs).
+    hist: BTreeMap<i64, u64>,
+}
+
+impl Acc {
+    fn new(interval: i64) -> Acc {
+        Acc {
+            interval,
+            total: 0,
+            by_type: HashMap::new(),
+            by_status: HashMap::new(),
+            by_level: HashMap::new(),
+            users: HashSet::new(),
+            dur_count: 0,
+            dur_sum: 0.0,
+            dur_min: f64::INFINITY,
+            dur_max: f64::NEG_INFINITY,
+            sketch: Vec::new(),
+            hist: BTreeMap::new(),
+        }
+    }
+
+    fn bucket(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.interval) * self.interval
+    }
+
+    fn duration(&mut self, d: f64) {
+        if !d.is_finite() {
+            return;
+        }
+        if self.sketch.is_empty() {
+            self.sketch = vec![0; (u64::MAX >> SKETCH_SHIFT) as usize + 1];
+        }
+        self.dur_count += 1;
+        self.dur_sum += d;
+        self.dur_min = self.dur_min.min(d);
+        self.dur_max = self.dur_max.max(d);
+        // Durations are validated non-negative; a negative one counts as 0.
+        let bits = if d > 0.0 { d.to_bits() } else { 0 };
+        self.sketch[(bits >> SKETCH_SHIFT) as usize] += 1;
+    }
+
+    /// Every document of the segment matches.
+    fn whole_segment(
+        &mut self,
+        r: &SegmentReader,
+        f: &Fields,
+        st: &SegmentTimes,
+    ) -> Result<(), Error> {
+        self.total += u64::from(r.num_docs());
+        for (field, out) in [
+            (f.event_type, &mut self.by_type),
+            (f.status, &mut self.by_status),
+            (f.level, &mut self.by_level),
+        ] {
+            each_term(r, field, |term, n| {
+                *out.entry(String::from_utf8_lossy(term).into_owned())
+                    .or_default() += n;
+            })?;
+        }
+        let users = &mut self.users;
+        each_term(r, f.user_id, |term, _| {
+            if !users.contains(term) {
+                users.insert(term.to_vec());
+            }
+        })?;
+        let dur = r.fast_fields().f64("duration_ms").map_err(Error::tantivy)?;
+        let n = dur.values.num_vals();
+        let mut buf = vec![0f64; BATCH];
+        let mut start = 0u32;
+        while start < n {
+            let len = (n - start).min(BATCH as u32) as usize;
+            dur.values.get_range(u64::from(start), &mut buf[..len]);
+            for &d in &buf[..len] {
+                self.duration(d);
+            }
+            start += len as u32;
+        }
+        let ts = st.timestamps();
+        let full = ts.get_cardinality() == Cardinality::Full;
+        let mut docs = Vec::with_capacity(timeline::BLOCK as usize);
+        for (start, end, lo, hi) in st.blocks() {
+            if full && lo <= hi && self.bucket(lo) == self.bucket(hi) {
+                *self.hist.entry(self.bucket(lo)).or_default() += u64::from(end - start);
+            } else {
+                docs.clear();
+                docs.extend(start..end);
+                self.timestamps(ts, &docs);
+            }
+        }
+        Ok(())
+    }
+
+    fn timestamps(&mut self, col: &Column<tantivy::DateTime>, docs: &[DocId]) {
+        let mut vals = vec![None; docs.len()];
+        col.first_vals(docs, &mut vals);
+        for t in vals.into_iter().flatten() {
+            *self
+                .hist
+                .entry(self.bucket(t.into_timestamp_micros()))
+                .or_default() += 1;
+        }
+    }
+
+    /// The documents of `weight` in the segment, read in batches.
+    fn matching(
+        &mut self,
+        r: &SegmentReader,
+        st: &SegmentTimes,
+        weight: &dyn Weight,
+    ) -> Result<(), Error> {
+        let ff = r.fast_fields();
+        let str_col = |name: &str| -> Result<Option<StrColumn>, Error> {
+            ff.str(name).map_err(Error::tantivy)
+        };
+        let mut cols: Vec<(Option<StrColumn>, Vec<u64>)> =
+            ["event_type", "status", "level", "user_id"]
+                .iter()
+                .map(|n| {
+                    let c = str_col(n)?;
+                    let terms = c.as_ref().map_or(0, |c| c.num_terms());
+                    Ok((c, vec![0u64; terms]))
+                })
+                .collect::<Result<_, Error>>()?;
+        let dur = ff.f64("duration_ms").map_err(Error::tantivy)?;
+        let ts = st.timestamps();
+        let alive = r.alive_bitset();
+        let mut scorer = weight.scorer(r, 1.0).map_err(Error::tantivy)?;
+        let mut docs: Vec<DocId> = Vec::with_capacity(BATCH);
+        let mut ords = vec![None; BATCH];
+        let mut durs = vec![None; BATCH];
+        let mut doc = scorer.doc();
+        loop {
+            docs.clear();
+            while doc != TERMINATED && docs.len() < BATCH {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    docs.push(doc);
+                }
+                doc = scorer.advance();
+            }
+            if docs.is_empty() {
+                break;
+            }
+            self.total += docs.len() as u64;
+            for (col, counts) in cols.iter_mut() {
+                if let Some(col) = col {
+                    col.ords().first_vals(&docs, &mut ords[..docs.len()]);
+                    for o in ords[..docs.len()].iter().flatten() {
+                        counts[*o as usize] += 1;
+                    }
+                }
+            }
+            dur.first_vals(&docs, &mut durs[..docs.len()]);
+            for d in durs[..docs.len()].iter().flatten() {
+                self.duration(*d);
+            }
+            self.timestamps(ts, &docs);
+        }
+        let mut name = String::new();
+        let [ty, status, level, users] = <[_; 4]>::try_from(cols).expect("four columns");
+        for ((col, counts), out) in [
+            (ty, &mut self.by_type),
+            (status, &mut self.by_status),
+            (level, &mut self.by_level),
+        ] {
+            let Some(col) = col else { continue };
+            for (ord, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                col.ord_to_str(ord as u64, &mut name)
+                    .map_err(|e| Error::io("index", e))?;
+                *out.entry(name.clone()).or_default() += n;
+            }
+        }
+        if let (Some(col), counts) = users {
+            let present: Vec<u64> = (0..counts.len() as u64)
+                .filter(|&o| counts[o as usize] > 0)
+                .collect();
+            let set = &mut self.users;
+            col.dictionary()
+                .sorted_ords_to_term_cb(&present, |term| {
+                    if !set.contains(term) {
+                        set.insert(term.to_vec());
+                    }
+                })
+                .map_err(|e| Error::io("index", e))?;
+        }
+        Ok(())
+    }
+
+    /// The nearest-rank percentile `p` of the durations, clamped to the
+    /// smallest and largest duration (a bucket's midpoint may lie outside).
+    fn percentile(&self, p: f64) -> Option<f64> {
+        if self.dur_count == 0 {
+            return None;
+        }
+        let rank = ((p / 100.0) * self.dur_count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (b, &n) in self.sketch.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let lo = f64::from_bits((b as u64) << SKETCH_SHIFT);
+                let hi = f64::from_bits(((b as u64) + 1) << SKETCH_SHIFT);
+                let mid = if hi.is_finite() { (lo + hi) / 2.0 } else { lo };
+                return Some(mid.clamp(self.dur_min, self.dur_max));
+            }
+        }
+        Some(self.dur_max)
+    }
+
+    fn finish(
+        self,
+        hourly: bool,
+        date: Option<String>,
+        filters_applied: Map<String, Value>,
+    ) -> StatsResponse {
+        let sorted = |m: HashMap<String, u64>| -> BTreeMap<String, u64> { m.into_iter().collect() };
+        let failures = self.by_status.get("failure").copied().unwrap_or(0);
+        StatsResponse {
+            total: self.total,
+            unique_users: self.users.len() as u64,
+            avg_duration_ms: (self.dur_count > 0).then(|| self.dur_sum / self.dur_count as f64),
+            p50_duration_ms: self.percentile(50.0),
+            p95_duration_ms: self.percentile(95.0),
+            p99_duration_ms: self.percentile(99.0),
+            error_rate: if self.total == 0 {
+                0.0
+            } else {
+                failures as f64 / self.total as f64
+            },
+            histogram_interval: if hourly { "hour" } else { "day" }.into(),
+            histogram: self
+                .hist
+                .iter()
+                .filter_map(|(&start, &count)| {
                     Some(Bucket {
-                        start: crate::event::format_timestamp(&start),
-                        count: x["doc_count"].as_u64()?,
+                        start: crate::event::format_timestamp(
+                            &DateTime::<Utc>::from_timestamp_micros(start)?,
+                        ),
+                        count,
                     })
                 })
-                .collect()
-        })
-        .unwrap_or_default();
-    let total = total as u64;
-    let failures = by_status.get("failure").copied().unwrap_or(0);
-    Ok(StatsResponse {
-        total,
-        by_type: terms("by_type"),
-        by_status,
-        by_level: terms("by_level"),
-        unique_users: v["users"]["value"].as_f64().map_or(0, |x| x.round() as u64),
-        avg_duration_ms: if dur_count == 0 {
-            None
-        } else {
-            num(&v["dur"]["avg"])
-        },
-        p50_duration_ms: pct("50.0"),
-        p95_duration_ms: pct("95.0"),
-        p99_duration_ms: pct("99.0"),
-        error_rate: if total == 0 {
-            0.0
-        } else {
-            failures as f64 / total as f64
-        },
-        histogram_interval: if hourly { "hour" } else { "day" }.into(),
-        histogram,
-        date: day.map(|d| d.to_string()),
-        filters_applied: query.filters_applied(now),
-    })
+                .collect(),
+            by_type: sorted(self.by_type),
+            by_status: sorted(self.by_status),
+            by_level: sorted(self.by_level),
+            date,
+            filters_applied,
+        }
+    }
+}
+
+/// Calls `each(term, doc_freq)` for every term of `field` in the segment.
+fn each_term(
+    r: &SegmentReader,
+    field: Field,
+    mut each: impl FnMut(&[u8], u64),
+) -> Result<(), Error> {
+    let ix = r.inverted_index(field).map_err(Error::tantivy)?;
+    let mut stream = ix.terms().stream().map_err(|e| Error::io("index", e))?;
+    while stream.advance() {
+        each(stream.key(), u64::from(stream.value().doc_freq));
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use evlog::index::indexer::{IndexConfig, Indexer};
+use evlog::index::schema::MAX_RUN;
 use evlog::index::{IndexSearch, Query, QueryResponse, StatsResponse};
 use evlog::{
     Config, DayRange, Durability, Event, EventLog, EventType, Level, ManualClock, Record, Status,
@@ -508,12 +509,14 @@ fn analyze(s: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// The pieces of `q`: odd parts between `"` are phrases, even parts split
-/// on whitespace; each piece is the tokens of its text (empty: no constraint).
-fn q_pieces(q: &str) -> Vec<Vec<String>> {
+/// The pieces of `q`: odd parts between `"` are quoted phrases, even parts
+/// split on whitespace; each piece is the tokens of its text (empty: no
+/// constraint) and whether it was quoted.
+fn q_pieces(q: &str) -> Vec<(Vec<String>, bool)> {
     let mut out = Vec::new();
     for (i, part) in q.split('"').enumerate() {
-        let pieces: Vec<&str> = if i % 2 == 1 {
+        let quoted = i % 2 == 1;
+        let pieces: Vec<&str> = if quoted {
             vec![part]
         } else {
             part.split_whitespace().collect()
@@ -521,7 +524,7 @@ fn q_pieces(q: &str) -> Vec<Vec<String>> {
         for p in pieces {
             let toks: Vec<String> = analyze(p).into_iter().map(|(_, t)| t).collect();
             if !toks.is_empty() {
-                out.push(toks);
+                out.push((toks, quoted));
             }
         }
     }
@@ -559,11 +562,22 @@ fn value_has_phrase(value: &[(usize, String)], tokens: &[String]) -> bool {
     })
 }
 
-fn matches_text(e: &Event, pieces: &[Vec<String>]) -> bool {
-    let values: Vec<Vec<(usize, String)>> = text_values(e).into_iter().map(analyze).collect();
-    pieces
-        .iter()
-        .all(|p| values.iter().any(|v| value_has_phrase(v, p)))
+/// A quoted piece (or a bare one of more than `MAX_RUN` tokens) is a phrase
+/// within one value; a bare piece of 2 to `MAX_RUN` tokens must be
+/// consecutive tokens of one whitespace-separated word of a value.
+fn matches_text(e: &Event, pieces: &[(Vec<String>, bool)]) -> bool {
+    let texts = text_values(e);
+    let values: Vec<Vec<(usize, String)>> = texts.iter().map(|t| analyze(t)).collect();
+    pieces.iter().all(|(p, quoted)| {
+        if !quoted && (2..=MAX_RUN).contains(&p.len()) {
+            texts.iter().any(|t| {
+                t.split_whitespace()
+                    .any(|w| value_has_phrase(&analyze(w), p))
+            })
+        } else {
+            values.iter().any(|v| value_has_phrase(v, p))
+        }
+    })
 }
 
 fn range_of(q: &Query) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
@@ -974,7 +988,10 @@ fn the_text_model_follows_the_documented_rules() {
     assert!(m("release notes"));
     assert!(!m("\"release notes\""));
     assert!(m("src/lib.rs"));
+    assert!(m("lib.rs") && m("SRC/LIB"), "a run inside a word");
     assert!(!m("src/notes.md"));
+    assert!(!m("started-release"), "a bare piece stays within one word");
+    assert!(m("\"started release\""), "a quoted phrase crosses words");
     assert!(m("get"));
     assert!(!m("42"), "numbers in metadata are not text");
     assert!(m("οδοσ") && m("ΟΔΟΣ") && !m("οδος"));

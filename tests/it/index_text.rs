@@ -1,5 +1,5 @@
 //! Full text (`q`) by hand-picked cases: metadata values, punctuation terms
-//! as phrases, quotes, AND, non-ASCII, case; through the library and the CLI.
+//! as runs of tokens within a word, quotes, AND, non-ASCII, case; through the library and the CLI.
 
 use std::sync::Arc;
 
@@ -93,6 +93,8 @@ fn full_text_cases() {
     assert_eq!(f("src/lib.rs"), [0]);
     assert_eq!(f("lib.rs"), [0]);
     assert_eq!(f("src/notes.md"), Vec::<usize>::new());
+    assert_eq!(f("v1/users"), [2], "a run inside a longer word");
+    assert_eq!(f("API-V1"), [2], "any punctuation, any case");
 
     // Quotes make phrases; bare words are ANDed.
     assert_eq!(f("\"deploy started\""), [3]);
@@ -112,7 +114,9 @@ fn full_text_cases() {
     assert_eq!(f("ÉTÉ"), [3]);
     assert_eq!(f("事件"), [4]);
     assert_eq!(f("\"事件 日志\""), [4]);
-    assert_eq!(f("事件/日志"), [4]);
+    // A bare piece with punctuation stays within one word: 事件/日志 is not
+    // the two words 事件 日志 (quote them for that).
+    assert_eq!(f("事件/日志"), Vec::<usize>::new());
     assert_eq!(f("\"日志 事件\""), Vec::<usize>::new());
     assert_eq!(f("UPDATED"), [0]);
 }
