@@ -26,8 +26,13 @@ struct Serve {
 
 impl Serve {
     fn start(store: &Store) -> Serve {
+        Serve::start_with(store, &[])
+    }
+
+    fn start_with(store: &Store, args: &[&str]) -> Serve {
         let mut child = store
             .cmd()
+            .args(args)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -293,6 +298,44 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
         assert!(!lines.iter().any(|l| l.contains(&key[4..])));
     }
     assert!(lines.iter().any(|l| l.contains("\"system_stop\"")));
+}
+
+#[test]
+fn slow_bodies_time_out_and_oversized_heads_are_refused_per_the_config_file() {
+    use std::io::{Read, Write};
+    let store = Store::new();
+    let config = store.path().with_file_name("evlog.toml");
+    std::fs::write(
+        &config,
+        "[server.limits]\nrequest_timeout_ms = 300\nmax_header_bytes = 8192\n",
+    )
+    .unwrap();
+    let s = Serve::start_with(&store, &["--config", config.to_str().unwrap()]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let exchange = |request: &[u8]| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c.write_all(request).unwrap();
+        let mut reply = String::new();
+        let _ = c.read_to_string(&mut reply);
+        reply
+    };
+    // Promises 100 bytes, sends 10, then waits: 408 once request_timeout_ms passes.
+    let slow = format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"event_ty",
+        s.admin
+    );
+    let reply = exchange(slow.as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("\"request_timeout\""), "{reply}");
+    let big = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(10_000)
+    );
+    let reply = exchange(big.as_bytes());
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+    let ok = exchange(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
 
 #[test]
