@@ -232,6 +232,9 @@ fn from_rejection(r: &warp::Rejection) -> ApiError {
     }
     // Anything else warp rejects with (e.g. an unreadable body) is a client
     // mistake; say what warp said.
-    let status = warp::http::StatusCode::BAD_REQUEST;
-    ApiError::new(status, "bad_request", format!("{r:?}"))
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("the request could not be read: {r:?}"),
+    )
 }
