@@ -12,14 +12,23 @@
 //! secrets = "mask"              # mask | drop | off
 //! truncate_ip = false
 //! # user_id_hash_key = "..."    # better: env EVLOG_USER_ID_HASH_KEY
+//!
+//! [server]
+//! addr = "127.0.0.1:8080"       # env EVLOG_ADDR, flag --addr
+//! keys_file = "/var/lib/evlog/keys.json"   # default <storage>/keys.json
+//!
+//! [server.limits]               # see crate::server::Limits for every key
+//! max_body_bytes = 10485760
 //! ```
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::event::privacy::PrivacyConfig;
+use crate::server::Limits;
 use crate::store::{self, DEFAULT_STORAGE_PATH, Durability};
 
 /// A configuration file that could not be read or parsed.
@@ -55,6 +64,61 @@ pub struct FileConfig {
     pub batch_interval_ms: Option<u64>,
     /// Privacy filters.
     pub privacy: Option<PrivacyConfig>,
+    /// The HTTP server.
+    pub server: Option<ServerFileConfig>,
+}
+
+/// The `[server]` table of the TOML file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFileConfig {
+    /// Listen address.
+    pub addr: Option<SocketAddr>,
+    /// The keys file.
+    pub keys_file: Option<PathBuf>,
+    /// Request limits (`[server.limits]`); unset keys keep their defaults.
+    pub limits: Option<Limits>,
+}
+
+/// Default listen address of `evlog serve`.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+/// The resolved settings of `evlog serve`.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// The keys file.
+    pub keys_file: PathBuf,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+/// Resolves the server settings: `addr` and `keys_file` (flags or
+/// environment, as clap read them) over the file over the defaults
+/// (`127.0.0.1:8080`, `<storage>/keys.json`).
+pub fn resolve_server(
+    addr: Option<SocketAddr>,
+    keys_file: Option<PathBuf>,
+    file: &FileConfig,
+    storage: &Path,
+) -> ServerSettings {
+    let section = file.server.clone().unwrap_or_default();
+    ServerSettings {
+        addr: addr
+            .or(section.addr)
+            .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("default address")),
+        keys_file: resolve_keys_file(keys_file, file, storage),
+        limits: section.limits.unwrap_or_default(),
+    }
+}
+
+/// The keys file: the flag or environment, else the file's `server.keys_file`,
+/// else `<storage>/keys.json`.
+pub fn resolve_keys_file(keys_file: Option<PathBuf>, file: &FileConfig, storage: &Path) -> PathBuf {
+    keys_file
+        .or_else(|| file.server.as_ref().and_then(|s| s.keys_file.clone()))
+        .unwrap_or_else(|| storage.join(crate::auth::KEYS_FILE))
 }
 
 impl FileConfig {
@@ -149,6 +213,38 @@ mod tests {
         let cfg = resolve(&Overrides::default(), &FileConfig::default());
         assert_eq!(cfg.storage_path, PathBuf::from(DEFAULT_STORAGE_PATH));
         assert_eq!(cfg.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn server_settings_flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "[server]\naddr = \"0.0.0.0:9000\"\nkeys_file = \"/etc/evlog/keys.json\"\n[server.limits]\nmax_batch_events = 5\n",
+        )
+        .unwrap();
+        let file = FileConfig::load(Some(&p)).unwrap();
+        let s = resolve_server(None, None, &file, Path::new("/data"));
+        assert_eq!(s.addr.to_string(), "0.0.0.0:9000");
+        assert_eq!(s.keys_file, PathBuf::from("/etc/evlog/keys.json"));
+        assert_eq!(s.limits.max_batch_events, 5);
+        assert_eq!(s.limits.max_body_bytes, Limits::default().max_body_bytes);
+        let s = resolve_server(
+            Some("127.0.0.1:1".parse().unwrap()),
+            Some("/k.json".into()),
+            &file,
+            Path::new("/data"),
+        );
+        assert_eq!((s.addr.port(), s.keys_file), (1, PathBuf::from("/k.json")));
+        let s = resolve_server(None, None, &FileConfig::default(), Path::new("/data"));
+        assert_eq!(s.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(s.keys_file, PathBuf::from("/data/keys.json"));
+        std::fs::write(&p, "[server.limits]\nmax_body = 1\n").unwrap();
+        assert!(
+            FileConfig::load(Some(&p)).is_err(),
+            "unknown limit keys are errors"
+        );
     }
 
     #[test]

@@ -23,18 +23,27 @@
 //!
 //! - [`event`]: the event model, validation, privacy filters; no I/O.
 //! - [`store`]: day files, group commit, hash chain, reader, verify, [`Appender`].
+//! - [`index`]: the tantivy index fed by tailing the day files; queries, statistics, live tails.
+//! - [`auth`]: API keys, roles, the keys file.
+//! - [`server`]: the HTTP API (warp on tokio).
+//! - [`mod@warp`]: request logging middleware for other warp services.
+//! - [`export`]: events as CSV / NDJSON.
 //! - [`config`]: configuration from flags, environment, TOML file, defaults.
 //! - [`clock`]: where "now" comes from (injectable for tests).
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: the `evlog` command line.
 
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod index;
+pub mod server;
 pub mod store;
+pub mod warp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};

@@ -4,14 +4,14 @@ mod append;
 mod cat;
 mod filters;
 mod index;
+mod keys;
 mod query;
 mod reindex;
 mod search;
+mod serve;
 mod stats;
 mod tail;
 mod verify;
-
-pub use query::{CSV_COLUMNS, write_csv};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +50,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP server (and the tail indexer) until SIGINT/SIGTERM.
+    ///
+    /// On a first start without keys it creates an admin key and prints it
+    /// once with a curl example. Endpoints, roles and errors: see README.
+    Serve(serve::Args),
+    /// Manage API keys (stored hashed in the keys file).
+    Keys(keys::Args),
     /// Append one event from flags (prints its id), or many as NDJSON from standard input.
     ///
     /// With --stdin, each input line is one JSON event (NDJSON; blank lines are
@@ -102,6 +109,8 @@ pub const EXIT_ERROR: u8 = 2;
 pub struct Context {
     /// The store configuration.
     pub store: store::Config,
+    /// The configuration file (for settings beyond the store's).
+    pub file: FileConfig,
 }
 
 impl Context {
@@ -124,8 +133,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let ctx = Context {
         store: config::resolve(&over, &file),
+        file,
     };
     match cli.command {
+        Command::Serve(a) => serve::run(&ctx, a),
+        Command::Keys(a) => keys::run(&ctx, a),
         Command::Append(a) => append::run(&ctx, *a),
         Command::Cat(a) => cat::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),

@@ -3,10 +3,9 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use serde_json::Value;
-
 use super::filters::{FilterArgs, PageArgs};
 use super::{Context, search};
+use crate::export;
 use crate::index::QueryResponse;
 
 /// Output format of `evlog query`.
@@ -56,54 +55,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         Format::Json => serde_json::to_writer_pretty(&mut out, &resp)
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out)),
-        Format::Ndjson => resp.events.iter().try_for_each(|e| writeln!(out, "{e}")),
-        Format::Csv => write_csv(&mut out, &resp.events),
+        Format::Ndjson => export::Format::Ndjson.write_rows(&mut out, &resp.events),
+        Format::Csv => export::Format::Csv
+            .write_header(&mut out)
+            .and_then(|()| export::Format::Csv.write_rows(&mut out, &resp.events)),
         Format::Table => write_table(&mut out, &resp),
     };
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
-    }
-}
-
-/// Columns of the CSV output (and of `GET /events/export?format=csv`).
-pub const CSV_COLUMNS: &[&str] = &[
-    "timestamp",
-    "id",
-    "event_type",
-    "user_id",
-    "status",
-    "level",
-    "action_description",
-    "request_id",
-    "source_ip",
-    "duration_ms",
-    "files_changed",
-    "comments",
-    "metadata",
-];
-
-/// Writes events as CSV with a header row.
-pub fn write_csv(out: &mut impl Write, events: &[Value]) -> io::Result<()> {
-    let mut w = csv::Writer::from_writer(out);
-    w.write_record(CSV_COLUMNS)?;
-    for e in events {
-        let row: Vec<String> = CSV_COLUMNS.iter().map(|c| cell(&e[*c], c)).collect();
-        w.write_record(&row)?;
-    }
-    w.flush()
-}
-
-fn cell(v: &Value, column: &str) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) if column == "files_changed" => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(";"),
-        other => other.to_string(),
     }
 }
 

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::index::indexer::{self, IndexConfig, Indexer};
 use crate::index::{Error, IndexSearch};
-use crate::store::day::{self, DayRange};
 
 /// An up-to-date searcher of `storage`. If no other process is indexing, this
 /// one indexes what is new and commits; otherwise it waits (up to 5 s) for the
@@ -39,21 +38,8 @@ fn wait_for_other_indexer(storage: &Path, patience: Duration) {
     tracing::warn!("the running indexer has not caught up yet; answering from its last commit");
 }
 
-/// Whether the committed checkpoint covers every plain day file's current length.
+/// Whether the last commit covers every complete line of the day files.
 fn covered(storage: &Path) -> Result<bool, Error> {
     let (index, _) = indexer::open_index(&storage.join(indexer::INDEX_DIR))?;
-    let cp = indexer::read_checkpoint(&index)?;
-    let files = day::list(storage, DayRange::all()).map_err(|e| Error::io(storage, e))?;
-    for f in files.iter().filter(|f| !f.compressed) {
-        let file = std::fs::File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(&f.path, e))?.len();
-        // Bytes after the last newline are not an event yet.
-        let len =
-            crate::store::reader::complete_len(&file, len).map_err(|e| Error::io(&f.path, e))?;
-        let done = cp.files.get(&f.day).map_or(0, |m| m.offset);
-        if done < len {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(crate::index::lag::lag(storage, &index)?.bytes == 0)
 }

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use super::filters::FilterArgs;
 use super::{Context, search};
+use crate::index::follow::{Follow, whole_history_unless_ranged};
 use crate::index::indexer::{IndexConfig, Indexer};
 
 /// Flags of `evlog tail`.
@@ -28,10 +27,7 @@ pub struct Args {
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut q = args.filters.to_query();
-    if q.date.is_none() && q.start.is_none() && q.end.is_none() {
-        // All time, not just today.
-        q.start = Some(DateTime::<Utc>::UNIX_EPOCH);
-    }
+    whole_history_unless_ranged(&mut q);
     q.limit = Some(args.lines.clamp(1, crate::index::query::MAX_LIMIT));
     if let Err(e) = q.validate() {
         eprintln!("error: {e}");
@@ -40,12 +36,6 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let storage = &ctx.store.storage_path;
     let search = search::fresh_search(storage)?;
     let resp = search.query(&q)?;
-    let mut last_seq = resp
-        .events
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .max()
-        .unwrap_or(0);
     let mut out = io::stdout().lock();
     for e in resp.events.iter().rev() {
         writeln!(out, "{e}")?;
@@ -54,42 +44,30 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if !args.follow {
         return Ok(ExitCode::SUCCESS);
     }
-    if last_seq == 0 {
-        last_seq = search
-            .query(&crate::index::Query {
-                start: Some(DateTime::<Utc>::UNIX_EPOCH),
-                limit: Some(1),
-                ..Default::default()
-            })?
-            .events
-            .first()
-            .and_then(|e| e["seq"].as_u64())
-            .unwrap_or(0);
-    }
+    let printed = resp.events.iter().filter_map(|e| e["seq"].as_u64()).max();
+    let mut follow = Follow::new(q, printed.map_or_else(|| search.max_seq(), Ok)?);
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     ctrlc::set_handler(move || s.store(true, Ordering::SeqCst))?;
     // Index ourselves unless a server or `evlog index` already does.
     let mut own = Indexer::open(IndexConfig::new(storage)).ok();
-    q.limit = Some(crate::index::query::MAX_LIMIT);
     while !stop.load(Ordering::SeqCst) {
         if let Some(ix) = own.as_mut() {
             ix.sync()?;
         }
         search.reload()?;
-        q.after_seq = Some(last_seq);
-        let resp = search.query(&q)?;
-        for e in resp.events.iter().rev() {
-            if writeln!(out, "{e}").and_then(|()| out.flush()).is_err() {
-                return Ok(ExitCode::SUCCESS);
+        loop {
+            let batch = follow.next_batch(&search)?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in &batch {
+                if writeln!(out, "{e}").and_then(|()| out.flush()).is_err() {
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
         }
-        if let Some(m) = resp.events.iter().filter_map(|e| e["seq"].as_u64()).max() {
-            last_seq = m;
-        }
-        if resp.events.len() < crate::index::query::MAX_LIMIT {
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        std::thread::sleep(Duration::from_millis(250));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,8 +5,13 @@
 //! - [`indexer`] — the tail indexer (notify + rescan, commit payload checkpoint).
 //! - [`query`] — filters → tantivy queries, paging.
 //! - [`mod@stats`] — aggregations.
+//! - [`follow`] — live tails; [`lag`] — how far the index is behind;
+//!   `lookup` — one event by id, the newest `seq`.
 
+pub mod follow;
 pub mod indexer;
+pub mod lag;
+mod lookup;
 pub mod query;
 pub mod schema;
 pub mod stats;
@@ -15,6 +20,7 @@ pub mod timeline;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use follow::Follow;
 pub use indexer::{IndexConfig, Indexer, IndexerHandle, Wake};
 pub use query::{Query, QueryError, QueryResponse};
 pub use stats::StatsResponse;

@@ -8,6 +8,10 @@ mod cli;
 mod crash;
 /// The committed on-disk format v1 fixtures.
 mod fixtures;
+/// HTTP routes with `warp::test`: access matrix, validation, error shape.
+mod http;
+/// `evlog serve` over a socket: keys, live stream, export, SIGTERM under load.
+mod http_e2e;
 mod index;
 /// SIGKILLed `evlog index` processes index every line exactly once.
 mod index_crash;

@@ -92,6 +92,8 @@ impl Store {
             "EVLOG_CONFIG",
             "EVLOG_USER_ID_HASH_KEY",
             "EVLOG_LOG",
+            "EVLOG_ADDR",
+            "EVLOG_KEYS_FILE",
         ] {
             c.env_remove(var);
         }

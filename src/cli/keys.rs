@@ -1,0 +1,149 @@
+//! `evlog keys add|list|revoke`: the API keys of the server. A running
+//! server picks up changes within a second. Every change is recorded in the
+//! log as a `system_config` event (naming the key by id, never the key).
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::Context;
+use crate::auth::{self, KeyEntry, KeysFile, Role};
+use crate::event::{Event, EventType};
+use crate::store::EventLog;
+
+/// Flags of `evlog keys`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The keys file (default: the config file's server.keys_file, else <storage>/keys.json).
+    #[arg(long, global = true, env = "EVLOG_KEYS_FILE", value_name = "FILE")]
+    keys: Option<PathBuf>,
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Create a key and print it alone on standard output, once (only its
+    /// hash is stored).
+    Add {
+        /// admin (everything), user (reads and appends only as --user) or
+        /// service (appends for anyone, reads nothing).
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The user the key acts as.
+        #[arg(long, value_name = "USER")]
+        user: String,
+        /// A note for humans (where the key is used).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List the keys (ids, roles, users; never the keys).
+    List {
+        /// table (default on a terminal) or json.
+        #[arg(long, value_enum)]
+        format: Option<ListFormat>,
+    },
+    /// Revoke a key by id (it stays listed, marked revoked).
+    Revoke {
+        /// The key's id (`k_...`, see `evlog keys list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let path = crate::config::resolve_keys_file(args.keys, &ctx.file, &ctx.store.storage_path);
+    match args.action {
+        Action::Add { role, user, label } => {
+            let (key, entry) = auth::update(&path, |f| f.add(role, &user, label.as_deref()))?;
+            record(&ctx.open_log()?, "key added", &entry)?;
+            println!("{key}");
+        }
+        Action::List { format } => {
+            let file = KeysFile::load(&path)?;
+            let json = format.unwrap_or(if io::stdout().is_terminal() {
+                ListFormat::Table
+            } else {
+                ListFormat::Json
+            }) == ListFormat::Json;
+            let mut out = io::stdout().lock();
+            if json {
+                // The stored hashes stay out of the listing too.
+                let keys: Vec<_> = file
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        json!({"id": k.id, "role": k.role, "user_id": k.user_id,
+                               "label": k.label, "created": k.created, "revoked": k.revoked})
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &keys)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<16} {:<8} {:<20} {:<28} {:<28} LABEL",
+                    "ID", "ROLE", "USER", "CREATED", "REVOKED"
+                )?;
+                for k in &file.keys {
+                    writeln!(
+                        out,
+                        "{:<16} {:<8} {:<20} {:<28} {:<28} {}",
+                        k.id,
+                        k.role.as_str(),
+                        k.user_id,
+                        k.created,
+                        k.revoked.as_deref().unwrap_or("-"),
+                        k.label.as_deref().unwrap_or("")
+                    )?;
+                }
+            }
+        }
+        Action::Revoke { id } => {
+            let entry = auth::update(&path, |f| f.revoke(&id))?;
+            record(&ctx.open_log()?, "key revoked", &entry)?;
+            eprintln!(
+                "revoked {id} ({} key of {})",
+                entry.role.as_str(),
+                entry.user_id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Records a change of the keys as a `system_config` event, durable before
+/// the command reports success.
+pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result<()> {
+    let actor = std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty() && u.chars().count() <= crate::event::MAX_USER_ID_CHARS)
+        .unwrap_or_else(|| "evlog".into());
+    log.append(
+        Event::new(
+            EventType::SystemConfig,
+            actor,
+            format!(
+                "{what}: {} ({} key of {})",
+                k.id,
+                k.role.as_str(),
+                k.user_id
+            ),
+        )
+        .metadata(json!({
+            "change": what,
+            "key_id": k.id,
+            "role": k.role,
+            "key_user_id": k.user_id,
+            "label": k.label,
+        })),
+    )?;
+    Ok(())
+}

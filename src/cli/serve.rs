@@ -1,0 +1,118 @@
+//! `evlog serve`: the HTTP server with the tail indexer in-process, until
+//! SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use super::Context;
+use crate::auth::{self, KeyStore, KeysFile, Role};
+use crate::config::{self, ServerSettings};
+use crate::event::EventType;
+use crate::server::Server;
+use crate::store::EventLog;
+
+/// Flags of `evlog serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen address (default: the config file's server.addr, else 127.0.0.1:8080).
+    #[arg(long, env = "EVLOG_ADDR", value_name = "HOST:PORT")]
+    addr: Option<SocketAddr>,
+    /// The keys file (default: the config file's server.keys_file, else <storage>/keys.json).
+    #[arg(long, env = "EVLOG_KEYS_FILE", value_name = "FILE")]
+    keys: Option<PathBuf>,
+}
+
+pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    let settings = config::resolve_server(args.addr, args.keys, &ctx.file, &ctx.store.storage_path);
+    let log = ctx.open_log()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("evlog-http")
+        .build()?;
+    let server = rt.block_on(serve(&settings, log))?;
+    server.close()?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(settings: &ServerSettings, log: EventLog) -> anyhow::Result<Server> {
+    let listener = tokio::net::TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("listening on {}", settings.addr))?;
+    let addr = listener.local_addr()?;
+    first_admin_key(settings, &log, addr)?;
+    let keys = KeyStore::open(&settings.keys_file)?;
+    let server = Server::new(log.clone(), keys, settings.limits.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\n(is `evlog index` or another `evlog serve` running on {}?)",
+            log.storage_path().display()
+        )
+    })?;
+    server.record_system(
+        EventType::SystemStart,
+        format!("evlog serve started on {addr}"),
+    );
+    eprintln!(
+        "evlog: serving {} on http://{addr} (Ctrl-C or SIGTERM to stop)",
+        log.storage_path().display()
+    );
+    server.run(listener, shutdown_signal()).await;
+    server.record_system(EventType::SystemStop, "evlog serve stopped".into());
+    Ok(server)
+}
+
+/// With no keys at all, creates an admin key and prints it once.
+fn first_admin_key(
+    settings: &ServerSettings,
+    log: &EventLog,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    if !KeysFile::load(&settings.keys_file)?.keys.is_empty() {
+        return Ok(());
+    }
+    let created = auth::update(&settings.keys_file, |f| {
+        // Another process may have added one meanwhile.
+        if f.keys.is_empty() {
+            f.add(
+                Role::Admin,
+                "admin",
+                Some("created by the first `evlog serve`"),
+            )
+            .map(Some)
+        } else {
+            Ok(None)
+        }
+    })?;
+    let Some((key, entry)) = created else {
+        return Ok(());
+    };
+    super::keys::record(log, "key added", &entry)?;
+    println!(
+        "No API keys yet: created an admin key ({}). It is shown only this once;\n\
+         {} keeps only its hash. Add more with `evlog keys add`.\n\n    {key}\n\n\
+         Try it:\n\n    curl -H 'X-API-Key: {key}' 'http://{addr}/events'\n",
+        entry.id,
+        settings.keys_file.display()
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    eprintln!("evlog: stopping: finishing requests in flight");
+}

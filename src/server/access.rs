@@ -1,0 +1,206 @@
+//! Who is asking, and may they: keys from `X-API-Key` or
+//! `Authorization: Bearer`, role checks after the route matched, and an
+//! `auth_failure` event for every denial.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde_json::json;
+use warp::Filter;
+use warp::http::{HeaderMap, Method, StatusCode};
+
+use super::State;
+use super::reject::ApiError;
+use crate::auth::{Principal, Role};
+use crate::event::{Event, EventType, Level, Status};
+use crate::index::Query;
+
+/// The peer address of a connection, put into each request by the server
+/// loop (absent under `warp::test` unless a test adds it).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The key a request presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Presented {
+    None,
+    Key(String),
+    /// An `Authorization` header that is not `Bearer <key>`.
+    Malformed,
+}
+
+/// What the handlers need to know about a request.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub method: Method,
+    pub path: String,
+    pub ip: Option<IpAddr>,
+    pub key: Presented,
+    pub request_id: Option<String>,
+    pub headers: HeaderMap,
+}
+
+/// Extracts the [`Ctx`] of a request.
+pub(crate) fn ctx() -> impl Filter<Extract = (Ctx,), Error = std::convert::Infallible> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<ClientAddr>())
+        .map(
+            |method, path: warp::path::FullPath, headers: HeaderMap, addr: Option<ClientAddr>| {
+                Ctx {
+                    method,
+                    path: path.as_str().to_string(),
+                    ip: addr.map(|a| a.0.ip()),
+                    key: presented(&headers),
+                    request_id: headers
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|s| !s.is_empty() && s.chars().count() <= 256)
+                        .map(str::to_string),
+                    headers,
+                }
+            },
+        )
+}
+
+fn presented(h: &HeaderMap) -> Presented {
+    if let Some(v) = h.get("x-api-key") {
+        return match v.to_str() {
+            Ok(k) if !k.trim().is_empty() => Presented::Key(k.trim().to_string()),
+            _ => Presented::Malformed,
+        };
+    }
+    match h.get(warp::http::header::AUTHORIZATION) {
+        None => Presented::None,
+        Some(v) => match v.to_str().ok().and_then(|s| {
+            let (scheme, key) = s.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        }) {
+            Some(k) if !k.is_empty() => Presented::Key(k.to_string()),
+            _ => Presented::Malformed,
+        },
+    }
+}
+
+impl State {
+    /// The principal of the request's key: 403 without a key, 401 for an
+    /// unknown, revoked or malformed one. Denials are recorded.
+    pub(crate) fn authenticate(&self, ctx: &Ctx) -> Result<Principal, ApiError> {
+        let key = match &ctx.key {
+            Presented::None => {
+                return Err(self.deny(
+                    ctx,
+                    None,
+                    ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "api_key_required",
+                        "this endpoint needs an API key (header X-API-Key or Authorization: Bearer)",
+                    ),
+                ));
+            }
+            Presented::Malformed => {
+                return Err(self.deny(
+                    ctx,
+                    None,
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "the Authorization header must be `Bearer <key>`",
+                    ),
+                ));
+            }
+            Presented::Key(k) => k,
+        };
+        match self.keys.keys().authenticate(key) {
+            Some(p) => Ok(p.clone()),
+            None => Err(self.deny(
+                ctx,
+                None,
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "unknown or revoked API key",
+                ),
+            )),
+        }
+    }
+
+    /// Restricts a read to what `who` may see: admin everything, a user
+    /// only its own events (asking for another user is a 403), a service nothing.
+    pub(crate) fn scope_read(
+        &self,
+        ctx: &Ctx,
+        who: &Principal,
+        q: &mut Query,
+    ) -> Result<(), ApiError> {
+        match who.role {
+            Role::Admin => Ok(()),
+            Role::Service => Err(self.deny(
+                ctx,
+                Some(who),
+                ApiError::forbidden("a service key may append events but not read them"),
+            )),
+            Role::User => {
+                if q.user_id.as_ref().is_some_and(|u| *u != who.user_id) {
+                    return Err(self.deny(
+                        ctx,
+                        Some(who),
+                        ApiError::forbidden(format!(
+                            "user_id: a user key reads only its own events (user_id {})",
+                            who.user_id
+                        )),
+                    ));
+                }
+                q.user_id = Some(who.user_id.clone());
+                Ok(())
+            }
+        }
+    }
+
+    /// Records an `auth_failure` event for a denied request and returns the
+    /// error. The event goes through the fire-and-forget appender, never
+    /// through HTTP, so recording a denial cannot itself be denied or
+    /// recorded again; it names the key by id, never the key.
+    pub(crate) fn deny(&self, ctx: &Ctx, who: Option<&Principal>, e: ApiError) -> ApiError {
+        let mut event = Event::new(
+            EventType::AuthFailure,
+            who.map_or("anonymous", |p| p.user_id.as_str()),
+            format!("{} {} denied: {}", ctx.method, ctx.path, e.message),
+        )
+        .status(Status::Failure)
+        .level(Level::Security)
+        .metadata(json!({
+            "method": ctx.method.as_str(),
+            "path": ctx.path,
+            "http_status": e.status.as_u16(),
+            "code": e.code,
+            "key_id": who.map(|p| p.key_id.as_str()),
+            "role": who.map(|p| p.role.as_str()),
+        }));
+        if let Some(ip) = ctx.ip {
+            event = event.source_ip(ip.to_string());
+        }
+        if let Some(r) = &ctx.request_id {
+            event = event.request_id(r.clone());
+        }
+        self.appender.append(event);
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_x_api_key_or_bearer() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented(&h), Presented::None);
+        h.insert("authorization", "Bearer evk_1".parse().unwrap());
+        assert_eq!(presented(&h), Presented::Key("evk_1".into()));
+        h.insert("authorization", "Basic dXNlcg==".parse().unwrap());
+        assert_eq!(presented(&h), Presented::Malformed);
+        h.insert("x-api-key", "evk_2".parse().unwrap());
+        assert_eq!(presented(&h), Presented::Key("evk_2".into()));
+    }
+}

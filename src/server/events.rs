@@ -1,0 +1,377 @@
+//! The `/events` endpoints: append, query, one event, types, statistics,
+//! export and the live stream. Each authenticates first, then checks its
+//! parameters, then the role.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::access::Ctx;
+use super::ingest::{self, Framing};
+use super::params::{self, FILTERS, PAGING};
+use super::reject::{ApiError, EventReject};
+use super::{State, blocking};
+use crate::auth::Role;
+use crate::event::EventType;
+use crate::export::Format;
+use crate::index::query::MAX_LIMIT;
+use crate::index::{Follow, Query};
+
+/// `POST /events`.
+pub(crate) async fn append<S, B>(state: Arc<State>, ctx: Ctx, body: S) -> Result<Response, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    let who = state.authenticate(&ctx)?;
+    let content_type = ctx
+        .headers
+        .get(warp::http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let framing = Framing::of(content_type)?;
+    let limit = state.limits.max_body_bytes;
+    let declared = ctx
+        .headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ingest::body_too_large(limit));
+    }
+    let body = tokio::time::timeout(
+        state.limits.request_timeout(),
+        ingest::read_body(body, limit),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time (limit request_timeout_ms)",
+        )
+    })??;
+    let limits = state.limits.clone();
+    let parsed = blocking(move || ingest::parse(framing, &body, &limits)).await?;
+    let batch = match parsed {
+        Ok(b) => b,
+        Err(e) => {
+            state.metrics.rejected.inc_by(e.events.len().max(1) as u64);
+            return Err(e);
+        }
+    };
+    if who.role == Role::User {
+        let strangers: Vec<EventReject> = batch
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.user_id != who.user_id)
+            .map(|(i, e)| EventReject {
+                index: i,
+                line: None,
+                field: "user_id".into(),
+                message: format!(
+                    "a user key appends only as its own user {} (got {})",
+                    who.user_id, e.user_id
+                ),
+            })
+            .collect();
+        if !strangers.is_empty() {
+            state.metrics.rejected.inc_by(batch.events.len() as u64);
+            let mut e = ApiError::forbidden(format!(
+                "user_id: a user key appends only as its own user {}; {} event(s) are for someone else, nothing written",
+                who.user_id,
+                strangers.len()
+            ));
+            e.events = strangers;
+            return Err(state.deny(&ctx, Some(&who), e));
+        }
+    }
+    let permit = state.appends.clone().try_acquire_owned().map_err(|_| {
+        ApiError::overloaded(
+            "too many appends in flight (limit max_pending_appends); retry shortly",
+        )
+    })?;
+    let log = state.log.clone();
+    let single = batch.single;
+    let ids = blocking(move || {
+        let _permit = permit;
+        log.append_batch(batch.events)
+    })
+    .await?
+    .map_err(|e| match e {
+        crate::store::Error::Closed => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down",
+        ),
+        e if e.is_client_error() => {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string())
+        }
+        e => ApiError::internal("writing the events", e),
+    })?;
+    let body = if single {
+        json!({ "id": ids[0] })
+    } else {
+        json!({ "ids": ids })
+    };
+    Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+}
+
+/// The query of a read endpoint, scoped to what the caller may read.
+async fn scoped(
+    state: &State,
+    ctx: &Ctx,
+    raw: &str,
+    groups: &[&[&str]],
+    with_format: bool,
+) -> Result<params::Params, ApiError> {
+    let who = state.authenticate(ctx)?;
+    let mut p = params::parse(raw, groups, with_format)?;
+    state.scope_read(ctx, &who, &mut p.query)?;
+    Ok(p)
+}
+
+/// `GET /events`.
+pub(crate) async fn query(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
+    let p = scoped(&state, &ctx, &raw, &[FILTERS, PAGING], false).await?;
+    let search = state.search.clone();
+    let resp = blocking(move || search.query(&p.query)).await??;
+    Ok(warp::reply::json(&resp).into_response())
+}
+
+/// `GET /events/stats`.
+pub(crate) async fn stats(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
+    let p = scoped(&state, &ctx, &raw, &[FILTERS], false).await?;
+    let search = state.search.clone();
+    let resp = blocking(move || search.stats(&p.query)).await??;
+    Ok(warp::reply::json(&resp).into_response())
+}
+
+/// `GET /events/{id}`.
+pub(crate) async fn get(
+    state: Arc<State>,
+    ctx: Ctx,
+    id: String,
+    raw: String,
+) -> Result<Response, ApiError> {
+    let who = state.authenticate(&ctx)?;
+    params::parse(&raw, &[], false)?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("id: `{id}` is not an event id (a UUID)"),
+        )
+    })?;
+    // A service reads nothing: refuse before looking.
+    state.scope_read(&ctx, &who, &mut Query::default())?;
+    let search = state.search.clone();
+    let event = blocking(move || search.get(id)).await??.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no event with id {id}"),
+        )
+    })?;
+    if who.role == Role::User && event["user_id"].as_str() != Some(&who.user_id) {
+        return Err(state.deny(
+            &ctx,
+            Some(&who),
+            ApiError::forbidden(format!(
+                "a user key reads only its own events (user_id {})",
+                who.user_id
+            )),
+        ));
+    }
+    Ok(warp::reply::json(&event).into_response())
+}
+
+/// `GET /events/types`: the built-in types with descriptions, then the
+/// custom types seen, each with its count among the events the caller may read.
+pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
+    let who = state.authenticate(&ctx)?;
+    params::parse(&raw, &[], false)?;
+    let mut q = Query {
+        start: Some(DateTime::<Utc>::UNIX_EPOCH),
+        ..Query::default()
+    };
+    state.scope_read(&ctx, &who, &mut q)?;
+    let search = state.search.clone();
+    let mut counts = blocking(move || search.stats(&q)).await??.by_type;
+    let mut types: Vec<Value> = EventType::BUILTIN
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.as_str(),
+                "description": t.description(),
+                "builtin": true,
+                "count": counts.remove(t.as_str()).unwrap_or(0),
+            })
+        })
+        .collect();
+    types.extend(counts.into_iter().map(|(name, count)| {
+        json!({ "name": name, "description": null, "builtin": false, "count": count })
+    }));
+    Ok(warp::reply::json(&json!({ "types": types })).into_response())
+}
+
+/// `GET /events/export?format=csv|ndjson`: every match, streamed page by
+/// page through the cursor (no 1000 cap).
+pub(crate) async fn export(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
+    let p = scoped(&state, &ctx, &raw, &[FILTERS], true).await?;
+    let format = p.format.unwrap_or(Format::Ndjson);
+    let mut q = p.query;
+    q.limit = Some(MAX_LIMIT);
+    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let search = state.search.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut head = Vec::new();
+        format.write_header(&mut head).expect("writing to memory");
+        if !head.is_empty() && tx.blocking_send(Ok(head.into())).is_err() {
+            return;
+        }
+        loop {
+            let page = match search.query(&q) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "export stopped");
+                    // An error ends the body early, so the client sees a broken transfer.
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            };
+            let mut buf = Vec::with_capacity(page.events.len() * 512);
+            format
+                .write_rows(&mut buf, &page.events)
+                .expect("writing to memory");
+            if tx.blocking_send(Ok(buf.into())).is_err() {
+                return; // the client went away
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return,
+            }
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::Ndjson => "ndjson",
+    };
+    let mut r = warp::reply::stream(body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        warp::http::header::CONTENT_TYPE,
+        warp::http::HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(
+        warp::http::header::CONTENT_DISPOSITION,
+        format!("attachment; filename=\"events.{ext}\"")
+            .parse()
+            .expect("valid header"),
+    );
+    Ok(r)
+}
+
+/// How often an idle stream sends a keep-alive comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /events/stream`: server-sent events of the matching events stored
+/// from now on (or after the `Last-Event-ID`, a `seq`), one `event` message
+/// per event with its `seq` as id. A `:ready` comment says the tail is set up.
+pub(crate) async fn stream(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
+    let p = scoped(&state, &ctx, &raw, &[FILTERS], false).await?;
+    let last_id = match ctx.headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_header",
+                        "Last-Event-ID: want the seq of the last event received",
+                    )
+                })?,
+        ),
+    };
+    let search = state.search.clone();
+    let after = match last_id {
+        Some(seq) => seq,
+        None => blocking(move || search.max_seq()).await??,
+    };
+    let follow = Follow::new(p.query, after);
+    let (tx, mut rx) = mpsc::channel::<Result<warp::sse::Event, Infallible>>(64);
+    tokio::spawn(tail(state, follow, tx));
+    let events = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok(
+        warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events))
+            .into_response(),
+    )
+}
+
+/// Feeds one live stream until the client goes away or the server shuts down.
+async fn tail(
+    state: Arc<State>,
+    mut follow: Follow,
+    tx: mpsc::Sender<Result<warp::sse::Event, Infallible>>,
+) {
+    let mut commits = state.commits.clone();
+    let mut shutdown = state.shutdown.subscribe();
+    if tx
+        .send(Ok(warp::sse::Event::default().comment("ready")))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    loop {
+        loop {
+            let search = state.search.clone();
+            let res = blocking(move || {
+                let batch = follow.next_batch(&search);
+                (follow, batch)
+            })
+            .await;
+            let batch = match res {
+                Ok((f, Ok(b))) => {
+                    follow = f;
+                    b
+                }
+                Ok((_, Err(e))) => {
+                    tracing::error!(error = %e, "live stream stopped");
+                    return;
+                }
+                Err(_) => return,
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                let mut msg = warp::sse::Event::default()
+                    .event("event")
+                    .data(e.to_string());
+                if let Some(seq) = e["seq"].as_u64() {
+                    msg = msg.id(seq.to_string());
+                }
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            changed = commits.changed() => if changed.is_err() { return },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = tx.closed() => return,
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! `GET /metrics`: Prometheus text. Request counters and latency histograms
+//! are observed per request; the store's, appender's and indexer's own
+//! atomic counters are mirrored into the registry at each scrape, so the
+//! lower layers need no metrics crate.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The server's metrics.
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    /// Events rejected by POST /events (every event of a rejected batch).
+    pub rejected: IntCounter,
+    appended: IntCounter,
+    write_failures: IntCounter,
+    dropped: IntCounter,
+    indexed: IntCounter,
+    lag_events: IntGauge,
+    lag_seconds: Gauge,
+}
+
+/// Values of the lower layers at scrape time.
+pub(crate) struct Snapshot {
+    pub appended: u64,
+    pub write_failures: u64,
+    pub dropped: u64,
+    pub indexed: u64,
+    pub lag_events: u64,
+    pub lag_seconds: f64,
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+/// Raises a mirrored counter to `value` (counters only go up).
+fn mirror(c: &IntCounter, value: u64) {
+    let cur = c.get();
+    if value > cur {
+        c.inc_by(value - cur);
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "evlog_http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("unique metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "evlog_http_request_duration_seconds",
+                "Time to the response head, by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("unique metric");
+        let lag_events = IntGauge::new(
+            "evlog_index_lag_events",
+            "Events on disk not yet searchable",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(lag_events.clone()))
+            .expect("unique metric");
+        let lag_seconds = Gauge::new(
+            "evlog_index_lag_seconds",
+            "Age of the last index commit while events wait (0 when caught up)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(lag_seconds.clone()))
+            .expect("unique metric");
+        Metrics {
+            rejected: counter(
+                &registry,
+                "evlog_events_rejected_total",
+                "Events refused by POST /events (invalid, too large or forbidden)",
+            ),
+            appended: counter(
+                &registry,
+                "evlog_events_appended_total",
+                "Events written by this server",
+            ),
+            write_failures: counter(
+                &registry,
+                "evlog_write_failures_total",
+                "Events whose write to the day file failed",
+            ),
+            dropped: counter(
+                &registry,
+                "evlog_events_dropped_total",
+                "Server events (auth_failure, ...) dropped because the appender queue was full",
+            ),
+            indexed: counter(
+                &registry,
+                "evlog_events_indexed_total",
+                "Documents added to the index by this server's indexer",
+            ),
+            registry,
+            requests,
+            latency,
+            lag_events,
+            lag_seconds,
+        }
+    }
+
+    /// Counts one request.
+    pub(crate) fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text of every metric, after mirroring `s`.
+    pub(crate) fn render(&self, s: &Snapshot) -> String {
+        mirror(&self.appended, s.appended);
+        mirror(&self.write_failures, s.write_failures);
+        mirror(&self.dropped, s.dropped);
+        mirror(&self.indexed, s.indexed);
+        self.lag_events
+            .set(s.lag_events.min(i64::MAX as u64) as i64);
+        self.lag_seconds.set(s.lag_seconds);
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding of valid metrics");
+        String::from_utf8(buf).expect("text format is UTF-8")
+    }
+}
+
+/// The route template of a path, for labels (bounded cardinality).
+pub(crate) fn route_of(path: &str) -> &'static str {
+    match path {
+        "/events" => "/events",
+        "/events/stats" => "/events/stats",
+        "/events/types" => "/events/types",
+        "/events/export" => "/events/export",
+        "/events/stream" => "/events/stream",
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        p if p
+            .strip_prefix("/events/")
+            .is_some_and(|id| !id.contains('/')) =>
+        {
+            "/events/{id}"
+        }
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_histograms_and_mirrored_counters() {
+        let m = Metrics::new();
+        m.observe("/events", "POST", 201, Duration::from_millis(3));
+        m.observe("/events", "POST", 201, Duration::from_millis(30));
+        m.rejected.inc_by(2);
+        let snap = Snapshot {
+            appended: 7,
+            write_failures: 0,
+            dropped: 1,
+            indexed: 5,
+            lag_events: 2,
+            lag_seconds: 0.5,
+        };
+        let text = m.render(&snap);
+        assert!(text.contains(
+            "evlog_http_requests_total{method=\"POST\",route=\"/events\",status=\"201\"} 2"
+        ));
+        assert!(text.contains(
+            "evlog_http_request_duration_seconds_bucket{route=\"/events\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains("evlog_events_appended_total 7"));
+        assert!(text.contains("evlog_events_rejected_total 2"));
+        assert!(text.contains("evlog_index_lag_events 2"));
+        // Mirroring twice does not double count.
+        assert!(m.render(&snap).contains("evlog_events_appended_total 7"));
+        assert_eq!(
+            route_of("/events/0190a1b2-0000-7000-8000-000000000000"),
+            "/events/{id}"
+        );
+        assert_eq!(route_of("/events/a/b"), "other");
+    }
+}

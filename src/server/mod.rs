@@ -1,0 +1,381 @@
+//! The HTTP server: warp routes on tokio, over the event log and its index.
+//!
+//! [`Server::new`] starts the in-process tail indexer; [`Server::run`]
+//! serves a listener until a shutdown future resolves, then stops
+//! accepting, ends live streams and lets in-flight requests finish (an
+//! append answers only once durable); [`Server::close`] flushes the server's
+//! own events and makes the final index commit.
+//!
+//! - `events` — the `/events` endpoints; `ingest` — request bodies → events;
+//!   `params` — query strings → [`Query`](crate::index::Query).
+//! - `access` — keys, roles and recorded denials; `reject` — the JSON errors.
+//! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
+//!
+//! The server sees event, store, index and auth, never tantivy types.
+
+mod access;
+mod events;
+mod ingest;
+mod metrics;
+mod ops;
+mod params;
+mod reject;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::{Semaphore, watch};
+use tower_service::Service;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+pub use access::ClientAddr;
+pub use reject::{ApiError, EventReject};
+
+use crate::auth::KeyStore;
+use crate::event::{Event, EventType};
+use crate::index::{IndexConfig, IndexSearch, IndexerHandle};
+use crate::store::{Appender, EventLog};
+
+/// Request limits (`[server.limits]` of the config file).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body, in bytes (413 `body_too_large`).
+    pub max_body_bytes: usize,
+    /// Largest single event, in bytes of JSON (413 `event_too_large`).
+    pub max_event_bytes: usize,
+    /// Most events in one request (413 `batch_too_large`).
+    pub max_batch_events: usize,
+    /// Deepest nesting of objects and arrays in one event (400 `invalid_body`).
+    pub max_json_depth: usize,
+    /// Largest request head (request line and headers), in bytes; at least
+    /// 8192. A larger head is refused by the HTTP layer with 431.
+    pub max_header_bytes: usize,
+    /// Time for a client to send the request head, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time for a request body to arrive (else 408 `request_timeout`); a
+    /// response must start within twice this (else 503 `timeout`).
+    pub request_timeout_ms: u64,
+    /// Append requests being written at once; more get 503 `overloaded`
+    /// with `Retry-After`.
+    pub max_pending_appends: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 << 20,
+            max_event_bytes: 64 << 10,
+            max_batch_events: 10_000,
+            max_json_depth: 32,
+            max_header_bytes: 16 << 10,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_pending_appends: 512,
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct State {
+    log: EventLog,
+    search: IndexSearch,
+    indexer: IndexerHandle,
+    keys: KeyStore,
+    /// The server's own events (denials, start, stop): fire and forget.
+    appender: Appender,
+    metrics: metrics::Metrics,
+    limits: Limits,
+    appends: Arc<Semaphore>,
+    /// The indexer's commit count, bumped after each commit (wakes live streams).
+    commits: watch::Receiver<u64>,
+    /// Set once the server stops accepting (ends live streams).
+    shutdown: watch::Sender<bool>,
+    started_ms: u64,
+}
+
+/// Runs `f` on the blocking pool (the store and the index block).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal("a request task", e))
+}
+
+/// The evlog HTTP server. Create it inside a tokio runtime.
+pub struct Server {
+    state: Arc<State>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The indexer could not start (another process indexes this storage?).
+    #[error("starting the indexer: {0}")]
+    Index(#[from] crate::index::Error),
+}
+
+impl Server {
+    /// Starts the in-process indexer of `log`'s storage directory and the
+    /// housekeeping task (reloads the keys file when it changes, wakes live
+    /// streams after each index commit). Must run inside a tokio runtime.
+    pub fn new(log: EventLog, keys: KeyStore, limits: Limits) -> Result<Server, StartError> {
+        let indexer = log.start_indexer(IndexConfig::new(log.storage_path()))?;
+        let search = IndexSearch::from_reader(indexer.reader().clone());
+        let (commits_tx, commits) = watch::channel(0u64);
+        let state = Arc::new(State {
+            appender: Appender::new(log.clone()),
+            search,
+            indexer,
+            keys,
+            metrics: metrics::Metrics::new(),
+            appends: Arc::new(Semaphore::new(limits.max_pending_appends.max(1))),
+            limits,
+            commits,
+            shutdown: watch::channel(false).0,
+            started_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
+            log,
+        });
+        tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
+        Ok(Server { state })
+    }
+
+    /// Every route, errors rendered as JSON (also for `warp::test`).
+    pub fn routes(&self) -> BoxedFilter<(Response,)> {
+        routes(self.state.clone())
+    }
+
+    /// Records a `system_start` or `system_stop` event (through the server's appender).
+    pub fn record_system(&self, event_type: EventType, description: String) {
+        self.state
+            .appender
+            .append(Event::new(event_type, "evlog", description));
+    }
+
+    /// Serves `listener` until `shutdown` resolves; then stops accepting,
+    /// ends live streams and waits for the requests in flight.
+    pub async fn run(&self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) {
+        let svc = warp::service(self.routes());
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let limits = &self.state.limits;
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(limits.header_timeout_ms.max(1)))
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let state = self.state.clone();
+            let svc = svc.clone();
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    let mut svc = svc.clone();
+                    let state = state.clone();
+                    req.extensions_mut().insert(ClientAddr(peer));
+                    async move {
+                        let route = metrics::route_of(req.uri().path());
+                        let method = method_label(req.method());
+                        let start = Instant::now();
+                        let budget = state.limits.request_timeout() * 2;
+                        let resp = match tokio::time::timeout(budget, svc.call(req)).await {
+                            Ok(Ok(r)) => r,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => ApiError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "timeout",
+                                "the response did not start in time (limit request_timeout_ms)",
+                            )
+                            .into_response(),
+                        };
+                        state.metrics.observe(
+                            route,
+                            method,
+                            resp.status().as_u16(),
+                            start.elapsed(),
+                        );
+                        Ok::<_, Infallible>(resp)
+                    }
+                },
+            );
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        self.state.shutdown.send_replace(true);
+        graceful.shutdown().await;
+    }
+
+    /// Flushes the server's own events, stops the indexer with a final
+    /// commit and fsyncs the log. Waits (up to 10 s) for request tasks that
+    /// still hold the server; after that the last of them does the final
+    /// commit when it ends.
+    pub fn close(self) -> Result<(), crate::index::Error> {
+        let mut state = self.state;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let state = loop {
+            match Arc::try_unwrap(state) {
+                Ok(s) => break s,
+                Err(shared) if Instant::now() < deadline => {
+                    state = shared;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(_) => {
+                    tracing::warn!("request tasks still running; the index commits when they end");
+                    return Ok(());
+                }
+            }
+        };
+        state.appender.shutdown();
+        state.indexer.shutdown()?;
+        if let Err(e) = state.log.flush() {
+            tracing::error!(error = %e, "final fsync failed");
+        }
+        Ok(())
+    }
+}
+
+/// A bounded set of method labels.
+fn method_label(m: &warp::http::Method) -> &'static str {
+    use warp::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Every 100 ms: tell live streams about new index commits; every second:
+/// reload the keys file if it changed. Ends with the server.
+async fn housekeeping(state: Weak<State>, commits: watch::Sender<u64>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for n in 0u64.. {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if *state.shutdown.borrow() {
+            return;
+        }
+        let c = state
+            .indexer
+            .stats()
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        commits.send_if_modified(|v| std::mem::replace(v, c) != c);
+        if n % 10 == 0 {
+            match state.keys.reload_if_changed() {
+                Ok(Some(active)) => tracing::info!(
+                    keys = active,
+                    file = %state.keys.path().display(),
+                    "keys file reloaded"
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "keys file not reloaded; the keys in force stay")
+                }
+            }
+        }
+    }
+}
+
+fn respond(r: Result<Response, ApiError>) -> Response {
+    r.unwrap_or_else(ApiError::into_response)
+}
+
+/// The query string, empty when there is none.
+fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    let st = warp::any().map(move || state.clone());
+    let ctx = access::ctx();
+    let append = warp::path!("events")
+        .and(warp::post())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(warp::body::stream())
+        .then(|s, c, body| async move { respond(events::append(s, c, body).await) });
+    macro_rules! read {
+        ($path:expr, $handler:path) => {
+            $path
+                .and(warp::get())
+                .and(st.clone())
+                .and(ctx.clone())
+                .and(raw_query())
+                .then(|s, c, q| async move { respond($handler(s, c, q).await) })
+        };
+    }
+    let query = read!(warp::path!("events"), events::query);
+    let stats = read!(warp::path!("events" / "stats"), events::stats);
+    let types = read!(warp::path!("events" / "types"), events::types);
+    let export = read!(warp::path!("events" / "export"), events::export);
+    let stream = read!(warp::path!("events" / "stream"), events::stream);
+    let one = warp::path!("events" / String)
+        .and(warp::get())
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(raw_query())
+        .then(|id, s, c, q| async move { respond(events::get(s, c, id, q).await) });
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(st.clone())
+        .then(|s| async move { respond(ops::health(s).await) });
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(st)
+        .then(|s| async move { respond(ops::metrics(s).await) });
+    append
+        .or(query)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(types)
+        .unify()
+        .or(export)
+        .unify()
+        .or(stream)
+        .unify()
+        .or(one)
+        .unify()
+        .or(health)
+        .unify()
+        .or(metrics)
+        .unify()
+        .recover(reject::recover)
+        .unify()
+        .boxed()
+}

@@ -1,0 +1,197 @@
+//! Query strings → [`Query`]: the parameters of `evlog query` under the same
+//! names. Every value is checked and a mistake names the parameter; unknown
+//! and repeated parameters are mistakes too (only `event_type` repeats).
+
+use std::borrow::Cow;
+
+use crate::event::{Level, MAX_USER_ID_CHARS, Status, parse_timestamp};
+use crate::export::Format;
+use crate::index::Query;
+
+use super::reject::ApiError;
+
+/// The filters every read endpoint takes.
+pub(crate) const FILTERS: &[&str] = &[
+    "date",
+    "start",
+    "end",
+    "event_type",
+    "status",
+    "level",
+    "user_id",
+    "request_id",
+    "q",
+];
+/// Paging of `GET /events`.
+pub(crate) const PAGING: &[&str] = &["limit", "offset", "cursor"];
+
+/// Longest `q`, in characters.
+pub(crate) const MAX_Q_CHARS: usize = 1024;
+/// Largest `offset` (deeper pages: use `cursor`).
+pub(crate) const MAX_OFFSET: usize = 100_000;
+
+/// A parsed query string.
+#[derive(Debug, Default)]
+pub(crate) struct Params {
+    /// The filters and paging.
+    pub query: Query,
+    /// `format` of `/events/export`.
+    pub format: Option<Format>,
+}
+
+/// Parses `raw` allowing the parameters of `groups` (plus `format` when
+/// `with_format`), then validates the query as a whole.
+pub(crate) fn parse(raw: &str, groups: &[&[&str]], with_format: bool) -> Result<Params, ApiError> {
+    let mut p = Params::default();
+    let mut seen: Vec<Cow<'_, str>> = Vec::new();
+    for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let known = groups.iter().any(|g| g.contains(&&*name)) || (with_format && name == "format");
+        if !known {
+            let mut allowed: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+            if with_format {
+                allowed.push("format");
+            }
+            return Err(ApiError::param(
+                &name,
+                format!(
+                    "unknown parameter; this endpoint takes {}",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                ),
+            ));
+        }
+        if name != "event_type" {
+            if seen.contains(&name) {
+                return Err(ApiError::param(&name, "given more than once"));
+            }
+            seen.push(name.clone());
+        }
+        set(&mut p, &name, &value)?;
+    }
+    p.query.validate()?;
+    Ok(p)
+}
+
+fn set(p: &mut Params, name: &str, v: &str) -> Result<(), ApiError> {
+    let q = &mut p.query;
+    let bad = |m: String| ApiError::param(name, m);
+    match name {
+        "date" => q.date = Some(crate::store::day::parse_day(v).map_err(bad)?),
+        "start" | "end" => {
+            let t = parse_timestamp(v).map_err(|e| {
+                bad(format!(
+                    "`{v}` is not RFC 3339 ({e}), e.g. 2026-11-23T08:00:00Z"
+                ))
+            })?;
+            if name == "start" {
+                q.start = Some(t);
+            } else {
+                q.end = Some(t);
+            }
+        }
+        "event_type" => q.event_types.push(v.to_string()),
+        "status" => q.status = Some(v.parse::<Status>().map_err(|e| bad(e.message))?),
+        "level" => q.level = Some(v.parse::<Level>().map_err(|e| bad(e.message))?),
+        "user_id" | "request_id" => {
+            let n = v.chars().count();
+            if n == 0 || n > MAX_USER_ID_CHARS {
+                return Err(bad(format!(
+                    "must be 1 to {MAX_USER_ID_CHARS} characters (got {n})"
+                )));
+            }
+            if name == "user_id" {
+                q.user_id = Some(v.to_string());
+            } else {
+                q.request_id = Some(v.to_string());
+            }
+        }
+        "q" => {
+            let n = v.chars().count();
+            if n > MAX_Q_CHARS {
+                return Err(bad(format!("at most {MAX_Q_CHARS} characters (got {n})")));
+            }
+            q.q = Some(v.to_string()).filter(|s| !s.trim().is_empty());
+        }
+        "limit" => q.limit = Some(number(name, v)?),
+        "offset" => {
+            let n = number(name, v)?;
+            if n > MAX_OFFSET {
+                return Err(bad(format!(
+                    "at most {MAX_OFFSET} (use `cursor` to page deeper)"
+                )));
+            }
+            q.offset = n;
+        }
+        "cursor" => q.cursor = Some(v.to_string()),
+        "format" => p.format = Some(v.parse::<Format>().map_err(bad)?),
+        _ => unreachable!("checked against the allowed names"),
+    }
+    Ok(())
+}
+
+fn number(name: &str, v: &str) -> Result<usize, ApiError> {
+    v.parse::<usize>()
+        .map_err(|_| ApiError::param(name, format!("`{v}` is not a whole number")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(raw: &str) -> String {
+        parse(raw, &[FILTERS, PAGING], false).unwrap_err().message
+    }
+
+    #[test]
+    fn parameters_map_onto_the_query() {
+        let p = parse(
+            "date=2026-11-23&event_type=commit&event_type=push&status=failure&level=error&user_id=alice&q=src%2Flib.rs+fix&limit=5&offset=2",
+            &[FILTERS, PAGING],
+            false,
+        )
+        .unwrap();
+        let q = p.query;
+        assert_eq!(q.date.unwrap().to_string(), "2026-11-23");
+        assert_eq!(q.event_types, ["commit", "push"]);
+        assert_eq!(q.status, Some(Status::Failure));
+        assert_eq!(q.level, Some(Level::Error));
+        assert_eq!(q.user_id.as_deref(), Some("alice"));
+        assert_eq!(q.q.as_deref(), Some("src/lib.rs fix"));
+        assert_eq!((q.limit, q.offset), (Some(5), 2));
+        let p = parse("format=csv", &[FILTERS], true).unwrap();
+        assert_eq!(p.format, Some(Format::Csv));
+    }
+
+    #[test]
+    fn every_mistake_names_its_parameter() {
+        assert!(
+            err("date=../../etc").starts_with("date: "),
+            "{}",
+            err("date=../../etc")
+        );
+        assert!(err("start=yesterday").starts_with("start: "));
+        assert!(err("status=done").starts_with("status: "));
+        assert!(err("level=loud").starts_with("level: "));
+        assert!(err("limit=0").starts_with("limit: "));
+        assert!(err("limit=ten").starts_with("limit: "));
+        assert!(err("offset=100001").starts_with("offset: "));
+        assert!(err("cursor=xyz").starts_with("cursor: "));
+        assert!(err("event_type=Bad-Type").starts_with("event_type: "));
+        assert!(err("user_id=").starts_with("user_id: "));
+        assert!(parse("q=", &[FILTERS], false).unwrap().query.q.is_none());
+        assert!(err(&format!("q={}", "x".repeat(MAX_Q_CHARS + 1))).starts_with("q: "));
+        assert!(err("date=2026-11-23&date=2026-11-24").contains("more than once"));
+        assert!(err("date=2026-11-23&start=2026-11-23T00:00:00Z").starts_with("date: "));
+        assert!(err("colour=red").starts_with("colour: unknown parameter"));
+        assert!(
+            parse("limit=5", &[FILTERS], false)
+                .unwrap_err()
+                .message
+                .starts_with("limit: unknown parameter")
+        );
+        assert!(err("format=csv").starts_with("format: unknown"));
+    }
+}
