@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 use tantivy::collector::TopDocs;
-use tantivy::query::{AllQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::query::TermQuery;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Order, Term};
 use uuid::Uuid;
 
 use super::{Error, IndexSearch};
@@ -26,31 +26,22 @@ impl IndexSearch {
             )
             .map_err(Error::tantivy)?;
         hits.first()
-            .map(|(_, addr)| self.stored_event(&searcher, *addr))
+            .map(|(_, addr)| super::query::stored_event(&searcher, &self.fields, *addr))
             .transpose()
     }
 
-    /// The largest `seq` in the index (0 when it is empty).
+    /// The largest `seq` in the index (0 when it is empty): the largest value
+    /// of each segment's `seq` column (a deleted document may hold it; it
+    /// is older than anything still to come either way).
     pub fn max_seq(&self) -> Result<u64, Error> {
-        let hits = self
-            .reader
-            .searcher()
-            .search(
-                &AllQuery,
-                &TopDocs::with_limit(1).order_by_u64_field("seq", Order::Desc),
-            )
-            .map_err(Error::tantivy)?;
-        Ok(hits.first().and_then(|(seq, _)| *seq).unwrap_or(0))
-    }
-
-    fn stored_event(&self, searcher: &Searcher, addr: DocAddress) -> Result<Value, Error> {
-        let doc: TantivyDocument = searcher.doc(addr).map_err(Error::tantivy)?;
-        let line = doc
-            .get_first(self.fields.line)
-            .and_then(|v| v.as_bytes())
-            .unwrap_or_default();
-        serde_json::from_slice(line)
-            .map_err(|e| Error::Tantivy(format!("stored line unreadable: {e}")))
+        let mut max = 0;
+        for r in self.reader.searcher().segment_readers() {
+            if r.num_docs() > 0 {
+                let col = r.fast_fields().u64("seq").map_err(Error::tantivy)?;
+                max = max.max(col.max_value());
+            }
+        }
+        Ok(max)
     }
 }
 

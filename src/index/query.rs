@@ -263,7 +263,7 @@ fn term(field: tantivy::schema::Field, value: &str) -> Box<dyn TQuery> {
 /// Splits `q` into quoted phrases and bare pieces, every one required. A
 /// quoted phrase matches consecutive tokens of one text value; a bare piece
 /// of several tokens (`src/lib.rs`) matches consecutive tokens within one
-/// word of the text: one `runs` term when it has at most
+/// word of the text: the `runs` terms it begins when it has at most
 /// [`schema::MAX_RUN`] tokens, else a phrase.
 fn full_text(f: &Fields, q: &str) -> Vec<Box<dyn TQuery>> {
     let mut out: Vec<Box<dyn TQuery>> = Vec::new();
@@ -282,7 +282,11 @@ fn full_text(f: &Fields, q: &str) -> Vec<Box<dyn TQuery>> {
                 0 => {}
                 1 => out.push(term(f.text, &tokens[0])),
                 n if !quoted && n <= schema::MAX_RUN => {
-                    out.push(term(f.runs, &schema::run_term(&tokens)))
+                    let (lo, hi) = schema::run_range(&tokens);
+                    out.push(Box::new(RangeQuery::new(
+                        Bound::Included(Term::from_field_text(f.runs, &lo)),
+                        Bound::Excluded(Term::from_field_text(f.runs, &hi)),
+                    )))
                 }
                 _ => out.push(Box::new(PhraseQuery::new(
                     tokens
@@ -362,16 +366,11 @@ pub fn search(
     let page: Vec<&Hit> = hits.iter().skip(query.offset).take(limit).collect();
     let mut events = Vec::with_capacity(page.len());
     for h in &page {
-        let doc: TantivyDocument = searcher
-            .doc(DocAddress::new(h.segment, h.doc))
-            .map_err(Error::tantivy)?;
-        let line = doc
-            .get_first(f.line)
-            .and_then(|v| v.as_bytes())
-            .unwrap_or_default();
-        let v: Value = serde_json::from_slice(line)
-            .map_err(|e| Error::Tantivy(format!("stored line unreadable: {e}")))?;
-        events.push(v);
+        events.push(stored_event(
+            searcher,
+            f,
+            DocAddress::new(h.segment, h.doc),
+        )?);
     }
     let next_cursor = match page.last() {
         Some(h) if hits.len() > query.offset + limit => Some(
@@ -391,6 +390,20 @@ pub fn search(
         filters_applied: query.filters_applied(now),
         next_cursor,
     })
+}
+
+/// The stored line of a document, as JSON (chain fields included).
+pub(crate) fn stored_event(
+    searcher: &Searcher,
+    f: &Fields,
+    addr: DocAddress,
+) -> Result<Value, Error> {
+    let doc: TantivyDocument = searcher.doc(addr).map_err(Error::tantivy)?;
+    let line = doc
+        .get_first(f.line)
+        .and_then(|v| v.as_bytes())
+        .unwrap_or_default();
+    serde_json::from_slice(line).map_err(|e| Error::Tantivy(format!("stored line unreadable: {e}")))
 }
 
 /// A match: its place in the newest-first order and its address.

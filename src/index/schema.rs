@@ -3,14 +3,14 @@
 //!
 //! | field | kind | why |
 //! |---|---|---|
-//! | `timestamp` | date (µs), indexed + fast | range filters, newest-first order, histograms |
-//! | `seq` | u64, indexed + fast | tie-break of the order, cursors, exactly-once checks |
+//! | `timestamp` | date (µs), fast | range filters (via [`super::timeline`]), newest-first order, histograms |
+//! | `seq` | u64, fast | tie-break of the order, cursors, `after_seq` (live tail) |
 //! | `day` | u64 (days since 1970-01-01), indexed | the day file a document came from (retention deletes by it) |
 //! | `id`, `request_id` | exact string | lookups |
 //! | `event_type`, `status`, `level`, `user_id` | exact string + fast | filters and terms aggregations |
 //! | `text` | text | `q`: description, comments, files and every metadata string value |
-//! | `runs` | exact string | every run of 2 to [`MAX_RUN`] consecutive tokens of one word of `text`, joined: `src/lib.rs` is one term lookup |
-//! | `metadata` | JSON, text-indexed | `metadata.key` queries |
+//! | `runs` | runs of tokens | per word of `text` with several tokens, the run of up to [`MAX_RUN`] tokens from each token: `lib.rs` is a lookup of the terms starting `lib␟rs` |
+//! | `metadata` | JSON, text-indexed (no positions) | `metadata.key` terms |
 //! | `duration_ms` | f64 fast | avg / percentiles |
 //! | `line` | stored bytes | the stored line, returned as is |
 //!
@@ -23,13 +23,17 @@ use tantivy::schema::{
     DateOptions, DateTimePrecision, FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions,
     STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token, TokenStream, Tokenizer,
+};
 use tantivy::{DateTime, Index, TantivyDocument};
 
 use crate::store::Record;
 
 /// Name of the tokenizer of `text` and `metadata`.
 pub const TOKENIZER: &str = "evlog";
+/// Name of the tokenizer of `runs`.
+pub const RUNS_TOKENIZER: &str = "evlog_runs";
 
 /// Handles to the fields of the schema.
 #[derive(Debug, Clone)]
@@ -70,14 +74,16 @@ impl Fields {
     /// Builds the schema.
     pub fn new() -> Fields {
         let mut b = Schema::builder();
+        // `timestamp` and `seq` are unique per document: in the inverted
+        // index they would cost a term each, and every query on them (time
+        // ranges, `after_seq`) reads the columns instead.
         let timestamp = b.add_date_field(
             "timestamp",
             DateOptions::default()
-                .set_indexed()
                 .set_fast()
                 .set_precision(DateTimePrecision::Microseconds),
         );
-        let seq = b.add_u64_field("seq", INDEXED | FAST);
+        let seq = b.add_u64_field("seq", FAST);
         let day = b.add_u64_field("day", INDEXED);
         let id = b.add_text_field("id", STRING);
         let event_type = b.add_text_field("event_type", STRING | FAST);
@@ -92,10 +98,20 @@ impl Fields {
             "text",
             TextOptions::default().set_indexing_options(indexing.clone()),
         );
-        let runs = b.add_text_field("runs", STRING);
+        let runs = b.add_text_field(
+            "runs",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(RUNS_TOKENIZER)
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        );
+        // `metadata.key:value` terms, without positions (no API asks for a
+        // phrase inside one metadata value; `q` phrases use `text`).
         let metadata = b.add_json_field(
             "metadata",
-            JsonObjectOptions::default().set_indexing_options(indexing),
+            JsonObjectOptions::default()
+                .set_indexing_options(indexing.set_index_option(IndexRecordOption::Basic)),
         );
         let duration_ms = b.add_f64_field("duration_ms", FAST);
         let line = b.add_bytes_field("line", STORED);
@@ -152,20 +168,15 @@ impl Fields {
         if let Some(meta) = &e.metadata {
             collect_strings(meta, &mut texts);
         }
-        ANALYZER.with_borrow_mut(|a| {
-            let mut tokens = Vec::new();
-            for t in &texts {
-                doc.add_text(self.text, t);
-                for word in t.split_whitespace() {
-                    word_tokens(a, word, &mut tokens);
-                    for len in 2..=MAX_RUN.min(tokens.len()) {
-                        for run in tokens.windows(len) {
-                            doc.add_text(self.runs, run_term(run));
-                        }
-                    }
-                }
+        for t in &texts {
+            doc.add_text(self.text, t);
+            // Only a word of several tokens has runs.
+            if t.split_whitespace()
+                .any(|w| w.chars().any(|c| !c.is_alphanumeric()))
+            {
+                doc.add_text(self.runs, t);
             }
-        });
+        }
         if let Some(Value::Object(map)) = &e.metadata {
             doc.add_object(
                 self.metadata,
@@ -201,10 +212,6 @@ fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
 /// longer `q` piece is searched as a phrase of `text`.
 pub const MAX_RUN: usize = 6;
 
-thread_local! {
-    static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(analyzer());
-}
-
 /// The tokens of one word (no whitespace in it), as the `evlog` analyzer
 /// makes them, into `out`.
 pub fn word_tokens(analyzer: &mut TextAnalyzer, word: &str, out: &mut Vec<String>) {
@@ -215,14 +222,111 @@ pub fn word_tokens(analyzer: &mut TextAnalyzer, word: &str, out: &mut Vec<String
     }
 }
 
+/// Joins the tokens of a run.
+const RUN_JOIN: char = '\u{1f}';
+
 /// The `runs` term of consecutive tokens.
 pub fn run_term(tokens: &[String]) -> String {
-    tokens.join("\u{1f}")
+    tokens.join(&RUN_JOIN.to_string())
 }
 
-/// Registers the `evlog` tokenizer on an index.
+/// The `runs` terms that begin with the run `tokens`: `[run, run + ' ')`
+/// holds the run itself and every longer run (`run` + [`RUN_JOIN`] + ...),
+/// since tokens never hold a character below `' '`.
+pub fn run_range(tokens: &[String]) -> (String, String) {
+    let lo = run_term(tokens);
+    let hi = format!("{lo} ");
+    (lo, hi)
+}
+
+/// Registers the `evlog` and `evlog_runs` tokenizers on an index.
 pub fn register_tokenizer(index: &Index) {
     index.tokenizers().register(TOKENIZER, analyzer());
+    index
+        .tokenizers()
+        .register(RUNS_TOKENIZER, TextAnalyzer::from(RunsTokenizer::default()));
+}
+
+/// The `evlog_runs` tokenizer: for each whitespace-separated word of a
+/// text with several tokens (as the `evlog` analyzer makes them), the run
+/// of up to [`MAX_RUN`] tokens starting at each of its tokens but the last,
+/// joined by [`run_term`]. Any run of 2 to [`MAX_RUN`] consecutive tokens of
+/// the word is then the prefix of one of these terms (see [`run_range`]).
+/// Its buffers are reused from one text to the next.
+#[derive(Clone)]
+pub struct RunsTokenizer {
+    analyzer: TextAnalyzer,
+    words: Vec<String>,
+    out: Vec<Token>,
+}
+
+impl Default for RunsTokenizer {
+    fn default() -> Self {
+        RunsTokenizer {
+            analyzer: analyzer(),
+            words: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+}
+
+/// The tokens of a [`RunsTokenizer`].
+pub struct RunsStream<'a> {
+    tokens: &'a mut [Token],
+    next: usize,
+}
+
+impl Tokenizer for RunsTokenizer {
+    type TokenStream<'a> = RunsStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> RunsStream<'a> {
+        let mut n = 0;
+        for word in text.split_whitespace() {
+            if !word.chars().any(|c| !c.is_alphanumeric()) {
+                continue;
+            }
+            word_tokens(&mut self.analyzer, word, &mut self.words);
+            let m = self.words.len();
+            for i in 0..m.saturating_sub(1) {
+                let run = &self.words[i..(i + MAX_RUN).min(m)];
+                {
+                    if n == self.out.len() {
+                        self.out.push(Token::default());
+                    }
+                    let t = &mut self.out[n];
+                    t.text.clear();
+                    for (i, w) in run.iter().enumerate() {
+                        if i > 0 {
+                            t.text.push(RUN_JOIN);
+                        }
+                        t.text.push_str(w);
+                    }
+                    t.position = n;
+                    t.position_length = 1;
+                    n += 1;
+                }
+            }
+        }
+        RunsStream {
+            tokens: &mut self.out[..n],
+            next: 0,
+        }
+    }
+}
+
+impl TokenStream for RunsStream<'_> {
+    fn advance(&mut self) -> bool {
+        self.next += 1;
+        self.next <= self.tokens.len()
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.next - 1]
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.tokens[self.next - 1]
+    }
 }
 
 /// The `evlog` analyzer: alphanumeric runs, lowercased.
