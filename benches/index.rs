@@ -761,8 +761,13 @@ fn run_ceiling(index_dir: &Path, src: Source<'_>) -> (u64, f64, Vec<(String, f64
     let fields = Fields::new();
     let index = tantivy::Index::create_in_dir(index_dir, fields.schema.clone()).expect("create");
     schema::register_tokenizer(&index);
-    let mut writer: tantivy::IndexWriter =
-        index.writer_with_num_threads(1, 64 << 20).expect("writer");
+    let mut writer: tantivy::IndexWriter = {
+        // The same writer threads and memory as evlog's indexer.
+        let cfg = IndexConfig::new(index_dir);
+        index
+            .writer_with_num_threads(cfg.writer_threads, cfg.writer_memory)
+            .expect("writer")
+    };
     let mut n = 0u64;
     match src {
         Source::Files(store) => {
