@@ -68,9 +68,11 @@ fi
 work=$(mktemp -d "$base/evlog-bench-http.XXXXXX")
 server_pid=
 appender_pid=
+sampler_pid=
 cleanup() {
   local status=$?
   if [ -n "$appender_pid" ]; then kill "$appender_pid" 2>/dev/null || true; fi
+  if [ -n "$sampler_pid" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
     for _ in $(seq 1 120); do
@@ -187,6 +189,18 @@ server_alive() {
     exit 1
   fi
 }
+# Every 0.5 s, the largest RssAnon and RssFile (KiB) of the server so far,
+# into $work/rss.max: VmHWM alone does not tell heap from mapped files.
+rss_sampler() {
+  local a f ma=0 mf=0
+  while kill -0 "$server_pid" 2>/dev/null; do
+    read -r a f < <(awk '$1 == "RssAnon:" {a = $2} $1 == "RssFile:" {f = $2} END {print a + 0, f + 0}' "/proc/$server_pid/status" 2>/dev/null || echo "0 0")
+    if [ "$a" -gt "$ma" ]; then ma=$a; fi
+    if [ "$f" -gt "$mf" ]; then mf=$f; fi
+    echo "$ma $mf" >"$work/rss.max"
+    sleep 0.5
+  done
+}
 # Waits until /health shows no lag and at least $1 documents; prints the seconds waited.
 wait_indexed() {
   local want=$1 start now h lag docs
@@ -202,7 +216,10 @@ wait_indexed() {
       echo "error: the index did not catch up within ${index_wait}s: $h" >&2
       exit 1
     fi
-    sleep 0.5
+    # /health counts the lagging events by reading the day file past the
+    # index checkpoint: with a long backlog each call reads gigabytes, so ask
+    # seldom then.
+    if [ "${lag:-0}" -gt 100000 ]; then sleep 2; else sleep 0.5; fi
   done
   calc "$(date +%s.%N) - $start"
 }
@@ -397,6 +414,7 @@ echo "health: $(health)"
 status=$(curl -sS -o /dev/null -w '%{http_code}' -H "X-API-Key: $key" "$url/events?limit=1")
 [ "$status" = 200 ] || { echo "error: GET /events with the bench key: $status" >&2; exit 1; }
 echo "server: pid $server_pid on $url, storage $data, durability fsync"
+wait_indexed 0 >/dev/null # the server's own first events
 
 # ---------------------------------------------------------------- phases
 
@@ -417,8 +435,11 @@ fi
 if phase_on rss; then
   echo "== rss: append batches of $batch_size until $rss_events events are stored, wait for the index"
   fill_start=$(date +%s.%N)
+  rss_sampler &
+  sampler_pid=$!
   load_begin
   have=$(appended)
+  have0=$have
   round=0
   rate=${EVLOG_BENCH_FILL_RATE:-$(get batch_events_per_s)}
   rate=${rate:-100000}
@@ -436,9 +457,14 @@ if phase_on rss; then
     echo "  fill round $round: ${d}s at $r events/s; $have appended"
   done
   append_secs=$(calc "$(date +%s.%N) - $fill_start")
+  fill_rate=$(calc "int(($(appended) - ${have0}) / $append_secs)")
   wait_secs=$(wait_indexed "$rss_events")
   total_secs=$(calc "$(date +%s.%N) - $fill_start")
   load_end rss
+  kill "$sampler_pid" 2>/dev/null || true
+  wait "$sampler_pid" 2>/dev/null || true
+  sampler_pid=
+  read -r peak_anon peak_file <"$work/rss.max"
   h=$(health)
   docs=$(health_field documents <<<"$h")
   echo "health: $h"
@@ -447,11 +473,14 @@ if phase_on rss; then
   mib() { echo $(($(kib "$1") / 1024)); }
   {
     echo "RESULT rss_docs=$docs"
+    echo "RESULT rss_fill_rate=$fill_rate"
     printf 'RESULT rss_append_s=%.0f\nRESULT rss_wait_s=%.0f\nRESULT rss_total_s=%.0f\n' "$append_secs" "$wait_secs" "$total_secs"
     echo "RESULT rss_vmrss_mib=$(mib VmRSS)"
     echo "RESULT rss_vmhwm_mib=$(mib VmHWM)"
     echo "RESULT rss_anon_mib=$(mib RssAnon)"
     echo "RESULT rss_file_mib=$(mib RssFile)"
+    echo "RESULT rss_peak_anon_mib=$((peak_anon / 1024))"
+    echo "RESULT rss_peak_file_mib=$((peak_file / 1024))"
     echo "RESULT rss_threads=$(awk '$1 == "Threads:" {print $2}' "$status_file")"
     echo "RESULT rss_store_mib=$(du -sm "$data" | cut -f1)"
     echo "RESULT rss_index_mib=$(du -sm "$data/index" 2>/dev/null | cut -f1)"
@@ -503,6 +532,27 @@ PY
   appender_pid=
   tee -a "$out" <"$work/live.out"
   load_end query
+  echo "per query kind, each path 10 times in a row, one client, no appends (ms):"
+  python3 - "$port" "$key" "$work/queries.txt" <<'PY' | tee -a "$out"
+import http.client, json, sys, time, urllib.parse
+port, key, paths = int(sys.argv[1]), sys.argv[2], open(sys.argv[3]).read().split()
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+kinds = {}
+for p in paths:
+    names = [k for k, _ in urllib.parse.parse_qsl(p.split("?", 1)[1])]
+    kind = "+".join(dict.fromkeys(n for n in names if n != "limit"))
+    for _ in range(10):
+        t0 = time.monotonic()
+        conn.request("GET", p, headers={"X-API-Key": key})
+        r = conn.getresponse(); body = r.read()
+        ms = (time.monotonic() - t0) * 1000
+        k = kinds.setdefault(kind, {"ms": [], "total": []})
+        k["ms"].append(ms)
+        k["total"].append(json.loads(body).get("total", 0) if r.status == 200 else -1)
+for kind, k in sorted(kinds.items(), key=lambda kv: -max(kv[1]["ms"])):
+    ms = sorted(k["ms"])
+    print("  %-40s n=%-4d p50 %7.2f  max %7.2f  matches %d..%d" % (kind, len(ms), ms[len(ms) // 2], ms[-1], min(k["total"]), max(k["total"])))
+PY
 fi
 
 # ---------------------------------------------------------------- summary
@@ -546,8 +596,9 @@ if [ -n "$(get single_p99)" ]; then
   echo "single latency ms: p50 $(get single_p50), p90 $(get single_p90), p99 $(get single_p99), p99.9 $(get single_p99_9), max $(get single_max)"
 fi
 if [ -n "$(get rss_vmrss_mib)" ]; then
-  echo "rss: $(get rss_docs) documents; appends took $(get rss_append_s) s, then the index caught up $(get rss_wait_s) s later ($(get rss_total_s) s in all);" \
-    "RssAnon $(get rss_anon_mib) MiB, RssFile $(get rss_file_mib) MiB, $(get rss_threads) threads; storage $(get rss_store_mib) MiB (index $(get rss_index_mib) MiB)"
+  echo "rss: $(get rss_docs) documents; appends took $(get rss_append_s) s ($(get rss_fill_rate) events/s), then the index caught up $(get rss_wait_s) s later ($(get rss_total_s) s in all);" \
+    "RssAnon $(get rss_anon_mib) MiB, RssFile $(get rss_file_mib) MiB, $(get rss_threads) threads" \
+    "(largest sampled during the phase: RssAnon $(get rss_peak_anon_mib) MiB, RssFile $(get rss_peak_file_mib) MiB); storage $(get rss_store_mib) MiB (index $(get rss_index_mib) MiB)"
 fi
 if [ -n "$(get live_events)" ]; then
   echo "live appender: $(get live_events) events at $(get live_events_per_s) events/s, ack p50 $(get live_p50) ms, p99 $(get live_p99) ms, $(get live_bad) failed requests"
