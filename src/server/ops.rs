@@ -54,6 +54,8 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
         "status": if ix.seconds >= LAGGING_SECONDS { "lagging" } else { "ok" },
         "index": {
             "lag_events": ix.lag.events,
+            "lag_events_exact": ix.lag.exact,
+            "lag_bytes": ix.lag.bytes,
             "lag_seconds": ix.seconds,
             "last_commit": last_commit,
             "documents": ix.documents,
