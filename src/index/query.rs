@@ -3,7 +3,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
@@ -17,7 +16,7 @@ use tantivy::{DocAddress, DocId, DocSet, Searcher, TantivyDocument, Term};
 
 use super::Error;
 use super::schema::{self, Fields};
-use super::timeline::{SegmentTimes, TimeRange, Times};
+use super::timeline::{self, TimeRange, Times};
 use crate::event::{Level, Status, format_timestamp};
 
 /// Default `limit`.
@@ -435,10 +434,7 @@ fn newest(
     let mut heap: BinaryHeap<Reverse<Hit>> = BinaryHeap::with_capacity(k + 1);
     let mut chunks = Vec::new();
     for (ord, r) in searcher.segment_readers().iter().enumerate() {
-        let st = match times.get(&r.segment_id()) {
-            Some(t) => t.clone(),
-            None => Arc::new(SegmentTimes::compute(r)?),
-        };
+        let st = timeline::of_segment(times, r)?;
         for c in st.chunks(range.0, range.1) {
             chunks.push((ord as u32, r, st.clone(), c));
         }

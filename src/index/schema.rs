@@ -171,9 +171,7 @@ impl Fields {
         for t in &texts {
             doc.add_text(self.text, t);
             // Only a word of several tokens has runs.
-            if t.split_whitespace()
-                .any(|w| w.chars().any(|c| !c.is_alphanumeric()))
-            {
+            if t.split_whitespace().any(punctuated) {
                 doc.add_text(self.runs, t);
             }
         }
@@ -220,6 +218,12 @@ pub fn word_tokens(analyzer: &mut TextAnalyzer, word: &str, out: &mut Vec<String
     while let Some(t) = stream.next() {
         out.push(t.text.clone());
     }
+}
+
+/// Whether a word (no whitespace in it) may hold several tokens: only then
+/// has it runs.
+fn punctuated(word: &str) -> bool {
+    word.chars().any(|c| !c.is_alphanumeric())
 }
 
 /// Joins the tokens of a run.
@@ -282,7 +286,7 @@ impl Tokenizer for RunsTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> RunsStream<'a> {
         let mut n = 0;
         for word in text.split_whitespace() {
-            if !word.chars().any(|c| !c.is_alphanumeric()) {
+            if !punctuated(word) {
                 continue;
             }
             word_tokens(&mut self.analyzer, word, &mut self.words);

@@ -2,7 +2,6 @@
 //! and term statistics (never by loading events).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -104,10 +103,7 @@ pub fn stats(
     );
     let mut acc = Acc::new(interval);
     for r in searcher.segment_readers() {
-        let st = match times.get(&r.segment_id()) {
-            Some(t) => t.clone(),
-            None => Arc::new(SegmentTimes::compute(r)?),
-        };
+        let st = timeline::of_segment(times, r)?;
         let whole = only_range
             && r.alive_bitset().is_none()
             && lo <= st.min()

@@ -57,7 +57,7 @@ impl std::fmt::Debug for SegmentTimes {
 }
 
 /// The timestamp column of a segment.
-pub(crate) fn timestamps(reader: &SegmentReader) -> Result<Column<tantivy::DateTime>, Error> {
+fn timestamps(reader: &SegmentReader) -> Result<Column<tantivy::DateTime>, Error> {
     reader
         .fast_fields()
         .date("timestamp")
@@ -180,7 +180,7 @@ impl SegmentTimes {
     }
 
     /// `(first doc, end doc, min, max)` of each block.
-    pub fn blocks(&self) -> impl DoubleEndedIterator<Item = (DocId, DocId, i64, i64)> + '_ {
+    pub fn blocks(&self) -> impl Iterator<Item = (DocId, DocId, i64, i64)> + '_ {
         self.blocks.iter().enumerate().map(|(b, &(lo, hi))| {
             let start = b as u32 * BLOCK;
             (start, (start + BLOCK).min(self.max_doc), lo, hi)
@@ -312,6 +312,15 @@ impl TimeCache {
     }
 }
 
+/// The summary of `reader`'s segment: from `times`, or computed when the
+/// segment is not in it.
+pub fn of_segment(times: &Times, reader: &SegmentReader) -> Result<Arc<SegmentTimes>, Error> {
+    match times.get(&reader.segment_id()) {
+        Some(t) => Ok(t.clone()),
+        None => Ok(Arc::new(SegmentTimes::compute(reader)?)),
+    }
+}
+
 /// Documents whose `timestamp` (µs) lies in `[from, to)`.
 #[derive(Clone, Debug)]
 pub struct TimeRange {
@@ -339,15 +348,9 @@ impl Query for TimeRange {
 
 impl Weight for TimeRange {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let computed;
-        let times = match self.times.get(&reader.segment_id()) {
-            Some(t) => t,
-            None => {
-                computed = SegmentTimes::compute(reader).map_err(to_tantivy)?;
-                &computed
-            }
-        };
-        let runs = times.runs(self.from, self.to);
+        let runs = of_segment(&self.times, reader)
+            .map_err(to_tantivy)?
+            .runs(self.from, self.to);
         Ok(Box::new(Runs::new(runs, boost)))
     }
 
