@@ -223,6 +223,14 @@ wait_indexed() {
   done
   calc "$(date +%s.%N) - $start"
 }
+# After a POST phase: the index lag the burst left (the indexer runs at a
+# lower CPU priority than appends) and how long the index took to catch up.
+index_catch_up() {
+  local lag
+  lag=$(health | health_field lag_events)
+  echo "RESULT $1_lag_at_end=${lag:-?}" | tee -a "$out"
+  echo "RESULT $1_catch_up_s=$(printf '%.1f' "$(wait_indexed 0)")" | tee -a "$out"
+}
 # Runs wrk; its Lua done() prints "RESULT <prefix>_<name>=<value>" lines.
 run_wrk() {
   local script=$1 c=$2 d=$3 prefix=$4
@@ -423,6 +431,7 @@ if phase_on single; then
   load_begin
   run_wrk single.lua "$conns" "$secs" single
   load_end single
+  index_catch_up single
 fi
 
 if phase_on batch; then
@@ -430,6 +439,7 @@ if phase_on batch; then
   load_begin
   run_wrk batch.lua "$batch_conns" "$secs" batch "$batch_size" 0
   load_end batch
+  index_catch_up batch
 fi
 
 if phase_on rss; then
@@ -591,6 +601,11 @@ echo
 for p in single batch query; do
   e=$(get "${p}_errors")
   if [ -n "$e" ]; then echo "$p errors: $e (of $(get "${p}_requests") requests)"; fi
+done
+for p in single batch; do
+  if [ -n "$(get "${p}_lag_at_end")" ]; then
+    echo "$p: index lag at the end of the phase $(get "${p}_lag_at_end") events, caught up $(get "${p}_catch_up_s") s later"
+  fi
 done
 if [ -n "$(get single_p99)" ]; then
   echo "single latency ms: p50 $(get single_p50), p90 $(get single_p90), p99 $(get single_p99), p99.9 $(get single_p99_9), max $(get single_max)"

@@ -45,6 +45,12 @@ pub struct IndexConfig {
     pub writer_memory: usize,
     /// Indexing threads of the tantivy writer.
     pub writer_threads: usize,
+    /// Added to the nice value of the indexer's threads (its own, tantivy's
+    /// indexing and merge threads) when it runs in-process
+    /// ([`IndexerHandle::spawn`]; Linux only, else ignored). A positive value
+    /// lets appends and queries run first when the CPU is saturated; the
+    /// index then lags and catches up. 0 (the default) leaves it alone.
+    pub nice: i32,
 }
 
 impl IndexConfig {
@@ -59,6 +65,7 @@ impl IndexConfig {
             writer_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(2),
+            nice: 0,
         }
     }
 
@@ -462,17 +469,32 @@ pub struct IndexerHandle {
 }
 
 impl IndexerHandle {
-    /// Opens the indexer and runs it on a thread of its own.
+    /// Opens the indexer and runs it on a thread of its own (at a lower CPU
+    /// priority if `cfg.nice` says so; the writer, and so tantivy's threads,
+    /// are created on that thread and inherit it).
     pub fn spawn(cfg: IndexConfig) -> Result<IndexerHandle, Error> {
-        let indexer = Indexer::open(cfg)?;
-        let stats = indexer.stats();
-        let reader = indexer.reader();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (tx, rx) = mpsc::sync_channel(64);
         let run_tx = tx.clone();
         let thread = std::thread::Builder::new()
             .name("evlog-indexer".into())
-            .spawn(move || indexer.run(run_tx, rx))
+            .spawn(move || {
+                lower_priority(cfg.nice);
+                match Indexer::open(cfg) {
+                    Ok(indexer) => {
+                        let _ = ready_tx.send(Ok((indexer.stats(), indexer.reader())));
+                        indexer.run(run_tx, rx)
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        Ok(())
+                    }
+                }
+            })
             .map_err(|e| Error::io("indexer thread", e))?;
+        let (stats, reader) = ready_rx
+            .recv()
+            .unwrap_or_else(|_| Err(Error::Tantivy("indexer thread panicked".into())))?;
         Ok(IndexerHandle {
             wake: tx,
             thread: Some(thread),
@@ -510,6 +532,22 @@ impl IndexerHandle {
             None => Ok(()),
         }
     }
+}
+
+/// Adds `inc` to the calling thread's nice value (on Linux the nice value is
+/// per thread, and threads it spawns inherit it). Failures are ignored: the
+/// priority is a preference, not a requirement.
+fn lower_priority(inc: i32) {
+    #[cfg(target_os = "linux")]
+    if inc > 0 {
+        // SAFETY: nice(2) has no memory-safety preconditions; on Linux it
+        // changes the calling thread only.
+        unsafe {
+            libc::nice(inc);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = inc;
 }
 
 impl Drop for IndexerHandle {

@@ -58,9 +58,59 @@ where
             "the request body did not arrive in time (limit request_timeout_ms)",
         )
     })??;
-    let limits = state.limits.clone();
-    let parsed = blocking(move || ingest::parse(framing, &body, &limits)).await?;
-    let batch = match parsed {
+    // Bounds the memory and the work queued behind the committer; taken
+    // before parsing so that an overload costs no parse.
+    let permit = state.appends.clone().try_acquire_owned().map_err(|_| {
+        ApiError::overloaded(
+            "too many appends in flight (limit max_pending_appends); retry shortly",
+        )
+    })?;
+    // Parsing, checking and serialising a small body takes microseconds: done
+    // here; a large one goes to a blocking thread. Either way the wait for
+    // the group commit below holds no thread.
+    let staged = if body.len() <= INLINE_BODY_BYTES {
+        stage(&state, &ctx, &who, framing, &body)
+    } else {
+        let state = state.clone();
+        blocking(move || stage(&state, &ctx, &who, framing, &body)).await?
+    }?;
+    let committed = state
+        .log
+        .submit_future(staged.bodies)
+        .map_err(store_error)?;
+    let waiting = std::time::Instant::now();
+    committed.await.map_err(store_error)?;
+    state.metrics.commit_wait.observe(waiting.elapsed().as_secs_f64());
+    drop(permit);
+    let (single, ids) = (staged.single, staged.ids);
+    let body = if single {
+        json!({ "id": ids[0] })
+    } else {
+        json!({ "ids": ids })
+    };
+    Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+}
+
+/// Bodies up to this size are parsed on the async worker.
+const INLINE_BODY_BYTES: usize = 16 << 10;
+
+/// A request's events, validated, allowed and serialised, ready to commit.
+struct Staged {
+    single: bool,
+    ids: Vec<uuid::Uuid>,
+    bodies: Vec<Vec<u8>>,
+}
+
+/// Parses and validates the body, checks that `who` may append each event,
+/// and prepares the lines (privacy filters, id, timestamp, JSON).
+fn stage(
+    state: &State,
+    ctx: &Ctx,
+    who: &crate::auth::Principal,
+    framing: Framing,
+    body: &[u8],
+) -> Result<Staged, ApiError> {
+    let batch = match ingest::parse(framing, body, &state.limits) {
         Ok(b) => b,
         Err(e) => {
             state.metrics.rejected.inc_by(e.events.len().max(1) as u64);
@@ -91,22 +141,23 @@ where
                 strangers.len()
             ));
             e.events = strangers;
-            return Err(state.deny(&ctx, Some(&who), e));
+            return Err(state.deny(ctx, Some(who), e));
         }
     }
-    let permit = state.appends.clone().try_acquire_owned().map_err(|_| {
-        ApiError::overloaded(
-            "too many appends in flight (limit max_pending_appends); retry shortly",
-        )
-    })?;
-    let log = state.log.clone();
-    let single = batch.single;
-    let ids = blocking(move || {
-        let _permit = permit;
-        log.append_batch(batch.events)
+    let (ids, bodies) = state
+        .log
+        .prepare_batch(batch.events)
+        .map_err(store_error)?;
+    Ok(Staged {
+        single: batch.single,
+        ids,
+        bodies,
     })
-    .await?
-    .map_err(|e| match e {
+}
+
+/// The answer to a failed append.
+fn store_error(e: crate::store::Error) -> ApiError {
+    match e {
         crate::store::Error::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
@@ -116,13 +167,7 @@ where
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string())
         }
         e => ApiError::internal("writing the events", e),
-    })?;
-    let body = if single {
-        json!({ "id": ids[0] })
-    } else {
-        json!({ "ids": ids })
-    };
-    Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+    }
 }
 
 /// The query of a read endpoint, scoped to what the caller may read.

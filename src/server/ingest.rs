@@ -5,6 +5,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use serde_json::Value;
 use serde_json::value::RawValue;
 use warp::http::StatusCode;
 
@@ -108,9 +109,8 @@ fn parse_json(body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
     let trimmed = body.trim_ascii();
     match trimmed.first() {
         Some(b'{') => {
-            check_depth(trimmed, limits.max_json_depth).map_err(invalid_body)?;
             check_event_size(trimmed.len(), "the event", limits)?;
-            let event = one(trimmed)
+            let event = one(trimmed, limits)
                 .map_err(|e| ApiError::invalid_events(vec![EventReject::new(0, None, e)]))?;
             Ok(Batch {
                 single: true,
@@ -118,7 +118,8 @@ fn parse_json(body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
             })
         }
         Some(b'[') => {
-            check_depth(trimmed, limits.max_json_depth + 1).map_err(invalid_body)?;
+            // serde_json refuses nesting past 128 levels before it could
+            // exhaust the stack; each event's own depth is checked below.
             let items: Vec<&RawValue> = serde_json::from_slice(trimmed)
                 .map_err(|e| invalid_body(format!("invalid JSON: {e}")))?;
             check_count(items.len(), limits)?;
@@ -126,7 +127,7 @@ fn parse_json(body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
             let mut rejects = Vec::new();
             for (i, raw) in items.iter().enumerate() {
                 check_event_size(raw.get().len(), &format!("events[{i}]"), limits)?;
-                match one(raw.get().as_bytes()) {
+                match one(raw.get().as_bytes(), limits) {
                     Ok(e) => events.push(e),
                     Err(e) => rejects.push(EventReject::new(i, None, e)),
                 }
@@ -157,10 +158,7 @@ fn parse_ndjson(body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
     let mut rejects = Vec::new();
     for (i, (no, line)) in lines.into_iter().enumerate() {
         check_event_size(line.len(), &format!("line {no}"), limits)?;
-        let parsed = check_depth(line, limits.max_json_depth)
-            .map_err(|m| ValidationError::new("event", m))
-            .and_then(|()| one(line));
-        match parsed {
+        match one(line, limits) {
             Ok(e) => events.push(e),
             Err(e) => rejects.push(EventReject::new(i, Some(no), e)),
         }
@@ -177,10 +175,33 @@ fn finish(single: bool, events: Vec<Event>, rejects: Vec<EventReject>) -> Result
 }
 
 /// Parses and validates one event.
-fn one(bytes: &[u8]) -> Result<Event, ValidationError> {
+fn one(bytes: &[u8], limits: &Limits) -> Result<Event, ValidationError> {
     let e = Event::from_json(bytes)?;
+    // Only metadata can nest (every other field is a scalar or a list of
+    // strings); the event object is the first level.
+    if let Some(m) = &e.metadata
+        && 1 + depth(m) > limits.max_json_depth
+    {
+        return Err(ValidationError::new(
+            "metadata",
+            format!(
+                "JSON nested deeper than {} levels (limit max_json_depth)",
+                limits.max_json_depth
+            ),
+        ));
+    }
     e.validate()?;
     Ok(e)
+}
+
+/// Levels of objects and arrays in `v` (a scalar is 0). Recursion is bounded
+/// by serde_json's own nesting limit (128), enforced while parsing.
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 fn check_count(n: usize, limits: &Limits) -> Result<(), ApiError> {
@@ -205,36 +226,6 @@ fn check_event_size(len: usize, what: &str, limits: &Limits) -> Result<(), ApiEr
                 limits.max_event_bytes
             ),
         ));
-    }
-    Ok(())
-}
-
-/// Refuses JSON nested deeper than `max` arrays/objects, before a parser recurses into it.
-fn check_depth(json: &[u8], max: usize) -> Result<(), String> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in json {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return Err(format!(
-                        "JSON nested deeper than {max} levels (limit max_json_depth)"
-                    ));
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
     }
     Ok(())
 }
@@ -316,8 +307,23 @@ mod tests {
             r#""status":"success","metadata":{"a":{"b":{"c":{"d":1}}}}"#,
         );
         let e = parse(Framing::Json, deep.as_bytes(), &limits()).unwrap_err();
-        assert_eq!(e.code, "invalid_body");
-        assert!(e.message.contains("max_json_depth"));
+        assert_eq!(e.code, "invalid_event");
+        assert_eq!(e.events[0].field, "metadata");
+        assert!(e.message.contains("max_json_depth"), "{}", e.message);
+        // Exactly at the limit (event, metadata, a, b): accepted.
+        let at_limit = OK.replace(
+            r#""status":"success""#,
+            r#""status":"success","metadata":{"a":{"b":[1]}}"#,
+        );
+        assert!(parse(Framing::Json, at_limit.as_bytes(), &limits()).is_ok());
+        // Past serde_json's own limit: refused, not a stack overflow.
+        let abyss = format!("[{}{}]", "[".repeat(5000), "]".repeat(5000));
+        assert_eq!(
+            parse(Framing::Json, abyss.as_bytes(), &limits())
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
         // Brackets inside strings do not count.
         let quoted = OK.replace(r#""d""#, r#""[[[[[{{{{\"""#);
         assert!(parse(Framing::Json, quoted.as_bytes(), &limits()).is_ok());

@@ -15,9 +15,13 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Time an append request waits for its group commit (write, and
+    /// fdatasync under durability fsync).
+    pub commit_wait: prometheus::Histogram,
     /// Events rejected by POST /events (every event of a rejected batch).
     pub rejected: IntCounter,
     appended: IntCounter,
+    group_commits: IntCounter,
     write_failures: IntCounter,
     dropped: IntCounter,
     indexed: IntCounter,
@@ -28,6 +32,7 @@ pub(crate) struct Metrics {
 /// Values of the lower layers at scrape time.
 pub(crate) struct Snapshot {
     pub appended: u64,
+    pub group_commits: u64,
     pub write_failures: u64,
     pub dropped: u64,
     pub indexed: u64,
@@ -78,6 +83,19 @@ impl Metrics {
         registry
             .register(Box::new(latency.clone()))
             .expect("unique metric");
+        let commit_wait = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "evlog_append_commit_seconds",
+                "Time an append request waits for its group commit (write, and fdatasync under durability fsync)",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(commit_wait.clone()))
+            .expect("unique metric");
         let lag_events = IntGauge::new(
             "evlog_index_lag_events",
             "Events on disk not yet searchable",
@@ -105,6 +123,11 @@ impl Metrics {
                 "evlog_events_appended_total",
                 "Events written by this server",
             ),
+            group_commits: counter(
+                &registry,
+                "evlog_group_commits_total",
+                "Writes to the day file, each carrying every append waiting at the time (and under durability fsync, one fdatasync each at most)",
+            ),
             write_failures: counter(
                 &registry,
                 "evlog_write_failures_total",
@@ -123,6 +146,7 @@ impl Metrics {
             registry,
             requests,
             latency,
+            commit_wait,
             lag_events,
             lag_seconds,
         }
@@ -141,6 +165,7 @@ impl Metrics {
     /// The Prometheus text of every metric, after mirroring `s`.
     pub(crate) fn render(&self, s: &Snapshot) -> String {
         mirror(&self.appended, s.appended);
+        mirror(&self.group_commits, s.group_commits);
         mirror(&self.write_failures, s.write_failures);
         mirror(&self.dropped, s.dropped);
         mirror(&self.indexed, s.indexed);

@@ -115,6 +115,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal("a request task", e))
 }
 
+/// How much lower the in-process indexer's CPU priority is than the
+/// server's (nice increment, Linux): on a saturated machine appends and
+/// queries come first and the index lags (see `/health`), catching up when
+/// the load drops. Acknowledged events never wait for the index.
+pub const INDEXER_NICE: i32 = 10;
+
 /// The evlog HTTP server. Create it inside a tokio runtime.
 pub struct Server {
     state: Arc<State>,
@@ -133,7 +139,9 @@ impl Server {
     /// housekeeping task (reloads the keys file when it changes, wakes live
     /// streams after each index commit). Must run inside a tokio runtime.
     pub fn new(log: EventLog, keys: KeyStore, limits: Limits) -> Result<Server, StartError> {
-        let indexer = log.start_indexer(IndexConfig::new(log.storage_path()))?;
+        let mut index = IndexConfig::new(log.storage_path());
+        index.nice = INDEXER_NICE;
+        let indexer = log.start_indexer(index)?;
         let search = IndexSearch::from_reader(indexer.reader().clone());
         let (commits_tx, commits) = watch::channel(0u64);
         let state = Arc::new(State {

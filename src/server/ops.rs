@@ -71,6 +71,7 @@ pub(crate) async fn metrics(state: Arc<State>) -> Result<Response, ApiError> {
     let counters = state.log.counters();
     let text = state.metrics.render(&Snapshot {
         appended: counters.appended.load(Ordering::Relaxed),
+        group_commits: counters.group_commits.load(Ordering::Relaxed),
         write_failures: counters.write_failures.load(Ordering::Relaxed),
         dropped: state.appender.dropped(),
         indexed: state.indexer.stats().indexed.load(Ordering::Relaxed),

@@ -258,6 +258,29 @@ impl EventLog {
     /// Appends many events as one all-or-nothing batch: if any is invalid,
     /// nothing is written and every bad index is reported.
     pub fn append_batch(&self, events: Vec<Event>) -> Result<Vec<Uuid>> {
+        let (ids, bodies) = self.prepare_batch(events)?;
+        if !bodies.is_empty() {
+            self.submit(bodies)?;
+        }
+        Ok(ids)
+    }
+
+    /// [`EventLog::append_batch`] for async callers: the events are prepared
+    /// on the calling thread, then the future waits for the group commit
+    /// without holding a thread (many concurrent appends cost tasks, not
+    /// threads). Preparing costs a few microseconds per event: run large
+    /// batches on a blocking thread, or call [`EventLog::append_batch`] there.
+    pub async fn append_batch_async(&self, events: Vec<Event>) -> Result<Vec<Uuid>> {
+        let (ids, bodies) = self.prepare_batch(events)?;
+        if !bodies.is_empty() {
+            self.submit_future(bodies)?.await?;
+        }
+        Ok(ids)
+    }
+
+    /// Prepares every event of a batch (see [`EventLog::prepare`]); any
+    /// invalid event rejects the whole batch, naming each bad index.
+    pub(crate) fn prepare_batch(&self, events: Vec<Event>) -> Result<(Vec<Uuid>, Vec<Vec<u8>>)> {
         let mut ids = Vec::with_capacity(events.len());
         let mut bodies = Vec::with_capacity(events.len());
         let mut rejects = Vec::new();
@@ -273,10 +296,7 @@ impl EventLog {
         if !rejects.is_empty() {
             return Err(Error::BatchRejected(rejects));
         }
-        if !bodies.is_empty() {
-            self.submit(bodies)?;
-        }
-        Ok(ids)
+        Ok((ids, bodies))
     }
 
     /// Hands prepared bodies to the committer and waits for the outcome.
@@ -289,8 +309,44 @@ impl EventLog {
     /// Submissions are written in the order they are made.
     pub(crate) fn submit_async(&self, bodies: Vec<Vec<u8>>) -> Result<Pending> {
         let (reply, rx) = mpsc::sync_channel(1);
-        self.send(writer::Msg::Append { bodies, reply })?;
+        self.send(writer::Msg::Append {
+            bodies,
+            reply: writer::Reply::Blocking(reply),
+        })?;
         Ok(Pending(rx))
+    }
+
+    /// Hands prepared bodies to the committer; the future resolves when they
+    /// are written (and durable per the mode). Never blocks the calling
+    /// thread: when the committer's queue is full, a blocking thread waits
+    /// for room instead.
+    pub(crate) fn submit_future(
+        &self,
+        bodies: Vec<Vec<u8>>,
+    ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let msg = writer::Msg::Append {
+            bodies,
+            reply: writer::Reply::Async(reply),
+        };
+        let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
+        let queued = match tx.try_send(msg) {
+            Ok(()) => None,
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(Error::Closed),
+            Err(mpsc::TrySendError::Full(msg)) => {
+                let tx = tx.clone();
+                Some(tokio::task::spawn_blocking(move || tx.send(msg)))
+            }
+        };
+        Ok(async move {
+            if let Some(q) = queued {
+                match q.await {
+                    Ok(Ok(())) => {}
+                    _ => return Err(Error::Closed),
+                }
+            }
+            rx.await.map_err(|_| Error::Closed)?
+        })
     }
 
     fn send(&self, msg: writer::Msg) -> Result<()> {
@@ -330,7 +386,7 @@ impl EventLog {
     /// fsyncs everything appended so far (useful under `batch` and `none`).
     pub fn flush(&self) -> Result<()> {
         let (reply, rx) = mpsc::sync_channel(1);
-        self.send(writer::Msg::Flush(reply))?;
+        self.send(writer::Msg::Flush(writer::Reply::Blocking(reply)))?;
         rx.recv().map_err(|_| Error::Closed)?
     }
 

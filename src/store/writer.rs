@@ -304,18 +304,34 @@ pub(crate) type Hooks = Arc<std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>;
 /// A request to the committer thread.
 pub(crate) enum Msg {
     /// Append these bodies; reply when they are written (and durable under `fsync`).
-    Append {
-        bodies: Vec<Vec<u8>>,
-        reply: std::sync::mpsc::SyncSender<Result<(), Error>>,
-    },
+    Append { bodies: Vec<Vec<u8>>, reply: Reply },
     /// fsync everything written so far, then reply.
-    Flush(std::sync::mpsc::SyncSender<Result<(), Error>>),
+    Flush(Reply),
+}
+
+/// Where the outcome of a request goes: a blocked thread, or a future (an
+/// async caller waits without holding a thread).
+pub(crate) enum Reply {
+    Blocking(std::sync::mpsc::SyncSender<Result<(), Error>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), Error>>),
+}
+
+impl Reply {
+    /// Delivers the outcome; a caller that stopped waiting is not an error.
+    fn send(self, r: Result<(), Error>) {
+        match self {
+            Reply::Blocking(tx) => {
+                let _ = tx.send(r);
+            }
+            Reply::Async(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
 }
 
 /// Most bytes one group commit gathers before writing.
 const MAX_GROUP_BYTES: usize = 16 << 20;
-
-type Reply = std::sync::mpsc::SyncSender<Result<(), Error>>;
 
 /// Written data waiting for its fdatasync, with the callers to answer after it.
 struct SyncJob {
@@ -360,13 +376,22 @@ fn run_syncer(
                 result = Err(Error::io(&j.path, e));
             }
         }
-        let replies: Vec<Reply> = jobs.into_iter().flat_map(|j| j.replies).collect();
+        let (replies, waiting): (Vec<Reply>, Vec<Reply>) = jobs
+            .into_iter()
+            .flat_map(|j| j.replies)
+            .partition(|r| matches!(r, Reply::Async(_)));
         if result.is_err() {
-            stats
-                .write_failures
-                .fetch_add(replies.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            stats.write_failures.fetch_add(
+                (replies.len() + waiting.len()) as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
-        if acks.send((result, replies)).is_err() {
+        // Completing a future only queues its task: done here. Waking
+        // blocked threads is slow with dozens of them: the acker does it.
+        for r in replies {
+            r.send(result.clone());
+        }
+        if !waiting.is_empty() && acks.send((result, waiting)).is_err() {
             return;
         }
     }
@@ -399,7 +424,7 @@ pub(crate) fn run_committer(
     let acker = spawn_named("evlog-ack", move || {
         for (result, replies) in ack_rx {
             for r in replies {
-                let _ = r.send(result.clone());
+                r.send(result.clone());
             }
         }
     });
@@ -459,7 +484,7 @@ pub(crate) fn run_committer(
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if !fsync_mode {
                         for r in replies.drain(..) {
-                            let _ = r.send(Ok(()));
+                            r.send(Ok(()));
                         }
                     }
                 }
@@ -468,7 +493,7 @@ pub(crate) fn run_committer(
                         .write_failures
                         .fetch_add(bodies.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     for r in replies.drain(..) {
-                        let _ = r.send(Err(e.clone()));
+                        r.send(Err(e.clone()));
                     }
                 }
             }
@@ -489,7 +514,7 @@ pub(crate) fn run_committer(
                     }
                     None => {
                         for r in replies {
-                            let _ = r.send(Ok(()));
+                            r.send(Ok(()));
                         }
                     }
                 }
@@ -498,7 +523,7 @@ pub(crate) fn run_committer(
             let r = w.sync();
             last_sync = Instant::now();
             for reply in flushes {
-                let _ = reply.send(r.clone());
+                reply.send(r.clone());
             }
         }
     }
