@@ -557,3 +557,44 @@ impl Drop for IndexerHandle {
         }
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Nice values of this process's threads whose name starts with `prefix`.
+    fn nice_of(prefix: &str) -> Vec<i64> {
+        let mut out = Vec::new();
+        for t in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = t.unwrap().path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !comm.starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the parenthesised name: state is field 3, nice 19.
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_spawned_indexer_and_tantivys_threads_run_at_the_lower_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = IndexConfig::new(dir.path());
+        cfg.nice = 5;
+        let base = nice_of("").into_iter().min().unwrap();
+        let handle = IndexerHandle::spawn(cfg).unwrap();
+        // Other tests may run indexers of their own (at the base priority)
+        // meanwhile: this one's threads are those at base + 5.
+        let want = (base + 5).min(19);
+        assert!(
+            nice_of("evlog-indexer").contains(&want),
+            "{:?}",
+            nice_of("")
+        );
+        assert!(nice_of("merge_thread").contains(&want), "{:?}", nice_of(""));
+        handle.shutdown().unwrap();
+    }
+}

@@ -32,7 +32,11 @@ pub const COUNT_LIMIT: u64 = 4 << 20;
 /// Compressed days are complete once in the checkpoint, so only plain files
 /// are read, and only from their checkpoint on.
 pub fn lag(storage: &Path, index: &Index) -> Result<Lag, Error> {
-    let checkpoint = read_checkpoint(index)?;
+    lag_after(storage, &read_checkpoint(index)?)
+}
+
+/// The lag of `checkpoint` behind the day files of `storage`.
+fn lag_after(storage: &Path, checkpoint: &super::indexer::Checkpoint) -> Result<Lag, Error> {
     let files = day::list(storage, DayRange::all()).map_err(|e| Error::io(storage, e))?;
     let mut lag = Lag {
         exact: true,
@@ -78,9 +82,14 @@ pub fn lag(storage: &Path, index: &Index) -> Result<Lag, Error> {
 }
 
 impl IndexSearch {
-    /// The lag of this searcher's index behind the day files of `storage`.
+    /// The lag of what this searcher shows behind the day files of
+    /// `storage`. The reader is reloaded after reading the committed
+    /// checkpoint, so a lag of 0 means every event is searchable here (an
+    /// indexer's own reload may come a moment after its commit).
     pub fn lag(&self, storage: &Path) -> Result<Lag, Error> {
-        lag(storage, self.reader.searcher().index())
+        let checkpoint = read_checkpoint(self.reader.searcher().index())?;
+        self.reader.reload().map_err(Error::tantivy)?;
+        lag_after(storage, &checkpoint)
     }
 }
 

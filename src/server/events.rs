@@ -80,7 +80,10 @@ where
         .map_err(store_error)?;
     let waiting = std::time::Instant::now();
     committed.await.map_err(store_error)?;
-    state.metrics.commit_wait.observe(waiting.elapsed().as_secs_f64());
+    state
+        .metrics
+        .commit_wait
+        .observe(waiting.elapsed().as_secs_f64());
     drop(permit);
     let (single, ids) = (staged.single, staged.ids);
     let body = if single {
@@ -144,10 +147,7 @@ fn stage(
             return Err(state.deny(ctx, Some(who), e));
         }
     }
-    let (ids, bodies) = state
-        .log
-        .prepare_batch(batch.events)
-        .map_err(store_error)?;
+    let (ids, bodies) = state.log.prepare_batch(batch.events).map_err(store_error)?;
     Ok(Staged {
         single: batch.single,
         ids,

@@ -316,14 +316,31 @@ mod tests {
             r#""status":"success","metadata":{"a":{"b":[1]}}"#,
         );
         assert!(parse(Framing::Json, at_limit.as_bytes(), &limits()).is_ok());
-        // Past serde_json's own limit: refused, not a stack overflow.
-        let abyss = format!("[{}{}]", "[".repeat(5000), "]".repeat(5000));
-        assert_eq!(
-            parse(Framing::Json, abyss.as_bytes(), &limits())
-                .unwrap_err()
-                .status,
-            StatusCode::BAD_REQUEST
+        // Past serde_json's own nesting limit (128): refused, not a stack
+        // overflow, whether alone, in an array or on an NDJSON line.
+        let roomy = Limits {
+            max_event_bytes: 1 << 20,
+            ..limits()
+        };
+        let abyss = OK.replace(
+            r#""status":"success""#,
+            &format!(
+                r#""status":"success","metadata":{}1{}"#,
+                "[".repeat(5000),
+                "]".repeat(5000)
+            ),
         );
+        for (framing, body) in [
+            (Framing::Json, abyss.clone()),
+            (Framing::Json, format!("[{abyss}]")),
+            (Framing::Ndjson, abyss.clone()),
+        ] {
+            let e = parse(framing, body.as_bytes(), &roomy).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (StatusCode::BAD_REQUEST, "invalid_event")
+            );
+        }
         // Brackets inside strings do not count.
         let quoted = OK.replace(r#""d""#, r#""[[[[[{{{{\"""#);
         assert!(parse(Framing::Json, quoted.as_bytes(), &limits()).is_ok());

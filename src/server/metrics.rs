@@ -210,8 +210,10 @@ mod tests {
         m.observe("/events", "POST", 201, Duration::from_millis(3));
         m.observe("/events", "POST", 201, Duration::from_millis(30));
         m.rejected.inc_by(2);
+        m.commit_wait.observe(0.0007);
         let snap = Snapshot {
             appended: 7,
+            group_commits: 3,
             write_failures: 0,
             dropped: 1,
             indexed: 5,
@@ -227,6 +229,9 @@ mod tests {
         ));
         assert!(text.contains("evlog_events_appended_total 7"));
         assert!(text.contains("evlog_events_rejected_total 2"));
+        assert!(text.contains("evlog_group_commits_total 3"));
+        assert!(text.contains("evlog_append_commit_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("evlog_append_commit_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("evlog_index_lag_events 2"));
         // Mirroring twice does not double count.
         assert!(m.render(&snap).contains("evlog_events_appended_total 7"));

@@ -421,3 +421,44 @@ fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_appends_share_group_commits_and_keep_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(Config::new(dir.path()).durability(Durability::Fsync)).unwrap();
+    // More concurrent appends than the runtime has threads: each waits as a
+    // future, not on a thread.
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..10 {
+                    ids.extend(log.append_batch_async(vec![ev(t * 10 + i)]).await.unwrap());
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    let stored: Vec<Uuid> = records(&log).iter().map(|r| r.event.id.unwrap()).collect();
+    assert_eq!(stored.len(), 640);
+    let (mut a, mut b) = (ids.clone(), stored);
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "every acknowledged id is stored once");
+    assert!(log.counters().group_commits.load(Ordering::Relaxed) < 640);
+    // All or nothing, as append_batch.
+    let mut bad = ev(1);
+    bad.user_id.clear();
+    let err = log.append_batch_async(vec![ev(2), bad]).await.unwrap_err();
+    assert!(
+        matches!(err, Error::BatchRejected(ref r) if r.len() == 1 && r[0].0 == 1),
+        "{err}"
+    );
+    assert_eq!(records(&log).len(), 640);
+    assert!(log.verify(DayRange::all()).unwrap().ok());
+}

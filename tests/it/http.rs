@@ -418,7 +418,7 @@ async fn bad_bodies_are_4xx_naming_index_and_field_and_write_nothing() {
             "application/json",
             json!({"event_type":"commit","user_id":"u","action_description":"d","status":"success","metadata":{"a":{"b":{"c":{"d":{"e":1}}}}}}).to_string(),
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            "invalid_event",
         ),
     ];
     for (ct, body, status, code) in cases {
