@@ -17,7 +17,7 @@ pub fn fresh_search(storage: &Path) -> anyhow::Result<IndexSearch> {
     match Indexer::open(IndexConfig::new(storage)) {
         Ok(mut ix) => {
             ix.sync()?;
-            Ok(IndexSearch::from_reader(ix.reader()))
+            Ok(ix.search())
         }
         Err(Error::Locked) => {
             wait_for_other_indexer(storage, Duration::from_secs(5));

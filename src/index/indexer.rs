@@ -151,6 +151,9 @@ pub struct Indexer {
     /// Always `Some` until drop (taken there to release the lock synchronously).
     writer: Option<IndexWriter>,
     reader: IndexReader,
+    /// Time summaries of the reader's segments, computed when a reload
+    /// brings new segments (tantivy's warmer), so queries never wait for one.
+    times: Arc<super::timeline::TimeCache>,
     checkpoint: Checkpoint,
     uncommitted: u64,
     dirty: bool,
@@ -197,12 +200,17 @@ impl Indexer {
         policy.set_min_num_segments(32);
         writer.set_merge_policy(Box::new(policy));
         let checkpoint = read_checkpoint(&index)?;
+        let times = Arc::new(super::timeline::TimeCache::default());
+        let warmer: std::sync::Weak<dyn tantivy::Warmer> =
+            Arc::downgrade(&(times.clone() as Arc<dyn tantivy::Warmer>));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![warmer])
             .try_into()
             .map_err(Error::tantivy)?;
         Ok(Indexer {
+            times,
             cfg,
             index,
             fields,
@@ -227,6 +235,11 @@ impl Indexer {
     /// A reader of this index (reloaded after each commit).
     pub fn reader(&self) -> IndexReader {
         self.reader.clone()
+    }
+
+    /// A search over this indexer's reader, sharing its warmed time summaries.
+    pub fn search(&self) -> super::IndexSearch {
+        super::IndexSearch::with_times(self.reader.clone(), self.times.clone())
     }
 
     /// The index.
@@ -465,7 +478,7 @@ pub struct IndexerHandle {
     wake: SyncSender<Wake>,
     thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
     stats: Arc<IndexStats>,
-    reader: IndexReader,
+    search: super::IndexSearch,
 }
 
 impl IndexerHandle {
@@ -482,7 +495,7 @@ impl IndexerHandle {
                 lower_priority(cfg.nice);
                 match Indexer::open(cfg) {
                     Ok(indexer) => {
-                        let _ = ready_tx.send(Ok((indexer.stats(), indexer.reader())));
+                        let _ = ready_tx.send(Ok((indexer.stats(), indexer.search())));
                         indexer.run(run_tx, rx)
                     }
                     Err(e) => {
@@ -492,14 +505,14 @@ impl IndexerHandle {
                 }
             })
             .map_err(|e| Error::io("indexer thread", e))?;
-        let (stats, reader) = ready_rx
+        let (stats, search) = ready_rx
             .recv()
             .unwrap_or_else(|_| Err(Error::Tantivy("indexer thread panicked".into())))?;
         Ok(IndexerHandle {
             wake: tx,
             thread: Some(thread),
             stats,
-            reader,
+            search,
         })
     }
 
@@ -513,9 +526,10 @@ impl IndexerHandle {
         &self.stats
     }
 
-    /// A reader reloaded after each commit.
-    pub fn reader(&self) -> &IndexReader {
-        &self.reader
+    /// A search over the indexer's reader (reloaded after each commit, time
+    /// summaries warmed before a reload is published).
+    pub fn search(&self) -> &super::IndexSearch {
+        &self.search
     }
 
     /// Commits what is pending, stops the indexer and waits for it.
@@ -577,6 +591,30 @@ mod tests {
             out.push(rest.split(' ').nth(16).unwrap().parse().unwrap());
         }
         out
+    }
+
+    #[test]
+    fn a_commit_warms_the_time_summaries_of_new_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = crate::EventLog::open(crate::Config::new(dir.path())).unwrap();
+        let mut ix = Indexer::open(IndexConfig::new(dir.path())).unwrap();
+        for round in 0..3 {
+            for i in 0..5 {
+                log.append(crate::Event::new(
+                    crate::EventType::Push,
+                    "dev",
+                    format!("r{round} e{i}"),
+                ))
+                .unwrap();
+            }
+            ix.catch_up().unwrap();
+            ix.commit().unwrap();
+            // Before any query: every searchable segment is summarised.
+            let segments = ix.reader().searcher().segment_readers().len();
+            assert!(segments > 0);
+            assert_eq!(ix.times.len(), segments, "round {round}");
+        }
+        assert_eq!(ix.search().num_docs(), 15);
     }
 
     #[test]

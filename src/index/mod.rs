@@ -95,6 +95,18 @@ impl IndexSearch {
         }
     }
 
+    /// Over `reader`, sharing `times` (kept warm by the reader's warmer).
+    pub(crate) fn with_times(
+        reader: tantivy::IndexReader,
+        times: Arc<timeline::TimeCache>,
+    ) -> IndexSearch {
+        IndexSearch {
+            fields: schema::Fields::new(),
+            reader,
+            times,
+        }
+    }
+
     /// Picks up the latest commit.
     pub fn reload(&self) -> Result<(), Error> {
         self.reader.reload().map_err(Error::tantivy)

@@ -281,6 +281,11 @@ pub struct TimeCache {
 pub type Times = Arc<HashMap<SegmentId, Arc<SegmentTimes>>>;
 
 impl TimeCache {
+    /// Segments summarised.
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     /// The summaries of `searcher`'s segments, computing the missing ones and
     /// forgetting segments that are no longer searchable.
     pub fn of(&self, searcher: &Searcher) -> Result<Times, Error> {
@@ -310,6 +315,24 @@ impl TimeCache {
         }
         Ok(Arc::new(out))
     }
+}
+
+/// As a reader's warmer, computes the summaries of a searcher's new segments
+/// before the reload that brings them is published (on the reloading
+/// thread: the indexer's, after its commits and merges), so that the first
+/// query after a large merge does not pay for them.
+impl tantivy::Warmer for TimeCache {
+    fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        // A failure here must not fail the commit: the query that needs the
+        // summary computes it (and reports the error) itself.
+        if let Err(e) = self.of(searcher) {
+            tracing::warn!(error = %e, "computing the time summaries of new segments");
+        }
+        Ok(())
+    }
+
+    /// `of` already keeps only the newest searcher's segments.
+    fn garbage_collect(&self, _live: &[&tantivy::SearcherGeneration]) {}
 }
 
 /// The summary of `reader`'s segment: from `times`, or computed when the

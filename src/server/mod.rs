@@ -142,7 +142,7 @@ impl Server {
         let mut index = IndexConfig::new(log.storage_path());
         index.nice = INDEXER_NICE;
         let indexer = log.start_indexer(index)?;
-        let search = IndexSearch::from_reader(indexer.reader().clone());
+        let search = indexer.search().clone();
         let (commits_tx, commits) = watch::channel(0u64);
         let state = Arc::new(State {
             appender: Appender::new(log.clone()),
