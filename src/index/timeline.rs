@@ -282,6 +282,7 @@ pub type Times = Arc<HashMap<SegmentId, Arc<SegmentTimes>>>;
 
 impl TimeCache {
     /// Segments summarised.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
