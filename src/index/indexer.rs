@@ -532,6 +532,11 @@ impl IndexerHandle {
         &self.search
     }
 
+    /// The reader behind [`IndexerHandle::search`], reloaded after each commit.
+    pub fn reader(&self) -> &IndexReader {
+        self.search.reader()
+    }
+
     /// Commits what is pending, stops the indexer and waits for it.
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.stop()

@@ -107,6 +107,11 @@ impl IndexSearch {
         }
     }
 
+    /// The tantivy reader searched.
+    pub fn reader(&self) -> &tantivy::IndexReader {
+        &self.reader
+    }
+
     /// Picks up the latest commit.
     pub fn reload(&self) -> Result<(), Error> {
         self.reader.reload().map_err(Error::tantivy)
