@@ -19,6 +19,12 @@
 //!
 //! [server.limits]               # see crate::server::Limits for every key
 //! max_body_bytes = 10485760
+//!
+//! [rotation]                    # evlog rotate and the server's daily run
+//! compress_after = "7d"         # env EVLOG_COMPRESS_AFTER; "off" never compresses
+//! delete_after = "90d"          # env EVLOG_DELETE_AFTER; "off" never deletes by age
+//! max_total_size = "10GiB"      # env EVLOG_MAX_TOTAL_SIZE; default "off"
+//! rotate_at = "00:15"           # server's daily run, UTC; env EVLOG_ROTATE_AT; "off"
 //! ```
 
 use std::net::SocketAddr;
@@ -50,6 +56,14 @@ pub enum ConfigError {
         /// What is wrong, with the line.
         message: String,
     },
+    /// A setting (in the file or the environment) whose value does not parse.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// Where it comes from: `[rotation] compress_after` or `EVLOG_COMPRESS_AFTER`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The contents of the TOML file; every key optional.
@@ -66,6 +80,141 @@ pub struct FileConfig {
     pub privacy: Option<PrivacyConfig>,
     /// The HTTP server.
     pub server: Option<ServerFileConfig>,
+    /// Rotation and retention.
+    pub rotation: Option<RotationFileConfig>,
+}
+
+/// The `[rotation]` table of the TOML file: ages like `"7d"`, sizes like
+/// `"10GiB"` (or a number of bytes), `"off"` to turn a rule off.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationFileConfig {
+    /// Age after which plain day files are compressed.
+    pub compress_after: Option<String>,
+    /// Age after which day files are deleted.
+    pub delete_after: Option<String>,
+    /// Most bytes of day files to keep.
+    pub max_total_size: Option<SizeValue>,
+    /// Time of the server's daily rotation (`HH:MM`, UTC) or `off`.
+    pub rotate_at: Option<String>,
+}
+
+/// A size in the TOML file: a number of bytes or a string with a unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    /// Bytes.
+    Bytes(u64),
+    /// `"500MB"`, `"2GiB"`, `"off"`.
+    Text(String),
+}
+
+/// Rotation settings given as flags or environment (already parsed): `None`
+/// when not given, `Some(None)` for `off`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RotationOverrides {
+    /// `--compress-after` / `EVLOG_COMPRESS_AFTER`.
+    pub compress_after: Option<Option<chrono::Duration>>,
+    /// `--delete-after` / `EVLOG_DELETE_AFTER`.
+    pub delete_after: Option<Option<chrono::Duration>>,
+    /// `--max-total-size` / `EVLOG_MAX_TOTAL_SIZE`.
+    pub max_total_size: Option<Option<u64>>,
+    /// `--rotate-at` / `EVLOG_ROTATE_AT`.
+    pub rotate_at: Option<Option<chrono::NaiveTime>>,
+}
+
+impl RotationOverrides {
+    /// Reads `EVLOG_COMPRESS_AFTER`, `EVLOG_DELETE_AFTER`,
+    /// `EVLOG_MAX_TOTAL_SIZE` and `EVLOG_ROTATE_AT` (for commands whose flags
+    /// do not read them already); an empty variable counts as unset.
+    pub fn from_env() -> Result<RotationOverrides, ConfigError> {
+        use crate::rotate::settings::{parse_age, parse_size, parse_time_of_day};
+        fn var<T>(
+            name: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<Option<T>, ConfigError> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => {
+                    parse(&v).map(Some).map_err(|message| ConfigError::Invalid {
+                        key: name.to_string(),
+                        message,
+                    })
+                }
+                _ => Ok(None),
+            }
+        }
+        Ok(RotationOverrides {
+            compress_after: var("EVLOG_COMPRESS_AFTER", parse_age)?,
+            delete_after: var("EVLOG_DELETE_AFTER", parse_age)?,
+            max_total_size: var("EVLOG_MAX_TOTAL_SIZE", parse_size)?,
+            rotate_at: var("EVLOG_ROTATE_AT", parse_time_of_day)?,
+        })
+    }
+}
+
+/// Resolved rotation settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationSettings {
+    /// What to compress and delete.
+    pub policy: crate::rotate::Policy,
+    /// The server's daily run (UTC), `None` when off.
+    pub rotate_at: Option<chrono::NaiveTime>,
+}
+
+/// Resolves the rotation settings: flags/environment over the file's
+/// `[rotation]` over the defaults (compress after 7d, delete after 90d, no
+/// size limit, daily at 00:15 UTC).
+pub fn resolve_rotation(
+    over: &RotationOverrides,
+    file: &FileConfig,
+) -> Result<RotationSettings, ConfigError> {
+    use crate::rotate::settings::{self as s, parse_age, parse_size, parse_time_of_day};
+    let section = file.rotation.clone().unwrap_or_default();
+    let invalid = |key: &str| {
+        let key = format!("config file [rotation] {key}");
+        move |message| ConfigError::Invalid { key, message }
+    };
+    let compress_after = match over.compress_after {
+        Some(v) => v,
+        None => parse_age(
+            section
+                .compress_after
+                .as_deref()
+                .unwrap_or(s::DEFAULT_COMPRESS_AFTER),
+        )
+        .map_err(invalid("compress_after"))?,
+    };
+    let delete_after = match over.delete_after {
+        Some(v) => v,
+        None => parse_age(
+            section
+                .delete_after
+                .as_deref()
+                .unwrap_or(s::DEFAULT_DELETE_AFTER),
+        )
+        .map_err(invalid("delete_after"))?,
+    };
+    let max_total_size = match over.max_total_size {
+        Some(v) => v,
+        None => match &section.max_total_size {
+            None => None,
+            Some(SizeValue::Bytes(n)) => Some(*n),
+            Some(SizeValue::Text(t)) => parse_size(t).map_err(invalid("max_total_size"))?,
+        },
+    };
+    let rotate_at = match over.rotate_at {
+        Some(v) => v,
+        None => parse_time_of_day(section.rotate_at.as_deref().unwrap_or(s::DEFAULT_ROTATE_AT))
+            .map_err(invalid("rotate_at"))?,
+    };
+    Ok(RotationSettings {
+        policy: crate::rotate::Policy {
+            compress_after,
+            delete_after,
+            max_total_size,
+        },
+        rotate_at,
+    })
 }
 
 /// The `[server]` table of the TOML file.
@@ -245,6 +394,41 @@ mod tests {
             FileConfig::load(Some(&p)).is_err(),
             "unknown limit keys are errors"
         );
+    }
+
+    #[test]
+    fn rotation_flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let d = RotationSettings {
+            policy: crate::rotate::Policy::default(),
+            rotate_at: chrono::NaiveTime::from_hms_opt(0, 15, 0),
+        };
+        let none = RotationOverrides::default();
+        assert_eq!(resolve_rotation(&none, &FileConfig::default()).unwrap(), d);
+        std::fs::write(
+            &p,
+            "[rotation]\ncompress_after = \"2d\"\ndelete_after = \"off\"\nmax_total_size = 1000\nrotate_at = \"off\"\n",
+        )
+        .unwrap();
+        let file = FileConfig::load(Some(&p)).unwrap();
+        let r = resolve_rotation(&none, &file).unwrap();
+        assert_eq!(r.policy.compress_after, Some(chrono::Duration::days(2)));
+        assert_eq!(r.policy.delete_after, None);
+        assert_eq!(r.policy.max_total_size, Some(1000));
+        assert_eq!(r.rotate_at, None);
+        let over = RotationOverrides {
+            compress_after: Some(Some(chrono::Duration::hours(12))),
+            max_total_size: Some(None),
+            ..Default::default()
+        };
+        let r = resolve_rotation(&over, &file).unwrap();
+        assert_eq!(r.policy.compress_after, Some(chrono::Duration::hours(12)));
+        assert_eq!(r.policy.max_total_size, None);
+        std::fs::write(&p, "[rotation]\nmax_total_size = \"lots\"\n").unwrap();
+        let file = FileConfig::load(Some(&p)).unwrap();
+        let e = resolve_rotation(&none, &file).unwrap_err().to_string();
+        assert!(e.contains("max_total_size") && e.contains("lots"), "{e}");
     }
 
     #[test]

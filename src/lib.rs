@@ -24,6 +24,7 @@
 //! - [`event`]: the event model, validation, privacy filters; no I/O.
 //! - [`store`]: day files, group commit, hash chain, reader, verify, [`Appender`].
 //! - [`index`]: the tantivy index fed by tailing the day files; queries, statistics, live tails.
+//! - [`rotate`]: compression and deletion of old day files (retention).
 //! - [`auth`]: API keys, roles, the keys file.
 //! - [`server`]: the HTTP API (warp on tokio).
 //! - [`mod@warp`]: request logging middleware for other warp services.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod event;
 pub mod export;
 pub mod index;
+pub mod rotate;
 pub mod server;
 pub mod store;
 pub mod warp;

@@ -7,6 +7,7 @@ mod index;
 mod keys;
 mod query;
 mod reindex;
+mod rotate;
 mod search;
 mod serve;
 mod stats;
@@ -98,6 +99,16 @@ pub enum Command {
     /// Stop the server or `evlog index` first: reindex refuses to run while
     /// another process holds the index.
     Reindex(reindex::Args),
+    /// Compress old day files to .jsonl.gz and delete expired ones
+    /// (retention), keeping the index and the hash chain in step.
+    ///
+    /// Plain days older than --compress-after become ordinary gzip files
+    /// (`zcat | jq` and `gzip -t` work; queries and `evlog verify` read them);
+    /// days older than --delete-after go, then the oldest days while the day
+    /// files take more than --max-total-size. Today's file is never touched.
+    /// Run it from cron or a systemd timer, or let `evlog serve` run it daily.
+    /// Safe while the server or appenders run; a second rotation is refused.
+    Rotate(rotate::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -146,6 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tail(a) => tail::run(&ctx, a),
         Command::Index(a) => index::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
+        Command::Rotate(a) => rotate::run(&ctx, a),
     }
 }
 

@@ -23,22 +23,42 @@ pub struct Args {
     /// The keys file (default: the config file's server.keys_file, else <storage>/keys.json).
     #[arg(long, env = "EVLOG_KEYS_FILE", value_name = "FILE")]
     keys: Option<PathBuf>,
+    /// Time of the daily rotation, HH:MM in UTC, or `off` (default: the
+    /// config file's rotation.rotate_at, else 00:15). Its policy comes from
+    /// [rotation] and EVLOG_COMPRESS_AFTER, EVLOG_DELETE_AFTER, EVLOG_MAX_TOTAL_SIZE.
+    #[arg(long, env = "EVLOG_ROTATE_AT", value_name = "HH:MM", value_parser = rotate_at_arg)]
+    rotate_at: Option<RotateAt>,
+}
+
+/// `--rotate-at`: a time of day or off.
+#[derive(Debug, Clone, Copy)]
+pub struct RotateAt(Option<chrono::NaiveTime>);
+
+fn rotate_at_arg(s: &str) -> Result<RotateAt, String> {
+    crate::rotate::parse_time_of_day(s).map(RotateAt)
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let settings = config::resolve_server(args.addr, args.keys, &ctx.file, &ctx.store.storage_path);
+    let mut over = config::RotationOverrides::from_env()?;
+    over.rotate_at = args.rotate_at.map(|a| a.0);
+    let rotation = config::resolve_rotation(&over, &ctx.file)?;
     let log = ctx.open_log()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("evlog-http")
         .build()?;
-    let server = rt.block_on(serve(&settings, log))?;
+    let server = rt.block_on(serve(&settings, rotation, log))?;
     server.close()?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(settings: &ServerSettings, log: EventLog) -> anyhow::Result<Server> {
+async fn serve(
+    settings: &ServerSettings,
+    rotation: config::RotationSettings,
+    log: EventLog,
+) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("listening on {}", settings.addr))?;
@@ -51,6 +71,7 @@ async fn serve(settings: &ServerSettings, log: EventLog) -> anyhow::Result<Serve
             log.storage_path().display()
         )
     })?;
+    server.set_rotation(rotation.policy, rotation.rotate_at);
     server.record_system(
         EventType::SystemStart,
         format!("evlog serve started on {addr}"),

@@ -276,6 +276,14 @@ impl Indexer {
             .files
             .keys()
             .filter(|d| !present.contains(d))
+            // A listing is not a snapshot: a day being compressed can be
+            // missed while its .gz is renamed in and its plain file removed.
+            // Plain first, then .gz: rotation creates the .gz before it
+            // removes the plain file, so one of the two is always found.
+            .filter(|d| {
+                let dir = &self.cfg.storage_path;
+                !day::plain_path(dir, **d).exists() && !day::gz_path(dir, **d).exists()
+            })
             .copied()
             .collect();
         for d in gone {
@@ -297,9 +305,25 @@ impl Indexer {
         }
         let mark = mark.unwrap_or_default();
         if !f.compressed {
-            let len = std::fs::metadata(&f.path)
-                .map_err(|e| Error::io(&f.path, e))?
-                .len();
+            let len = match std::fs::metadata(&f.path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Compressed (or deleted) by rotation since the listing:
+                    // read the .gz if there is one; a deleted day is handled
+                    // by the next pass.
+                    let gz = DayFile {
+                        day: f.day,
+                        path: day::gz_path(&self.cfg.storage_path, f.day),
+                        compressed: true,
+                    };
+                    return if gz.path.exists() {
+                        self.index_file(&gz)
+                    } else {
+                        Ok(0)
+                    };
+                }
+                Err(e) => return Err(Error::io(&f.path, e)),
+            };
             if len <= mark.offset {
                 return Ok(0);
             }

@@ -10,10 +10,12 @@
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `reject` — the JSON errors.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
+//! - `admin` — `POST /admin/rotate` and the daily rotation.
 //!
 //! The server sees event, store, index and auth, never tantivy types.
 
 mod access;
+mod admin;
 mod events;
 mod ingest;
 mod metrics;
@@ -104,6 +106,8 @@ pub(crate) struct State {
     /// Set once the server stops accepting (ends live streams).
     shutdown: watch::Sender<bool>,
     started_ms: u64,
+    /// The policy of `POST /admin/rotate` and the daily rotation.
+    rotation: std::sync::Mutex<crate::rotate::Policy>,
 }
 
 /// Runs `f` on the blocking pool (the store and the index block).
@@ -155,10 +159,25 @@ impl Server {
             commits,
             shutdown: watch::channel(false).0,
             started_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
+            rotation: std::sync::Mutex::new(crate::rotate::Policy::default()),
             log,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
         Ok(Server { state })
+    }
+
+    /// Sets the rotation policy (default: [`crate::rotate::Policy::default`])
+    /// and, with `daily_at`, starts the daily rotation at that time (UTC).
+    /// Call once, inside the runtime.
+    pub fn set_rotation(&self, policy: crate::rotate::Policy, daily_at: Option<chrono::NaiveTime>) {
+        *self
+            .state
+            .rotation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = policy;
+        if let Some(at) = daily_at {
+            tokio::spawn(admin::schedule(Arc::downgrade(&self.state), at));
+        }
     }
 
     /// Every route, errors rendered as JSON (also for `warp::test`).
@@ -364,8 +383,14 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .then(|s| async move { respond(ops::health(s).await) });
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(st)
+        .and(st.clone())
         .then(|s| async move { respond(ops::metrics(s).await) });
+    let rotate = warp::path!("admin" / "rotate")
+        .and(warp::post())
+        .and(st)
+        .and(ctx.clone())
+        .and(raw_query())
+        .then(|s, c, q| async move { respond(admin::rotate(s, c, q).await) });
     append
         .or(query)
         .unify()
@@ -382,6 +407,8 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(health)
         .unify()
         .or(metrics)
+        .unify()
+        .or(rotate)
         .unify()
         .recover(reject::recover)
         .unify()

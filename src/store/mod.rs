@@ -223,6 +223,11 @@ impl EventLog {
         &self.inner.dir
     }
 
+    /// The log's clock (what "now" and "today" are for its appends).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
     /// The log's counters (appended, group commits, write failures, torn tails).
     pub fn counters(&self) -> &Stats {
         &self.inner.stats

@@ -31,9 +31,19 @@ enum Inner {
 }
 
 impl LineReader {
-    /// Opens `file` for reading.
+    /// Opens `file` for reading. A plain file that is gone by now was
+    /// compressed since it was listed (rotation renames the `.gz` into place
+    /// before it removes the plain file): its `.gz` is opened instead, so a
+    /// reader racing a rotation still reads the day exactly once.
     pub fn open(file: &DayFile) -> io::Result<LineReader> {
-        Self::open_path(&file.path, file.compressed)
+        match Self::open_path(&file.path, file.compressed) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !file.compressed => {
+                let mut gz = file.path.clone().into_os_string();
+                gz.push(".gz");
+                Self::open_path(Path::new(&gz), true).map_err(|_| e)
+            }
+            other => other,
+        }
     }
 
     /// Opens the file at `path`, compressed or not.

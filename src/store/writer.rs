@@ -261,7 +261,12 @@ fn head_before(dir: &Path, day: NaiveDate) -> Result<ChainHead, Error> {
 /// If the file does not end with a newline, moves the bytes after the last
 /// newline to `<file>.torn` (appended, followed by a newline), truncates the
 /// file and fsyncs both. Returns the new length. Called with the lock held.
-fn recover_torn_tail(file: &File, path: &Path, len: u64, stats: &Stats) -> Result<u64, Error> {
+pub(crate) fn recover_torn_tail(
+    file: &File,
+    path: &Path,
+    len: u64,
+    stats: &Stats,
+) -> Result<u64, Error> {
     let io = |e| Error::io(path, e);
     let complete = reader::complete_len(file, len).map_err(io)?;
     if complete == len {

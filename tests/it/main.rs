@@ -27,3 +27,5 @@ mod model;
 mod multiprocess;
 /// Regression tests named after what broke.
 mod regressions;
+/// Rotation and retention: dry runs, injected ages, crashes between steps, HTTP and CLI.
+mod rotate;

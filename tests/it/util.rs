@@ -94,6 +94,10 @@ impl Store {
             "EVLOG_LOG",
             "EVLOG_ADDR",
             "EVLOG_KEYS_FILE",
+            "EVLOG_COMPRESS_AFTER",
+            "EVLOG_DELETE_AFTER",
+            "EVLOG_MAX_TOTAL_SIZE",
+            "EVLOG_ROTATE_AT",
         ] {
             c.env_remove(var);
         }
