@@ -660,3 +660,41 @@ mod http {
             .unwrap();
     }
 }
+
+#[test]
+fn a_scan_listed_before_a_rotation_reads_the_compressed_day_once() {
+    let store = store_with(&[(day("2026-07-01"), 9), (day("2026-07-20"), 2)]);
+    // The listing is taken now; the files are opened as the scan reaches them.
+    let scan = evlog::store::Scan::new(store.path(), evlog::DayRange::all()).unwrap();
+    let r = rotate::run(
+        store.path(),
+        &opts(policy(Some(1), None, None), noon(day("2026-07-20"))),
+    )
+    .unwrap();
+    assert_eq!(r.compressed, ["events_2026-07-01.jsonl"]);
+    let records: Vec<_> = scan.map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 11);
+    assert_eq!(distinct_ids(&records).len(), 11);
+}
+
+#[test]
+fn an_unverified_gz_beside_its_plain_file_is_removed_and_the_plain_file_kept() {
+    let store = store_with(&[(day("2026-08-01"), 7), (day("2026-08-30"), 1)]);
+    let plain = store.file("events_2026-08-01.jsonl");
+    let gz = store.file("events_2026-08-01.jsonl.gz");
+    // A .gz that holds only part of the day (as if written by something else).
+    let bytes = std::fs::read(&plain).unwrap();
+    let half = bytes.len() / 2;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut enc, &bytes[..half]).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    // Meanwhile readers use the plain file only.
+    assert_eq!(store.records().len(), 8);
+    let keep_plain = policy(None, None, None);
+    let r = rotate::run(store.path(), &opts(keep_plain, noon(day("2026-08-30")))).unwrap();
+    assert!(r.ok(), "{:?}", r.failures);
+    assert!(r.notes.iter().any(|n| n.contains("incomplete")), "{:?}", r.notes);
+    assert!(plain.exists() && !gz.exists());
+    assert_eq!(std::fs::read(&plain).unwrap(), bytes);
+    assert_consistent(&store, 8);
+}
