@@ -499,10 +499,11 @@ async fn bad_parameters_paths_and_methods_are_4xx_naming_what_is_wrong() {
     );
     let r = api.call("DELETE", "/events/stats", admin, None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    // POST only (rotation, issue 5).
     let r = api.get("/admin/rotate", admin).await;
     assert_eq!(
         (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "not_found")
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
     let r = api.get("/nowhere", None).await;
     assert_eq!(
