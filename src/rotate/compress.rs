@@ -86,6 +86,9 @@ pub fn compress(
     let (tx, rx) = mpsc::sync_channel::<(usize, io::Result<Vec<u8>>)>(window);
     let mut members = Vec::with_capacity(parts.len());
     std::thread::scope(|s| -> io::Result<()> {
+        // Owned here so that an early return drops it: a worker blocked
+        // sending then stops instead of holding the scope open.
+        let rx = rx;
         for _ in 0..threads {
             let tx = tx.clone();
             let (parts, next, written) = (&parts, &next, &written);
@@ -98,7 +101,7 @@ pub fn compress(
                     {
                         let (lock, cv) = written;
                         let mut w = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        while i >= *w + window && *w != usize::MAX {
+                        while *w != usize::MAX && i >= *w + window {
                             w = cv.wait(w).unwrap_or_else(|e| e.into_inner());
                         }
                         if *w == usize::MAX {
@@ -357,6 +360,34 @@ mod tests {
             }
         }
         assert!(blocks(b"", 10).is_empty());
+    }
+
+    /// A disk that fills up after `left` bytes.
+    struct Full {
+        left: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.left {
+                return Err(io::Error::other("no space left"));
+            }
+            self.left -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_error_stops_every_worker_and_is_returned() {
+        // Regression: once the writer gave up, a worker waiting for its turn
+        // overflowed (`usize::MAX + window`) and panicked; a worker blocked on
+        // a full channel could also hold the thread scope open.
+        let data = chained(5000);
+        let e = compress(&data, &mut Full { left: 3000 }, 4, 1024, &mut |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "no space left");
     }
 
     #[test]

@@ -693,7 +693,11 @@ fn an_unverified_gz_beside_its_plain_file_is_removed_and_the_plain_file_kept() {
     let keep_plain = policy(None, None, None);
     let r = rotate::run(store.path(), &opts(keep_plain, noon(day("2026-08-30")))).unwrap();
     assert!(r.ok(), "{:?}", r.failures);
-    assert!(r.notes.iter().any(|n| n.contains("incomplete")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("incomplete")),
+        "{:?}",
+        r.notes
+    );
     assert!(plain.exists() && !gz.exists());
     assert_eq!(std::fs::read(&plain).unwrap(), bytes);
     assert_consistent(&store, 8);
