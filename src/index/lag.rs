@@ -45,7 +45,12 @@ fn lag_after(storage: &Path, checkpoint: &super::indexer::Checkpoint) -> Result<
     // Lines and bytes actually counted, for the estimate of the rest.
     let (mut counted_lines, mut counted_bytes) = (0u64, 0u64);
     for f in files.iter().filter(|f| !f.compressed) {
-        let mut file = std::fs::File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+        let mut file = match std::fs::File::open(&f.path) {
+            Ok(file) => file,
+            // Compressed or deleted by rotation since the listing: nothing to index there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&f.path, e)),
+        };
         let len = file.metadata().map_err(|e| Error::io(&f.path, e))?.len();
         // Bytes after the last newline are not an event yet.
         let len =

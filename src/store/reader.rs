@@ -187,7 +187,25 @@ pub(crate) fn last_head(file: &DayFile) -> io::Result<Option<ChainHead>> {
         }
         return Ok(head);
     }
-    let f = File::open(&file.path)?;
+    let f = match File::open(&file.path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Compressed by rotation since it was listed.
+            let mut gz = file.path.clone().into_os_string();
+            gz.push(".gz");
+            let gz = DayFile {
+                day: file.day,
+                path: PathBuf::from(gz),
+                compressed: true,
+            };
+            return if gz.path.exists() {
+                last_head(&gz)
+            } else {
+                Err(e)
+            };
+        }
+        Err(e) => return Err(e),
+    };
     let len = f.metadata()?.len();
     last_head_plain(&f, len)
 }
