@@ -202,7 +202,7 @@ key=$("$evlog" --storage "$dir" keys add --role admin --user ops)
 serve "$dir"
 python3 "$work/post.py" "$base" until201 "$key" "$work/index" > /dev/null
 sleep 2
-rm -rf "$dir/index"
+for _ in 1 2 3 4 5; do rm -rf "$dir/index" 2>/dev/null && break; sleep 0.2; done
 python3 "$work/post.py" "$base" until201 "$key" "$work/index" > /dev/null
 index=$(python3 - "$base" "$key" <<'EOF'
 import http.client, json, sys, time
