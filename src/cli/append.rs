@@ -76,7 +76,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             eprintln!("error: {e}");
             Ok(ExitCode::from(EXIT_PROBLEM))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(super::store_error(e)),
     }
 }
 
@@ -242,9 +242,9 @@ fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
         rejected += chunk.rejects.len() as u64;
         if let Some(p) = chunk.pending {
             if let Err(e) = p.wait() {
-                failure = Some(anyhow::anyhow!(
-                    "write failed after {appended} event(s) were appended: {e}"
-                ));
+                failure = Some(super::store_error(e).context(format!(
+                    "write failed after {appended} event(s) were appended"
+                )));
                 break;
             }
             for id in &chunk.ids {

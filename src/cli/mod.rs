@@ -128,7 +128,16 @@ impl Context {
     /// Opens the event log.
     pub fn open_log(&self) -> anyhow::Result<EventLog> {
         EventLog::open(self.store.clone())
-            .map_err(|e| anyhow::anyhow!("opening the event log: {e}"))
+            .map_err(|e| store_error(e).context("opening the event log"))
+    }
+}
+
+/// A store error for the terminal, with advice for storage failures (disk
+/// full, read-only, failed fsync).
+pub(crate) fn store_error(e: store::Error) -> anyhow::Error {
+    match e.advice() {
+        Some(advice) => anyhow::anyhow!("{advice} ({e})"),
+        None => e.into(),
     }
 }
 
@@ -142,10 +151,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|s| !s.is_empty()),
     };
-    let ctx = Context {
-        store: config::resolve(&over, &file),
-        file,
-    };
+    let mut store = config::resolve(&over, &file);
+    // A testing aid for fault scripts (see store::faults).
+    store.faults = store::Faults::from_env().map_err(anyhow::Error::msg)?;
+    let ctx = Context { store, file };
     match cli.command {
         Command::Serve(a) => serve::run(&ctx, a),
         Command::Keys(a) => keys::run(&ctx, a),

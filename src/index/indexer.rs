@@ -32,6 +32,11 @@ use crate::store::reader::{LineReader, parse_record};
 /// Directory of the index inside the storage directory.
 pub const INDEX_DIR: &str = "index";
 
+/// Version of the index format (schema and checkpoint), in the checkpoint's
+/// `v`. An index of another version (or whose tantivy schema differs) is
+/// deleted and rebuilt from the files when an indexer opens it.
+pub const INDEX_VERSION: u32 = 1;
+
 /// Indexer settings.
 #[derive(Debug, Clone)]
 pub struct IndexConfig {
@@ -82,6 +87,26 @@ pub struct FileMark {
     pub offset: u64,
     /// Lines consumed so far (indexed or malformed).
     pub lines: u64,
+    /// A fingerprint of the bytes just before `offset` (plain files): if
+    /// they change, the file was cut back and rewritten under the index (a
+    /// failed write or fdatasync cuts off lines the indexer may have seen),
+    /// and the day is indexed again. Absent in checkpoints of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u64>,
+}
+
+/// Bytes before a checkpoint offset that its fingerprint covers.
+const TAIL_BYTES: u64 = 128;
+
+/// The fingerprint of the (up to) [`TAIL_BYTES`] bytes before `offset`.
+fn tail_print(path: &Path, offset: u64) -> std::io::Result<u64> {
+    use sha2::Digest;
+    use std::os::unix::fs::FileExt;
+    let from = offset.saturating_sub(TAIL_BYTES);
+    let mut buf = vec![0u8; (offset - from) as usize];
+    std::fs::File::open(path)?.read_exact_at(&mut buf, from)?;
+    let d = sha2::Sha256::digest(&buf);
+    Ok(u64::from_le_bytes(d[..8].try_into().expect("8 bytes")))
 }
 
 /// The commit payload: which part of which day file the index covers.
@@ -104,6 +129,9 @@ pub struct IndexStats {
     pub commits: AtomicU64,
     /// Unix time (ms) of the last commit.
     pub last_commit_ms: AtomicU64,
+    /// Times the index was rebuilt from the files while running (its
+    /// directory vanished).
+    pub rebuilds: AtomicU64,
 }
 
 /// Opens or creates the index directory with the evlog schema.
@@ -111,11 +139,14 @@ pub fn open_index(path: &Path) -> Result<(Index, Fields), Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
     let dir = MmapDirectory::open(path).map_err(|e| Error::Tantivy(e.to_string()))?;
     let fields = Fields::new();
-    let index = Index::open_or_create(dir, fields.schema.clone()).map_err(|e| {
-        Error::Tantivy(format!(
+    let index = Index::open_or_create(dir, fields.schema.clone()).map_err(|e| match e {
+        tantivy::TantivyError::SchemaError(_) => {
+            Error::Outdated(format!("{}: {e}", path.display()))
+        }
+        e => Error::Tantivy(format!(
             "{}: {e} (run `evlog reindex` to rebuild)",
             path.display()
-        ))
+        )),
     })?;
     schema::register_tokenizer(&index);
     Ok((index, fields))
@@ -158,13 +189,31 @@ pub struct Indexer {
     uncommitted: u64,
     dirty: bool,
     stats: Arc<IndexStats>,
+    /// The search handed out by [`Indexer::search`]; a rebuild swaps its reader.
+    search: super::IndexSearch,
 }
 
 impl Indexer {
     /// Opens the index of `cfg.storage_path` and takes its writer lock.
     /// Fails with [`Error::Locked`] if another indexer holds it.
     pub fn open(cfg: IndexConfig) -> Result<Indexer, Error> {
-        let (index, fields) = open_index(&cfg.index_path())?;
+        let path = cfg.index_path();
+        let outdated = match open_index(&path) {
+            Ok((index, fields)) => match read_checkpoint(&index) {
+                Ok(c) if c.v == INDEX_VERSION || (c.v == 0 && c.files.is_empty()) => {
+                    return Self::with_index(cfg, index, fields);
+                }
+                Ok(c) => format!("index version {} (this evlog writes {INDEX_VERSION})", c.v),
+                Err(e) => e.to_string(),
+            },
+            Err(Error::Outdated(why)) => why,
+            Err(e) => return Err(e),
+        };
+        // The index is derived: an old or unreadable one is rebuilt from
+        // the files rather than refused.
+        tracing::warn!(index = %path.display(), reason = %outdated, "rebuilding the index from the day files");
+        std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        let (index, fields) = open_index(&path)?;
         Self::with_index(cfg, index, fields)
     }
 
@@ -203,13 +252,14 @@ impl Indexer {
         let times = Arc::new(super::timeline::TimeCache::default());
         let warmer: std::sync::Weak<dyn tantivy::Warmer> =
             Arc::downgrade(&(times.clone() as Arc<dyn tantivy::Warmer>));
-        let reader = index
+        let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .warmers(vec![warmer])
             .try_into()
             .map_err(Error::tantivy)?;
         Ok(Indexer {
+            search: super::IndexSearch::with_times(reader.clone(), times.clone()),
             times,
             cfg,
             index,
@@ -237,9 +287,43 @@ impl Indexer {
         self.reader.clone()
     }
 
-    /// A search over this indexer's reader, sharing its warmed time summaries.
+    /// A search over this indexer's reader, sharing its warmed time
+    /// summaries (and following it to a rebuilt index).
     pub fn search(&self) -> super::IndexSearch {
-        super::IndexSearch::with_times(self.reader.clone(), self.times.clone())
+        self.search.clone()
+    }
+
+    /// Whether the index directory is still there (someone may delete it
+    /// while the indexer runs).
+    fn index_missing(&self) -> bool {
+        !self.cfg.index_path().join("meta.json").exists()
+    }
+
+    /// Replaces a vanished index by a new one and starts over from the
+    /// files (the checkpoint went with the index). Searches handed out
+    /// before switch to the new index; it fills up with the next passes.
+    pub fn rebuild(&mut self) -> Result<(), Error> {
+        let path = self.cfg.index_path();
+        tracing::warn!(index = %path.display(), "index directory missing: rebuilding it from the day files");
+        if let Some(w) = self.writer.take()
+            && let Err(e) = w.wait_merging_threads()
+        {
+            tracing::debug!(error = %e, "merges of the vanished index ended with an error");
+        }
+        if path.exists() {
+            // What is left of it (a directory emptied by hand, stray files).
+            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        let (index, fields) = open_index(&path)?;
+        let mut fresh = Indexer::with_index(self.cfg.clone(), index, fields)?;
+        fresh.stats = self.stats.clone();
+        self.search
+            .replace(fresh.reader.clone(), fresh.times.clone());
+        fresh.search = self.search.clone();
+        fresh.dirty = true;
+        drop(std::mem::replace(self, fresh));
+        self.stats.rebuilds.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The index.
@@ -303,7 +387,7 @@ impl Indexer {
         if f.compressed && mark.is_some() {
             return Ok(0);
         }
-        let mark = mark.unwrap_or_default();
+        let mut mark = mark.unwrap_or_default();
         if !f.compressed {
             let len = match std::fs::metadata(&f.path) {
                 Ok(m) => m.len(),
@@ -324,6 +408,20 @@ impl Indexer {
                 }
                 Err(e) => return Err(Error::io(&f.path, e)),
             };
+            let cut = len < mark.offset
+                || (len > mark.offset
+                    && mark.tail.is_some()
+                    && tail_print(&f.path, mark.offset).ok() != mark.tail);
+            if cut {
+                // Lines the index holds were cut off the file (a failed
+                // write or fdatasync), and maybe replaced: index the day anew.
+                tracing::warn!(file = %f.path.display(), offset = mark.offset, len, "day file cut back under the index: indexing it again");
+                let term = Term::from_field_u64(self.fields.day, schema::day_number(f.day));
+                self.writer().delete_term(term);
+                mark = FileMark::default();
+                self.checkpoint.files.insert(f.day, mark);
+                self.dirty = true;
+            }
             if len <= mark.offset {
                 return Ok(0);
             }
@@ -353,9 +451,16 @@ impl Indexer {
                 }
             }
         }
+        let offset = r.offset();
+        let tail = if f.compressed || offset == 0 {
+            None
+        } else {
+            tail_print(&f.path, offset).ok()
+        };
         let new_mark = FileMark {
-            offset: r.offset(),
+            offset,
             lines: r.line_no(),
+            tail,
         };
         if new_mark != mark || !self.checkpoint.files.contains_key(&f.day) {
             self.checkpoint.files.insert(f.day, new_mark);
@@ -378,7 +483,7 @@ impl Indexer {
             return Ok(());
         }
         let payload = serde_json::to_string(&Checkpoint {
-            v: 1,
+            v: INDEX_VERSION,
             files: self.checkpoint.files.clone(),
         })
         .expect("checkpoint serializes");
@@ -440,6 +545,9 @@ impl Indexer {
                 last_commit = Instant::now();
                 if let Err(e) = self.commit() {
                     tracing::error!(error = %e, "index commit failed; will retry");
+                    if self.index_missing() {
+                        self.catch_up_logged();
+                    }
                 }
             }
             let mut timeout = self.cfg.rescan_interval.saturating_sub(last_scan.elapsed());
@@ -469,12 +577,21 @@ impl Indexer {
     }
 
     fn catch_up_logged(&mut self) {
+        if self.index_missing()
+            && let Err(e) = self.rebuild()
+        {
+            tracing::error!(error = %e, "rebuilding the index failed; will retry");
+            return;
+        }
         if let Err(e) = self.catch_up() {
             tracing::error!(error = %e, "indexing pass failed; will retry");
         }
     }
 
     fn finish(mut self) -> Result<(), Error> {
+        if self.index_missing() {
+            self.rebuild()?;
+        }
         self.catch_up()?;
         self.commit()?;
         if let Some(w) = self.writer.take() {
@@ -557,7 +674,7 @@ impl IndexerHandle {
     }
 
     /// The reader behind [`IndexerHandle::search`], reloaded after each commit.
-    pub fn reader(&self) -> &IndexReader {
+    pub fn reader(&self) -> IndexReader {
         self.search.reader()
     }
 

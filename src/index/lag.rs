@@ -92,8 +92,8 @@ impl IndexSearch {
     /// checkpoint, so a lag of 0 means every event is searchable here (an
     /// indexer's own reload may come a moment after its commit).
     pub fn lag(&self, storage: &Path) -> Result<Lag, Error> {
-        let checkpoint = read_checkpoint(self.reader.searcher().index())?;
-        self.reader.reload().map_err(Error::tantivy)?;
+        let checkpoint = read_checkpoint(self.reader().searcher().index())?;
+        self.reader().reload().map_err(Error::tantivy)?;
         lag_after(storage, &checkpoint)
     }
 }

@@ -14,7 +14,7 @@ impl IndexSearch {
     /// The stored event with this id (chain fields included), if indexed.
     /// With several (a client may reuse an id), the last one stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Value>, Error> {
-        let searcher = self.reader.searcher();
+        let searcher = self.reader().searcher();
         let q = TermQuery::new(
             Term::from_field_text(self.fields.id, &id.to_string()),
             IndexRecordOption::Basic,
@@ -35,7 +35,7 @@ impl IndexSearch {
     /// is older than anything still to come either way).
     pub fn max_seq(&self) -> Result<u64, Error> {
         let mut max = 0;
-        for r in self.reader.searcher().segment_readers() {
+        for r in self.reader().searcher().segment_readers() {
             if r.num_docs() > 0 {
                 let col = r.fast_fields().u64("seq").map_err(Error::tantivy)?;
                 max = max.max(col.max_value());

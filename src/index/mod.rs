@@ -18,7 +18,7 @@ pub mod stats;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 pub use follow::Follow;
 pub use indexer::{IndexConfig, Indexer, IndexerHandle, Wake};
@@ -31,6 +31,9 @@ pub enum Error {
     /// A client mistake in a query.
     #[error("invalid query: {0}")]
     Query(#[from] QueryError),
+    /// The index is of an older format (rebuilt by the indexer at open).
+    #[error("outdated index: {0}")]
+    Outdated(String),
     /// Another indexer holds the index writer.
     #[error("another evlog process is indexing this storage directory")]
     Locked,
@@ -62,10 +65,18 @@ impl Error {
     }
 }
 
-/// Read access to the index of a storage directory.
+/// Read access to the index of a storage directory. Clones share one slot:
+/// when the indexer rebuilds a deleted index, every clone (the server's
+/// handlers, live streams) searches the new one.
 #[derive(Clone)]
 pub struct IndexSearch {
     fields: schema::Fields,
+    current: Arc<RwLock<Current>>,
+}
+
+/// The reader searched now, with its warmed time summaries.
+#[derive(Clone)]
+struct Current {
     reader: tantivy::IndexReader,
     times: Arc<timeline::TimeCache>,
 }
@@ -73,26 +84,18 @@ pub struct IndexSearch {
 impl IndexSearch {
     /// Opens (creating if missing) `<storage>/index` for reading.
     pub fn open(storage: &Path) -> Result<IndexSearch, Error> {
-        let (index, fields) = indexer::open_index(&storage.join(indexer::INDEX_DIR))?;
+        let (index, _) = indexer::open_index(&storage.join(indexer::INDEX_DIR))?;
         let reader = index
             .reader_builder()
             .reload_policy(tantivy::ReloadPolicy::Manual)
             .try_into()
             .map_err(Error::tantivy)?;
-        Ok(IndexSearch {
-            fields,
-            reader,
-            times: Arc::default(),
-        })
+        Ok(IndexSearch::from_reader(reader))
     }
 
     /// Over the reader of a running indexer.
     pub fn from_reader(reader: tantivy::IndexReader) -> IndexSearch {
-        IndexSearch {
-            fields: schema::Fields::new(),
-            reader,
-            times: Arc::default(),
-        }
+        IndexSearch::with_times(reader, Arc::default())
     }
 
     /// Over `reader`, sharing `times` (kept warm by the reader's warmer).
@@ -102,38 +105,51 @@ impl IndexSearch {
     ) -> IndexSearch {
         IndexSearch {
             fields: schema::Fields::new(),
-            reader,
-            times,
+            current: Arc::new(RwLock::new(Current { reader, times })),
         }
     }
 
-    /// The tantivy reader searched.
-    pub fn reader(&self) -> &tantivy::IndexReader {
-        &self.reader
+    /// Makes every clone search `reader` from now on (a rebuilt index).
+    pub(crate) fn replace(&self, reader: tantivy::IndexReader, times: Arc<timeline::TimeCache>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Current { reader, times };
+    }
+
+    fn current(&self) -> Current {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The tantivy reader searched now.
+    pub fn reader(&self) -> tantivy::IndexReader {
+        self.current().reader
     }
 
     /// Picks up the latest commit.
     pub fn reload(&self) -> Result<(), Error> {
-        self.reader.reload().map_err(Error::tantivy)
+        self.reader().reload().map_err(Error::tantivy)
     }
 
     /// One page of events matching `q`, newest first.
     pub fn query(&self, q: &Query) -> Result<QueryResponse, Error> {
-        let searcher = self.reader.searcher();
-        let times = self.times.of(&searcher)?;
+        let cur = self.current();
+        let searcher = cur.reader.searcher();
+        let times = cur.times.of(&searcher)?;
         query::search(&searcher, &self.fields, &times, q, chrono::Utc::now())
     }
 
     /// Statistics of the events matching `q`.
     pub fn stats(&self, q: &Query) -> Result<StatsResponse, Error> {
-        let searcher = self.reader.searcher();
-        let times = self.times.of(&searcher)?;
+        let cur = self.current();
+        let searcher = cur.reader.searcher();
+        let times = cur.times.of(&searcher)?;
         stats::stats(&searcher, &self.fields, &times, q, chrono::Utc::now())
     }
 
     /// Documents in the index.
     pub fn num_docs(&self) -> u64 {
-        self.reader.searcher().num_docs()
+        self.reader().searcher().num_docs()
     }
 }
 

@@ -745,7 +745,8 @@ fn compress_day(cx: &mut Ctx<'_>, d: NaiveDate) -> Result<Option<u64>, FileError
         let _l = StorageLock::acquire(dir)?;
         let rw = OpenOptions::new().read(true).write(true).open(&plain)?;
         len = rw.metadata()?.len();
-        complete = writer::recover_torn_tail(&rw, &plain, len, &Default::default())?;
+        complete =
+            writer::recover_torn_tail(&rw, &plain, len, &Default::default(), &Default::default())?;
         len = complete;
     }
     if let Some(cp) = &cx.checkpoint {

@@ -166,7 +166,10 @@ fn store_error(e: crate::store::Error) -> ApiError {
         e if e.is_client_error() => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string())
         }
-        e => ApiError::internal("writing the events", e),
+        e => match e.storage_fault() {
+            Some(fault) => ApiError::storage(fault, &e),
+            None => ApiError::internal("writing the events", e),
+        },
     }
 }
 

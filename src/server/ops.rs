@@ -59,6 +59,7 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
             "lag_seconds": ix.seconds,
             "last_commit": last_commit,
             "documents": ix.documents,
+            "rebuilds": state.indexer.stats().rebuilds.load(Ordering::Relaxed),
         },
         "version": env!("CARGO_PKG_VERSION"),
     }))

@@ -126,6 +126,27 @@ impl ApiError {
         e
     }
 
+    /// A storage failure under an append: 507 `insufficient_storage` (disk
+    /// full), 503 `storage_read_only`, or 503 `storage_failed` (an I/O or
+    /// fdatasync error; `Retry-After: 1`, the log recovers on the next
+    /// append). Nothing of the request was stored in any case. The path and
+    /// OS error go to the server log only.
+    pub fn storage(fault: crate::store::StorageFault, e: &crate::store::Error) -> ApiError {
+        use crate::store::StorageFault;
+        tracing::error!(error = %e, "append failed");
+        let advice = e.advice().unwrap_or("the storage failed");
+        let (status, code) = match fault {
+            StorageFault::Full => (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage"),
+            StorageFault::ReadOnly => (StatusCode::SERVICE_UNAVAILABLE, "storage_read_only"),
+            StorageFault::Failed => (StatusCode::SERVICE_UNAVAILABLE, "storage_failed"),
+        };
+        let mut err = ApiError::new(status, code, advice);
+        if fault == StorageFault::Failed {
+            err.retry_after = Some(1);
+        }
+        err
+    }
+
     /// 500 `internal`: the server's fault (details go to the server log only).
     pub fn internal(context: &str, e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "{context}");

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::faults::StorageFault;
 use crate::event::ValidationError;
 
 /// What can go wrong in the store.
@@ -12,6 +13,17 @@ pub enum Error {
     #[error("{}: {source}", path.display())]
     Io {
         /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// `fdatasync` of a day file failed: the events written since the last
+    /// successful one are not acknowledged (and are cut off before the next
+    /// write, since their fate on disk is unknown).
+    #[error("{}: fdatasync failed: {source}; the events were not stored", path.display())]
+    Sync {
+        /// The day file.
         path: PathBuf,
         /// The cause.
         #[source]
@@ -57,6 +69,41 @@ impl Error {
             path: path.as_ref().to_path_buf(),
             source: Arc::new(source),
         }
+    }
+
+    /// A failed `fdatasync` with its path.
+    pub fn sync(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Sync {
+            path: path.as_ref().to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// What kind of storage failure this is (`None` for errors that are not
+    /// the storage's: bad input, a closed log, a malformed line).
+    pub fn storage_fault(&self) -> Option<StorageFault> {
+        match self {
+            Error::Io { source, .. } | Error::Sync { source, .. } => Some(StorageFault::of(source)),
+            _ => None,
+        }
+    }
+
+    /// For storage failures, what the caller should know and do.
+    pub fn advice(&self) -> Option<&'static str> {
+        Some(match (self.storage_fault()?, self) {
+            (StorageFault::Full, _) => {
+                "the disk holding the storage is full: nothing of this write was stored; free space and retry"
+            }
+            (StorageFault::ReadOnly, _) => {
+                "the storage is read-only or not writable by this user: nothing of this write was stored"
+            }
+            (StorageFault::Failed, Error::Sync { .. }) => {
+                "the disk could not make the events durable: they were not stored; retry"
+            }
+            (StorageFault::Failed, _) => {
+                "the storage failed: nothing of this write was stored; retry"
+            }
+        })
     }
 
     /// Whether this error is the caller's (bad input) rather than the store's.

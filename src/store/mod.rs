@@ -10,6 +10,7 @@ pub mod appender;
 pub mod chain;
 pub mod day;
 mod error;
+pub mod faults;
 pub mod reader;
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,7 @@ use crate::event::{Event, ValidationError};
 pub use appender::Appender;
 pub use day::DayRange;
 pub use error::Error;
+pub use faults::{Faults, StorageFault};
 pub use reader::{Record, Scan};
 pub use verify::Report as VerifyReport;
 pub use writer::{DAY_FILE_MODE, LOCK_FILE, sync_dir};
@@ -96,6 +98,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Source of append times (and so of day files).
     pub clock: Arc<dyn Clock>,
+    /// Storage failpoints (a testing aid; none by default).
+    pub faults: Faults,
 }
 
 impl Config {
@@ -108,7 +112,13 @@ impl Config {
             batch_interval: Duration::from_millis(100),
             privacy: PrivacyConfig::default(),
             clock: Arc::new(SystemClock),
+            faults: Faults::none(),
         }
+    }
+    /// Sets the storage failpoints (tests keep a clone to switch them).
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
     }
     /// Sets the durability mode.
     pub fn durability(mut self, d: Durability) -> Self {
@@ -194,7 +204,12 @@ impl EventLog {
         let dir = config.storage_path.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let stats = Arc::new(Stats::default());
-        let w = writer::Writer::new(dir.clone(), config.clock.clone(), stats.clone())?;
+        let w = writer::Writer::new(
+            dir.clone(),
+            config.clock.clone(),
+            stats.clone(),
+            config.faults.clone(),
+        )?;
         let (tx, rx) = mpsc::sync_channel(4096);
         let durability = config.durability;
         let interval = config.batch_interval;

@@ -6,6 +6,9 @@ mod util;
 mod cli;
 /// SIGKILLed appenders lose no acknowledged event.
 mod crash;
+/// Storage faults (disk full, failed fsync, read-only), the index deleted
+/// or outdated, the clock stepping back: clear errors, nothing acknowledged lost.
+mod faults;
 /// The committed on-disk format v1 fixtures.
 mod fixtures;
 /// HTTP routes with `warp::test`: access matrix, validation, error shape.
