@@ -190,7 +190,7 @@ impl KeysFile {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(d) = dir {
-            std::fs::create_dir_all(d).map_err(io(d))?;
+            create_dir(d)?;
         }
         let tmp = path.with_extension("json.tmp");
         let mut f = OpenOptions::new()
@@ -271,7 +271,7 @@ pub fn update<T>(
     f: impl FnOnce(&mut KeysFile) -> Result<T, Error>,
 ) -> Result<T, Error> {
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(io(d))?;
+        create_dir(d)?;
     }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
@@ -288,6 +288,17 @@ pub fn update<T>(
     let out = f(&mut file)?;
     file.save(path)?;
     Ok(out)
+}
+
+/// Creates the keys file's directory (and parents) if missing, with the
+/// storage directory's mode (0750).
+fn create_dir(d: &Path) -> Result<(), Error> {
+    std::os::unix::fs::DirBuilderExt::mode(
+        std::fs::DirBuilder::new().recursive(true),
+        crate::store::STORAGE_DIR_MODE,
+    )
+    .create(d)
+    .map_err(io(d))
 }
 
 fn check_mode(path: &Path) -> Result<(), Error> {

@@ -15,6 +15,8 @@
 
 mod access;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ingest;
 mod metrics;
 mod ops;
