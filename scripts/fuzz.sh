@@ -32,9 +32,11 @@ for t in "${targets[@]}"; do
   log="artifacts/$t/last-run.log"
   before=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
   set +e
+  parallel=()
+  if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
   cargo fuzz run --sanitizer none --target-dir "$target_dir" "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -timeout=20 \
-    -jobs="$jobs" -workers="$jobs" >"$log" 2>&1
+    "${parallel[@]}" >"$log" 2>&1
   code=$?
   set -e
   execs=$(grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')

@@ -1,9 +1,10 @@
 //! Isolation and secrets over a real `evlog serve`: a user key never sees
 //! another user's events through any route (query, by id, export, stream,
 //! stats, types), with plain and with hashed user ids; keys are never
-//! logged, stored or shown after creation; the keys file is 0600 and
-//! refused when group or others may read it; day files are at most 0640 and
-//! the index and storage directories at most 0750.
+//! logged, stored or shown after creation, and no user key acts as the
+//! server's own users; the keys file is 0600 and refused when group or
+//! others may read it; day files are at most 0640 and the index and storage
+//! directories at most 0750.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -444,4 +445,20 @@ fn day_files_index_and_storage_directories_are_closed_to_others() {
     for f in files {
         assert_eq!(mode(&f.path) & !0o640, 0, "{}", f.path.display());
     }
+}
+
+/// Denials of requests without a key are recorded as user `anonymous`, the
+/// server's start and stop as `evlog`: a user key for either would read
+/// other people's denied requests (paths, addresses).
+#[test]
+fn no_user_key_for_the_users_of_the_servers_own_events() {
+    let store = Store::new();
+    for user in ["anonymous", "evlog"] {
+        let out = store.run(&["keys", "add", "--role", "user", "--user", user], b"");
+        out.expect_code(2);
+        assert!(out.stderr.contains("its own events"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "no key printed: {}", out.stdout);
+    }
+    // An admin or service key may act as them (they read everything or nothing anyway).
+    add_key(&store, "service", "evlog");
 }
