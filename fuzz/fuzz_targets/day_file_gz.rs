@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
         let (seen, failed) = evlog_fuzz::read_day(&path, true, Some(rest));
         let complete = rest.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         assert_eq!(seen, &rest[..complete], "the complete lines");
-        assert_eq!(failed, complete != rest.len(), "an error exactly when a line is cut");
+        assert_eq!(
+            failed,
+            complete != rest.len(),
+            "an error exactly when a line is cut"
+        );
     }
     evlog_fuzz::scan_and_verify(&dir);
 });

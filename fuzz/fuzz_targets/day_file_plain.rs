@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let (seen, failed) = evlog_fuzz::read_day(&path, false, Some(data));
     assert!(!failed, "reading a plain file failed");
-    assert_eq!(seen, &data[..complete], "the complete lines, no more, no less");
+    assert_eq!(
+        seen,
+        &data[..complete],
+        "the complete lines, no more, no less"
+    );
     evlog_fuzz::scan_and_verify(&dir);
 });

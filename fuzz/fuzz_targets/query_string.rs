@@ -22,10 +22,14 @@ fn search() -> &'static IndexSearch {
             Event::new(EventType::Commit, "alice", "fix src/lib.rs")
                 .metadata(serde_json::json!({"branch": "main", "n": 1.5}))
                 .duration_ms(3.0),
-            Event::new(EventType::Custom("deploy.eu".into()), "bob", "deploy eu-west-1")
-                .status(Status::Failure)
-                .level(Level::Error)
-                .request_id("r1"),
+            Event::new(
+                EventType::Custom("deploy.eu".into()),
+                "bob",
+                "deploy eu-west-1",
+            )
+            .status(Status::Failure)
+            .level(Level::Error)
+            .request_id("r1"),
             Event::new(EventType::Push, "alice", "old").timestamp(at("1678-01-01T00:00:00Z")),
             Event::new(EventType::Push, "bob", "new").timestamp(at("2261-12-31T23:59:59Z")),
         ];

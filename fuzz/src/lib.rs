@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use evlog::Event;
 use evlog::event::privacy::PrivacyConfig;
 use evlog::index::schema::Fields;
 use evlog::store::chain::{self, ChainHead};
 use evlog::store::reader::{self, LineReader};
 use evlog::store::{DayRange, Scan};
-use evlog::Event;
 
 /// An accepted event survives what the store does to it: serialize → parse
 /// gives the same event, still valid; the privacy filters keep it valid; and
@@ -22,9 +22,18 @@ pub fn check_accepted(event: &Event) {
     event._seq = None;
     event._hash = None;
     let line = serde_json::to_vec(&event).expect("a valid event serializes");
-    let back = Event::from_json(&line)
-        .unwrap_or_else(|e| panic!("does not parse back: {e}: {}", String::from_utf8_lossy(&line)));
-    assert_eq!(back, event, "round trip of {}", String::from_utf8_lossy(&line));
+    let back = Event::from_json(&line).unwrap_or_else(|e| {
+        panic!(
+            "does not parse back: {e}: {}",
+            String::from_utf8_lossy(&line)
+        )
+    });
+    assert_eq!(
+        back,
+        event,
+        "round trip of {}",
+        String::from_utf8_lossy(&line)
+    );
     back.validate().expect("valid after the round trip");
     let value: serde_json::Value = serde_json::from_slice(&line).expect("JSON");
     assert_eq!(Event::from_value(value).expect("from_value"), event);
@@ -54,8 +63,12 @@ pub fn check_accepted(event: &Event) {
         String::from_utf8_lossy(&sealed)
     );
     let line = &sealed[..sealed.len() - 1];
-    let rec = reader::parse_record(Path::new("fuzz"), 1, line)
-        .unwrap_or_else(|e| panic!("stored line unreadable: {e}: {}", String::from_utf8_lossy(line)));
+    let rec = reader::parse_record(Path::new("fuzz"), 1, line).unwrap_or_else(|e| {
+        panic!(
+            "stored line unreadable: {e}: {}",
+            String::from_utf8_lossy(line)
+        )
+    });
     assert_eq!(rec.event, stored);
     assert_eq!(rec.seq, 1);
     let tail = chain::parse_tail(line).expect("chain fields");

@@ -277,7 +277,7 @@ fn user_sees_only_own_events(hashed: bool) {
         format!("/events?{all}&user_id={bob_id}"),
         format!("/events/stats?{all}&user_id=bob"),
         format!("/events/export?{all}&user_id={bob_id}"),
-        format!("/events/stream?user_id=bob"),
+        "/events/stream?user_id=bob".to_string(),
     ] {
         let (status, text) = w.get(&alice, &q);
         assert_eq!(status, 403, "{q}: {text}");
