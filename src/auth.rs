@@ -29,6 +29,10 @@ pub const KEYS_FILE: &str = "keys.json";
 pub const KEY_PREFIX: &str = "evk_";
 /// Mode of the keys file.
 pub const KEYS_FILE_MODE: u32 = 0o600;
+/// Users the server's own events are recorded as (`anonymous` for denials
+/// of requests without a valid key, `evlog` for start and stop): no `user`
+/// key may act as them, or it would read those events.
+pub const RESERVED_USERS: &[&str] = &["anonymous", "evlog"];
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -190,7 +194,7 @@ impl KeysFile {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(d) = dir {
-            std::fs::create_dir_all(d).map_err(io(d))?;
+            create_dir(d)?;
         }
         let tmp = path.with_extension("json.tmp");
         let mut f = OpenOptions::new()
@@ -224,6 +228,11 @@ impl KeysFile {
             return Err(Error::Invalid(format!(
                 "--user must be 1 to {} characters (got {n})",
                 crate::event::MAX_USER_ID_CHARS
+            )));
+        }
+        if role == Role::User && RESERVED_USERS.contains(&user_id) {
+            return Err(Error::Invalid(format!(
+                "--user {user_id}: the server records its own events (denials of requests without a key, start, stop) as user `{user_id}`; a user key for it would read them"
             )));
         }
         if label.is_some_and(|l| l.chars().count() > 256) {
@@ -271,7 +280,7 @@ pub fn update<T>(
     f: impl FnOnce(&mut KeysFile) -> Result<T, Error>,
 ) -> Result<T, Error> {
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(io(d))?;
+        create_dir(d)?;
     }
     let mut lock_path = path.as_os_str().to_owned();
     lock_path.push(".lock");
@@ -288,6 +297,17 @@ pub fn update<T>(
     let out = f(&mut file)?;
     file.save(path)?;
     Ok(out)
+}
+
+/// Creates the keys file's directory (and parents) if missing, with the
+/// storage directory's mode (0750).
+fn create_dir(d: &Path) -> Result<(), Error> {
+    std::os::unix::fs::DirBuilderExt::mode(
+        std::fs::DirBuilder::new().recursive(true),
+        crate::store::STORAGE_DIR_MODE,
+    )
+    .create(d)
+    .map_err(io(d))
 }
 
 fn check_mode(path: &Path) -> Result<(), Error> {
@@ -443,6 +463,12 @@ mod tests {
             update(&path, |f| f.add(Role::Admin, "", None)),
             Err(Error::Invalid(_))
         ));
+        for reserved in RESERVED_USERS {
+            assert!(matches!(
+                update(&path, |f| f.add(Role::User, reserved, None)),
+                Err(Error::Invalid(_))
+            ));
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn rotate_at_arg(s: &str) -> Result<RotateAt, String> {
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
+    raise_open_files_limit();
     let settings = config::resolve_server(args.addr, args.keys, &ctx.file, &ctx.store.storage_path);
     let mut over = config::RotationOverrides::from_env()?;
     over.rotate_at = args.rotate_at.map(|a| a.0);
@@ -119,6 +120,36 @@ fn first_admin_key(
         settings.keys_file.display()
     );
     Ok(())
+}
+
+/// Each connection holds a file descriptor; the common soft limit of 1024
+/// would refuse connections long before the machine runs short. Raises the
+/// soft limit to the hard limit (at most 65536). A failure is only logged:
+/// the server still runs, and a refused accept backs off and retries.
+fn raise_open_files_limit() {
+    const WANT: libc::rlim_t = 65536;
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the local struct only.
+    let ok = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && {
+            let want = WANT.min(r.rlim_max);
+            r.rlim_cur >= want || {
+                r.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0
+            }
+        }
+    };
+    if ok {
+        tracing::debug!(open_files = r.rlim_cur, "open files limit");
+    } else {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "could not raise the open files limit"
+        );
+    }
 }
 
 async fn shutdown_signal() {

@@ -19,6 +19,20 @@ use uuid::Uuid;
 /// Longest accepted `user_id`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 256;
 
+/// Earliest accepted `timestamp`: 1678-01-01T00:00:00Z. The index keeps
+/// times as nanoseconds in an `i64` (1677-09-21 to 2262-04-11); the accepted
+/// range is the whole years inside it.
+pub const MIN_TIMESTAMP: DateTime<Utc> = match DateTime::from_timestamp(-9_214_560_000, 0) {
+    Some(t) => t,
+    None => panic!("1678-01-01 is a valid time"),
+};
+/// Latest accepted `timestamp`: 2261-12-31T23:59:59.999999Z (see [`MIN_TIMESTAMP`]).
+pub const MAX_TIMESTAMP: DateTime<Utc> = match DateTime::from_timestamp(9_214_646_399, 999_999_000)
+{
+    Some(t) => t,
+    None => panic!("2261-12-31 is a valid time"),
+};
+
 /// An event as the library, CLI and HTTP API accept it and as day files store it.
 ///
 /// `id` and `timestamp` are optional on input; the store fills them at append.
@@ -275,6 +289,17 @@ impl Event {
 
     /// Checks every rule of DESIGN.md's data model; the error names the field.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(ts) = self.timestamp
+            && !(MIN_TIMESTAMP..=MAX_TIMESTAMP).contains(&ts)
+        {
+            return Err(ValidationError::new(
+                "timestamp",
+                format!(
+                    "{} is outside the years 1678 to 2261 (the range the index can hold)",
+                    format_timestamp(&ts)
+                ),
+            ));
+        }
         if let EventType::Custom(name) = &self.event_type
             && !is_valid_custom_type(name)
         {

@@ -126,6 +126,21 @@ impl Privacy {
         }
     }
 
+    /// The `user_id` that events of `user_id` are stored under: its keyed
+    /// hash when `user_id_hash_key` is set, else `user_id` itself (what
+    /// [`Privacy::apply`] does to an event).
+    pub fn stored_user_id(&self, user_id: &str) -> String {
+        match &self.cfg.user_id_hash_key {
+            Some(key) => hash_user_id(key, user_id),
+            None => user_id.to_string(),
+        }
+    }
+
+    /// Whether `user_id` is replaced by its hash.
+    pub fn hashes_user_ids(&self) -> bool {
+        self.cfg.user_id_hash_key.is_some()
+    }
+
     fn is_secret(&self, key: &str) -> bool {
         self.matcher.is_match(key)
     }
@@ -162,6 +177,15 @@ pub fn truncate_ip(addr: IpAddr) -> IpAddr {
             IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
         }
     }
+}
+
+/// Whether `s` has the form of a hashed user id: `uh_` + 32 lowercase hex digits.
+pub fn is_user_id_hash(s: &str) -> bool {
+    s.strip_prefix("uh_").is_some_and(|h| {
+        h.len() == 32
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// `uh_` + the first 32 hex digits of HMAC-SHA256(key, user_id).
@@ -252,5 +276,13 @@ mod tests {
         assert!(a.user_id.starts_with("uh_") && a.user_id.len() == 35);
         assert_ne!(a.user_id, hash_user_id("k2", "alice"));
         assert_ne!(a.user_id, "alice");
+        let p = cfg.compile();
+        assert_eq!(p.stored_user_id("alice"), a.user_id);
+        assert!(p.hashes_user_ids() && !PrivacyConfig::default().compile().hashes_user_ids());
+        assert!(is_user_id_hash(&a.user_id) && !is_user_id_hash("uh_x"));
+        assert_eq!(
+            PrivacyConfig::default().compile().stored_user_id("alice"),
+            "alice"
+        );
     }
 }

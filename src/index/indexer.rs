@@ -31,6 +31,9 @@ use crate::store::reader::{LineReader, parse_record};
 
 /// Directory of the index inside the storage directory.
 pub const INDEX_DIR: &str = "index";
+/// Mode of a new index directory (owner writes, group reads, others nothing;
+/// the documents hold every event's line).
+pub const INDEX_DIR_MODE: u32 = 0o750;
 
 /// Version of the index format (schema and checkpoint), in the checkpoint's
 /// `v`. An index of another version (or whose tantivy schema differs) is
@@ -136,7 +139,12 @@ pub struct IndexStats {
 
 /// Opens or creates the index directory with the evlog schema.
 pub fn open_index(path: &Path) -> Result<(Index, Fields), Error> {
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+    std::os::unix::fs::DirBuilderExt::mode(
+        std::fs::DirBuilder::new().recursive(true),
+        INDEX_DIR_MODE,
+    )
+    .create(path)
+    .map_err(|e| Error::io(path, e))?;
     let dir = MmapDirectory::open(path).map_err(|e| Error::Tantivy(e.to_string()))?;
     let fields = Fields::new();
     let index = Index::open_or_create(dir, fields.schema.clone()).map_err(|e| match e {

@@ -117,6 +117,17 @@ impl Query {
             t.parse::<crate::EventType>()
                 .map_err(|e| qerr("event_type", e.message))?;
         }
+        // Punctuation alone makes no search term, and no term would match
+        // every event: say so rather than answer with everything.
+        if let Some(q) = &self.q
+            && !q.trim().is_empty()
+            && !has_words(q)
+        {
+            return Err(qerr(
+                "q",
+                format!("`{q}` has no word to search for (letters or digits)"),
+            ));
+        }
         Ok(())
     }
 
@@ -250,6 +261,16 @@ impl Query {
             )),
         }
     }
+}
+
+/// Whether the analyzer finds at least one token in `q`.
+fn has_words(q: &str) -> bool {
+    let mut analyzer = schema::analyzer();
+    let mut tokens = Vec::new();
+    q.split(|c: char| c.is_whitespace() || c == '"').any(|w| {
+        schema::word_tokens(&mut analyzer, w, &mut tokens);
+        !tokens.is_empty()
+    })
 }
 
 fn term(field: tantivy::schema::Field, value: &str) -> Box<dyn TQuery> {

@@ -341,8 +341,13 @@ pub fn analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// chrono → tantivy time (microseconds).
+/// chrono → tantivy time (microseconds). Tantivy keeps nanoseconds in an
+/// `i64`; a time outside [`MIN_TIMESTAMP`](crate::event::MIN_TIMESTAMP) ..=
+/// [`MAX_TIMESTAMP`](crate::event::MAX_TIMESTAMP) (refused at append, but a
+/// day file may come from elsewhere) is clamped to that range rather than
+/// overflowing.
 pub fn to_tantivy(ts: chrono::DateTime<chrono::Utc>) -> DateTime {
+    let ts = ts.clamp(crate::event::MIN_TIMESTAMP, crate::event::MAX_TIMESTAMP);
     DateTime::from_timestamp_micros(ts.timestamp_micros())
 }
 

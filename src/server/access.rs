@@ -11,6 +11,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use super::State;
 use super::reject::ApiError;
 use crate::auth::{Principal, Role};
+use crate::event::privacy::is_user_id_hash;
 use crate::event::{Event, EventType, Level, Status};
 use crate::index::Query;
 
@@ -134,14 +135,31 @@ impl State {
         q: &mut Query,
     ) -> Result<(), ApiError> {
         match who.role {
-            Role::Admin => Ok(()),
+            Role::Admin => {
+                // With hashing on, events are stored under the hashed id: an
+                // admin may filter by the user or by the stored id.
+                if let Some(u) = q.user_id.as_mut()
+                    && self.log.hashes_user_ids()
+                    && !is_user_id_hash(u)
+                {
+                    *u = self.log.stored_user_id(u);
+                }
+                Ok(())
+            }
             Role::Service => Err(self.deny(
                 ctx,
                 Some(who),
                 ApiError::forbidden("a service key may append events but not read them"),
             )),
             Role::User => {
-                if q.user_id.as_ref().is_some_and(|u| *u != who.user_id) {
+                // Always the hash of the key's user when hashing is on (never
+                // a value taken as already hashed: a user named like a hash
+                // must not read the events of the user it names).
+                let own = self.log.stored_user_id(&who.user_id);
+                if q.user_id
+                    .as_ref()
+                    .is_some_and(|u| *u != who.user_id && *u != own)
+                {
                     return Err(self.deny(
                         ctx,
                         Some(who),
@@ -151,7 +169,7 @@ impl State {
                         )),
                     ));
                 }
-                q.user_id = Some(who.user_id.clone());
+                q.user_id = Some(own);
                 Ok(())
             }
         }

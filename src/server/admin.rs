@@ -21,7 +21,7 @@ pub(crate) async fn rotate(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
     let who = state.authenticate(&ctx)?;
     let mut dry_run = false;
     let mut seen = false;
-    for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+    for (name, value) in super::params::pairs(&raw)? {
         if name != "dry_run" {
             return Err(ApiError::param(
                 &name,
@@ -32,7 +32,7 @@ pub(crate) async fn rotate(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
             return Err(ApiError::param(&name, "given more than once"));
         }
         seen = true;
-        dry_run = match &*value {
+        dry_run = match value.as_str() {
             "true" | "1" | "" => true,
             "false" | "0" => false,
             v => {

@@ -229,7 +229,9 @@ pub(crate) async fn get(
             format!("no event with id {id}"),
         )
     })?;
-    if who.role == Role::User && event["user_id"].as_str() != Some(&who.user_id) {
+    if who.role == Role::User
+        && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
+    {
         return Err(state.deny(
             &ctx,
             Some(&who),

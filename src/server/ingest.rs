@@ -95,6 +95,16 @@ pub(crate) fn body_too_large(limit: usize) -> ApiError {
 
 /// Parses and validates every event of `body`.
 pub(crate) fn parse(framing: Framing, body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
+    // JSON is UTF-8; say where it stops being so rather than leave it to a
+    // JSON error deep inside one string.
+    if let Err(e) = std::str::from_utf8(body) {
+        let at = e.valid_up_to();
+        let line = 1 + body[..at].iter().filter(|b| **b == b'\n').count();
+        return Err(invalid_body(format!(
+            "the body is not valid UTF-8: invalid byte 0x{:02x} at byte offset {at} (line {line})",
+            body[at]
+        )));
+    }
     match framing {
         Framing::Json => parse_json(body, limits),
         Framing::Ndjson => parse_ndjson(body, limits),
@@ -122,6 +132,11 @@ fn parse_json(body: &[u8], limits: &Limits) -> Result<Batch, ApiError> {
             // exhaust the stack; each event's own depth is checked below.
             let items: Vec<&RawValue> = serde_json::from_slice(trimmed)
                 .map_err(|e| invalid_body(format!("invalid JSON: {e}")))?;
+            if items.is_empty() {
+                return Err(invalid_body(
+                    "an empty array: want at least one event, nothing written",
+                ));
+            }
             check_count(items.len(), limits)?;
             let mut events = Vec::with_capacity(items.len());
             let mut rejects = Vec::new();

@@ -17,6 +17,8 @@
 mod access;
 mod admin;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod ingest;
 mod metrics;
 mod ops;

@@ -2,8 +2,6 @@
 //! names. Every value is checked and a mistake names the parameter; unknown
 //! and repeated parameters are mistakes too (only `event_type` repeats).
 
-use std::borrow::Cow;
-
 use crate::event::{Level, MAX_USER_ID_CHARS, Status, parse_timestamp};
 use crate::export::Format;
 use crate::index::Query;
@@ -43,8 +41,8 @@ pub(crate) struct Params {
 /// `with_format`), then validates the query as a whole.
 pub(crate) fn parse(raw: &str, groups: &[&[&str]], with_format: bool) -> Result<Params, ApiError> {
     let mut p = Params::default();
-    let mut seen: Vec<Cow<'_, str>> = Vec::new();
-    for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in pairs(raw)? {
         let known = groups.iter().any(|g| g.contains(&&*name)) || (with_format && name == "format");
         if !known {
             let mut allowed: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
@@ -73,6 +71,76 @@ pub(crate) fn parse(raw: &str, groups: &[&[&str]], with_format: bool) -> Result<
     }
     p.query.validate()?;
     Ok(p)
+}
+
+/// The `name=value` pairs of a query string (`&`-separated, `+` for a
+/// space, `%XX` escapes), decoded. A pair without a name, or a name or value
+/// that does not decode to UTF-8, is an error that says which and where
+/// (form decoding would quietly put U+FFFD in its place).
+pub(crate) fn pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(n).map_err(|at| {
+            ApiError::param(
+                "query string",
+                format!(
+                    "the parameter name `{n}` is not UTF-8 once decoded (bad byte at offset {at})"
+                ),
+            )
+        })?;
+        if name.is_empty() {
+            return Err(ApiError::param(
+                "query string",
+                format!("`{pair}` has no parameter name (want name=value)"),
+            ));
+        }
+        let value = decode(v).map_err(|at| {
+            ApiError::param(
+                &name,
+                format!("the value is not UTF-8 once decoded (bad byte at offset {at})"),
+            )
+        })?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// Decodes `+` and `%XX` (a `%` not followed by two hex digits stays as it
+/// is); `Err` holds the offset in `s` of the first byte (or escape) that is
+/// not UTF-8.
+fn decode(s: &str) -> Result<String, usize> {
+    let b = s.as_bytes();
+    if !b.iter().any(|c| *c == b'%' || *c == b'+') {
+        return Ok(s.to_string());
+    }
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    // Where each decoded byte came from in `s`.
+    let mut from = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        from.push(i);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|e| from[e.utf8_error().valid_up_to()])
 }
 
 fn set(p: &mut Params, name: &str, v: &str) -> Result<(), ApiError> {

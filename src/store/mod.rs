@@ -40,6 +40,10 @@ pub use reader::{Record, Scan};
 pub use verify::Report as VerifyReport;
 pub use writer::{DAY_FILE_MODE, LOCK_FILE, sync_dir};
 
+/// Mode of a storage directory that `EventLog::open` creates (owner
+/// writes, group reads, others nothing), like the day files in it (0640).
+pub const STORAGE_DIR_MODE: u32 = 0o750;
+
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -202,7 +206,12 @@ impl EventLog {
     /// and starts the committer thread.
     pub fn open(config: Config) -> Result<EventLog> {
         let dir = config.storage_path.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            STORAGE_DIR_MODE,
+        )
+        .create(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
         let stats = Arc::new(Stats::default());
         let w = writer::Writer::new(
             dir.clone(),
@@ -241,6 +250,18 @@ impl EventLog {
     /// The log's clock (what "now" and "today" are for its appends).
     pub fn clock(&self) -> Arc<dyn Clock> {
         self.inner.clock.clone()
+    }
+
+    /// The `user_id` under which events of `user_id` are stored: its keyed
+    /// hash when `user_id_hash_key` is set (see [`Privacy::stored_user_id`](crate::event::privacy::Privacy::stored_user_id)),
+    /// else `user_id`. Filters on `user_id` must use this.
+    pub fn stored_user_id(&self, user_id: &str) -> String {
+        self.inner.privacy.stored_user_id(user_id)
+    }
+
+    /// Whether events are stored with a hashed `user_id`.
+    pub fn hashes_user_ids(&self) -> bool {
+        self.inner.privacy.hashes_user_ids()
     }
 
     /// The log's counters (appended, group commits, write failures, torn tails).

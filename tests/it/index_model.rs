@@ -489,7 +489,10 @@ fn query_of(spec: &QuerySpec) -> Query {
     q.q = spec
         .q
         .as_ref()
-        .map(|p| p.iter().map(QPiece::text).collect::<Vec<_>>().join(" "));
+        .map(|p| p.iter().map(QPiece::text).collect::<Vec<_>>().join(" "))
+        // A `q` with no word at all is a client mistake (it would match
+        // everything): leave it out. Blank is no filter.
+        .filter(|t| t.trim().is_empty() || !q_pieces(t).is_empty());
     q
 }
 

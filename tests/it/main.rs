@@ -11,8 +11,13 @@ mod crash;
 mod faults;
 /// The committed on-disk format v1 fixtures.
 mod fixtures;
+/// Regression tests for what the fuzz targets found.
+mod fuzz_regressions;
 /// HTTP routes with `warp::test`: access matrix, validation, error shape.
 mod http;
+/// Hostile HTTP against `evlog serve`: big bodies and heads, deep nesting,
+/// bad UTF-8, slow and idle clients, traversal strings in every parameter.
+mod http_abuse;
 /// `evlog serve` over a socket: keys, live stream, export, SIGTERM under load.
 mod http_e2e;
 mod index;
@@ -24,6 +29,9 @@ mod index_model;
 mod index_regressions;
 /// Full text by hand-picked cases.
 mod index_text;
+/// A user never sees another's events on any route (plain and hashed user
+/// ids); keys never logged, stored or shown again; file and directory modes.
+mod isolation;
 /// Random action sequences against a model of the log.
 mod model;
 /// Several processes appending to one store at once.
@@ -32,3 +40,5 @@ mod multiprocess;
 mod regressions;
 /// Rotation and retention: dry runs, injected ages, crashes between steps, HTTP and CLI.
 mod rotate;
+/// A running `evlog serve` with its output captured (shared helper).
+mod serve;

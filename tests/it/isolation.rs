@@ -1,0 +1,464 @@
+//! Isolation and secrets over a real `evlog serve`: a user key never sees
+//! another user's events through any route (query, by id, export, stream,
+//! stats, types), with plain and with hashed user ids; keys are never
+//! logged, stored or shown after creation, and no user key acts as the
+//! server's own users; the keys file is 0600 and refused when group or
+//! others may read it; day files are at most 0640 and the index and storage
+//! directories at most 0750.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::{Value, json};
+
+use crate::serve::{Opts, Serve, caught_up, client};
+use crate::util::Store;
+
+const HASH_KEY: &str = "isolation-test-hash-key";
+
+/// A server with keys for admin, alice, bob and a service, and events of
+/// alice and bob (each with their own custom type, words and request id).
+struct World {
+    store: Store,
+    s: Serve,
+    admin: String,
+    alice: String,
+    bob: String,
+    service: String,
+    alice_ids: Vec<String>,
+    bob_ids: Vec<String>,
+    /// Every response body seen, for the secrets check.
+    seen: Vec<String>,
+}
+
+fn add_key(store: &Store, role: &str, user: &str) -> String {
+    let out = store.run(&["keys", "add", "--role", role, "--user", user], b"");
+    out.expect_code(0);
+    out.stdout.trim().to_string()
+}
+
+fn ev(user: &str, kind: &str, desc: &str, request: &str) -> Value {
+    json!({"event_type": kind, "user_id": user, "action_description": desc,
+           "status": "failure", "request_id": request, "metadata": {"who": desc}})
+}
+
+impl World {
+    fn new(hashed: bool, log_level: &str) -> World {
+        let store = Store::new();
+        let admin = add_key(&store, "admin", "root");
+        let alice = add_key(&store, "user", "alice");
+        let bob = add_key(&store, "user", "bob");
+        let service = add_key(&store, "service", "ingest");
+        let mut env = vec![("EVLOG_LOG", log_level)];
+        if hashed {
+            env.push(("EVLOG_USER_ID_HASH_KEY", HASH_KEY));
+        }
+        let s = Serve::start_opts(
+            &store,
+            Opts {
+                args: &[],
+                env: &env,
+            },
+        );
+        assert!(s.admin.is_empty(), "keys existed: no key printed");
+        let mut w = World {
+            store,
+            s,
+            admin,
+            alice,
+            bob,
+            service,
+            alice_ids: Vec::new(),
+            bob_ids: Vec::new(),
+            seen: Vec::new(),
+        };
+        // Bob's through the service key, alice's through her own key.
+        let bob_events: Vec<Value> = (0..3)
+            .map(|i| {
+                ev(
+                    "bob",
+                    "bob.secret",
+                    &format!("bobword{i} payroll"),
+                    "req-bob",
+                )
+            })
+            .collect();
+        let ids = w.post(&w.service.clone(), &json!(bob_events));
+        w.bob_ids = ids;
+        let alice_events: Vec<Value> = (0..2)
+            .map(|i| ev("alice", "alice.own", &format!("aliceword{i}"), "req-alice"))
+            .collect();
+        let ids = w.post(&w.alice.clone(), &json!(alice_events));
+        w.alice_ids = ids;
+        caught_up(&w.s);
+        w
+    }
+
+    fn post(&mut self, key: &str, body: &Value) -> Vec<String> {
+        let r = client()
+            .post(self.s.url("/events"))
+            .header("X-API-Key", key)
+            .json(body)
+            .send()
+            .unwrap();
+        let status = r.status();
+        let text = r.text().unwrap();
+        assert_eq!(status, 201, "{text}");
+        self.seen.push(text.clone());
+        let v: Value = serde_json::from_str(&text).unwrap();
+        match v.get("ids") {
+            Some(ids) => ids
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_str().unwrap().to_string())
+                .collect(),
+            None => vec![v["id"].as_str().unwrap().to_string()],
+        }
+    }
+
+    /// GET with a key: status and body.
+    fn get(&mut self, key: &str, path: &str) -> (u16, String) {
+        let r = client()
+            .get(self.s.url(path))
+            .header("Authorization", format!("Bearer {key}"))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        self.seen.push(text.clone());
+        (status, text)
+    }
+
+    fn get_json(&mut self, key: &str, path: &str) -> Value {
+        let (status, text) = self.get(key, path);
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// What bob's events would show of him: ids, words, type, request id.
+    fn assert_nothing_of_bob(&self, what: &str, text: &str) {
+        for id in &self.bob_ids {
+            assert!(!text.contains(id.as_str()), "{what}: bob's id {id}: {text}");
+        }
+        for leak in ["bobword", "payroll", "bob.secret", "req-bob"] {
+            assert!(!text.contains(leak), "{what}: {leak}: {text}");
+        }
+    }
+}
+
+/// The `user_id` alice's events are stored under.
+fn stored(user: &str, hashed: bool) -> String {
+    if hashed {
+        evlog::event::privacy::hash_user_id(HASH_KEY, user)
+    } else {
+        user.to_string()
+    }
+}
+
+fn user_sees_only_own_events(hashed: bool) {
+    let mut w = World::new(hashed, "info");
+    let alice_id = stored("alice", hashed);
+    let bob_id = stored("bob", hashed);
+    let alice = w.alice.clone();
+    let all = "start=2000-01-01T00:00:00Z";
+
+    // Admin sees both (and may filter by the user's name or stored id).
+    let admin = w.admin.clone();
+    let ours = "event_type=alice.own&event_type=bob.secret";
+    let v = w.get_json(&admin, &format!("/events?{all}&{ours}"));
+    assert_eq!(v["total"], 5, "{v}");
+    let v = w.get_json(&admin, &format!("/events?{all}&user_id=bob"));
+    assert_eq!(v["total"], 3, "an admin filters by user name: {v}");
+    let v = w.get_json(&admin, &format!("/events?{all}&user_id={bob_id}"));
+    assert_eq!(v["total"], 3, "an admin filters by stored id: {v}");
+
+    // Query: only her events, whatever the filters.
+    for q in [
+        format!("/events?{all}"),
+        format!("/events?{all}&q=bobword0"),
+        format!("/events?{all}&q=payroll"),
+        format!("/events?{all}&request_id=req-bob"),
+        format!("/events?{all}&event_type=bob.secret"),
+        format!("/events?{all}&user_id=alice"),
+        format!("/events?{all}&user_id={alice_id}"),
+        format!("/events?{all}&limit=1000&offset=0"),
+    ] {
+        let v = w.get_json(&alice, &q);
+        for e in v["events"].as_array().unwrap() {
+            assert_eq!(e["user_id"], alice_id.as_str(), "{q}: {e}");
+        }
+        // (`filters_applied` echoes the filters, bob's words included.)
+        w.assert_nothing_of_bob(&q, &v["events"].to_string());
+    }
+    let v = w.get_json(&alice, &format!("/events?{all}"));
+    assert_eq!(v["total"], 2, "her own events: {v}");
+    // Paging: an admin's cursor used with her key still shows only hers.
+    let page = w.get_json(&admin, &format!("/events?{all}&limit=1"));
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let v = w.get_json(&alice, &format!("/events?{all}&cursor={cursor}"));
+    w.assert_nothing_of_bob("cursor", &v.to_string());
+
+    // By id: hers (also when user ids are hashed); bob's are 403 below.
+    for id in w.alice_ids.clone() {
+        let v = w.get_json(&alice, &format!("/events/{id}"));
+        assert_eq!(v["id"], id.as_str());
+        assert_eq!(v["user_id"], alice_id.as_str());
+    }
+    // Export, both formats.
+    for fmt in ["ndjson", "csv"] {
+        let (status, text) = w.get(&alice, &format!("/events/export?format={fmt}&{all}"));
+        assert_eq!(status, 200, "{text}");
+        w.assert_nothing_of_bob(fmt, &text);
+        // Description and metadata of each of her two events.
+        assert_eq!(text.matches("aliceword").count(), 4, "{text}");
+    }
+
+    // Stats and types.
+    let v = w.get_json(&alice, &format!("/events/stats?{all}"));
+    assert_eq!(
+        (v["total"].as_u64(), v["unique_users"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    w.assert_nothing_of_bob("stats", &v.to_string());
+    let v = w.get_json(&alice, "/events/types");
+    w.assert_nothing_of_bob("types", &v.to_string());
+    let own = v["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "alice.own")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(own["count"], 2);
+
+    // Live stream, replayed from the start (Last-Event-ID: 0) and live:
+    // only her events, though bob's come first and in between.
+    let mut stream = client()
+        .get(w.s.url("/events/stream"))
+        .header("X-API-Key", &alice)
+        .header("Last-Event-ID", "0")
+        .send()
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let service = w.service.clone();
+    w.post(
+        &service,
+        &json!(ev("bob", "bob.secret", "bobword9 payroll", "req-bob")),
+    );
+    let last = w.post(
+        &alice,
+        &json!(ev("alice", "alice.own", "alicelast", "req-alice")),
+    );
+    let mut lines = BufReader::new(&mut stream);
+    let mut got = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(lines.read_line(&mut line).unwrap() > 0, "stream ended");
+        w.assert_nothing_of_bob("stream", &line);
+        if let Some(d) = line.strip_prefix("data:") {
+            let e: Value = serde_json::from_str(d.trim()).unwrap();
+            assert_eq!(e["user_id"], alice_id.as_str(), "{e}");
+            got.push(e["id"].as_str().unwrap().to_string());
+            if got.last() == last.first() {
+                break;
+            }
+        }
+    }
+    let want: HashSet<&String> = w.alice_ids.iter().chain(&last).collect();
+    assert_eq!(got.iter().collect::<HashSet<_>>(), want);
+
+    // Refusals come last: each is recorded as an auth_failure event of
+    // alice's (naming the path she asked for), which she may read.
+    for q in [
+        format!("/events?{all}&user_id=bob"),
+        format!("/events?{all}&user_id={bob_id}"),
+        format!("/events/stats?{all}&user_id=bob"),
+        format!("/events/export?{all}&user_id={bob_id}"),
+        "/events/stream?user_id=bob".to_string(),
+    ] {
+        let (status, text) = w.get(&alice, &q);
+        assert_eq!(status, 403, "{q}: {text}");
+        w.assert_nothing_of_bob(&q, &text);
+    }
+
+    for id in w.bob_ids.clone() {
+        let (status, text) = w.get(&alice, &format!("/events/{id}"));
+        assert_eq!(status, 403, "{text}");
+        w.assert_nothing_of_bob("by id", &text);
+    }
+
+    // A service reads nothing, anywhere.
+    for path in [
+        "/events",
+        "/events/stats",
+        "/events/types",
+        "/events/export",
+        "/events/stream",
+    ] {
+        let (status, _) = w.get(&service, path);
+        assert_eq!(status, 403, "service {path}");
+    }
+    let id = w.alice_ids[0].clone();
+    assert_eq!(w.get(&service, &format!("/events/{id}")).0, 403);
+
+    // Bob, symmetrically, sees none of alice's.
+    caught_up(&w.s);
+    let bob = w.bob.clone();
+    let v = w.get_json(&bob, &format!("/events?{all}"));
+    assert_eq!(v["total"], 4, "{v}");
+    assert!(!v.to_string().contains("aliceword"), "{v}");
+    let (status, _) = w.get(&bob, &format!("/events/{id}"));
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn a_user_sees_only_own_events_through_every_route() {
+    user_sees_only_own_events(false);
+}
+
+#[test]
+fn a_user_sees_only_own_events_through_every_route_with_hashed_user_ids() {
+    user_sees_only_own_events(true);
+}
+
+#[test]
+fn keys_are_never_logged_stored_or_shown_again() {
+    let mut w = World::new(false, "trace");
+    let wrong = format!("evk_{}", "5a".repeat(32));
+    let keys = [
+        w.admin.clone(),
+        w.alice.clone(),
+        w.bob.clone(),
+        w.service.clone(),
+        wrong.clone(),
+    ];
+    // Good keys, a wrong key, a key where it is not allowed, a malformed header.
+    for k in &keys {
+        w.get(k, "/events");
+        w.get(k, "/events?user_id=someone");
+        w.get(k, "/events/stats");
+    }
+    let r = client()
+        .get(w.s.url("/events"))
+        .header("Authorization", format!("Basic {wrong}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    w.seen.push(r.text().unwrap());
+    let listed_json = w.store.run(&["keys", "list", "--format", "json"], b"");
+    let listed_table = w.store.run(&["keys", "list", "--format", "table"], b"");
+    let keys_file = std::fs::read_to_string(w.store.file("keys.json")).unwrap();
+    let World { store, s, seen, .. } = w;
+    // Keys existed: the server printed none.
+    assert!(!s.stdout().contains("evk_"), "{}", s.stdout());
+    let (status, log) = s.terminate();
+    assert!(status.success());
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "the log level took: {log}"
+    );
+    let lines: Vec<String> = store
+        .lines()
+        .into_iter()
+        .map(|l| String::from_utf8(l).unwrap())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("auth_failure")),
+        "denials are recorded"
+    );
+    for k in &keys {
+        // The whole key and its secret part (without the `evk_` prefix).
+        for needle in [k.as_str(), &k[4..]] {
+            assert!(!log.contains(needle), "the server logged a key");
+            assert!(
+                !lines.iter().any(|l| l.contains(needle)),
+                "a key in the events"
+            );
+            assert!(!seen.iter().any(|b| b.contains(needle)), "a key in a reply");
+            assert!(!listed_json.stdout.contains(needle), "a key in keys list");
+            assert!(!listed_table.stdout.contains(needle), "a key in keys list");
+            assert!(!keys_file.contains(needle), "a key in the keys file");
+        }
+    }
+    // Nor the stored hashes in the listings.
+    let file: Value = serde_json::from_str(&keys_file).unwrap();
+    for k in file["keys"].as_array().unwrap() {
+        let hash = k["hash"].as_str().unwrap();
+        assert!(!listed_json.stdout.contains(hash) && !listed_table.stdout.contains(hash));
+        assert!(!log.contains(hash), "a key hash in the log");
+    }
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn keys_file_is_0600_and_refused_when_group_or_others_may_read_it() {
+    let store = Store::new();
+    add_key(&store, "admin", "ops");
+    let path = store.file("keys.json");
+    assert_eq!(mode(&path), 0o600);
+    for loose in [0o640, 0o604, 0o620, 0o660] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(loose)).unwrap();
+        for args in [
+            &["keys", "list"][..],
+            &["keys", "add", "--role", "user", "--user", "u"][..],
+            &["serve", "--addr", "127.0.0.1:0"][..],
+        ] {
+            let out = store.run(args, b"");
+            out.expect_code(2);
+            assert!(
+                out.stderr.contains(&format!("{loose:o}")) && out.stderr.contains("chmod 600"),
+                "{args:?} {loose:o}: {}",
+                out.stderr
+            );
+        }
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    store.run(&["keys", "list"], b"").expect_code(0);
+}
+
+#[test]
+fn day_files_index_and_storage_directories_are_closed_to_others() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let r = client()
+        .post(s.url("/events"))
+        .header("X-API-Key", &s.admin)
+        .json(&ev("ops", "deploy", "d", "r"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    caught_up(&s);
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    // At most these modes (the umask may take more away).
+    assert_eq!(mode(store.path()) & !0o750, 0, "storage dir");
+    assert_eq!(mode(&store.file("index")) & !0o750, 0, "index dir");
+    assert_eq!(mode(&store.file("keys.json")), 0o600);
+    let files = store.day_files();
+    assert!(!files.is_empty());
+    for f in files {
+        assert_eq!(mode(&f.path) & !0o640, 0, "{}", f.path.display());
+    }
+}
+
+/// Denials of requests without a key are recorded as user `anonymous`, the
+/// server's start and stop as `evlog`: a user key for either would read
+/// other people's denied requests (paths, addresses).
+#[test]
+fn no_user_key_for_the_users_of_the_servers_own_events() {
+    let store = Store::new();
+    for user in ["anonymous", "evlog"] {
+        let out = store.run(&["keys", "add", "--role", "user", "--user", user], b"");
+        out.expect_code(2);
+        assert!(out.stderr.contains("its own events"), "{}", out.stderr);
+        assert!(out.stdout.is_empty(), "no key printed: {}", out.stdout);
+    }
+    // An admin or service key may act as them (they read everything or nothing anyway).
+    add_key(&store, "service", "evlog");
+}
