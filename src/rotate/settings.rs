@@ -176,6 +176,7 @@ mod tests {
         }
         assert_eq!(format_age(Duration::days(7)), "7d");
         assert_eq!(format_age(Duration::hours(36)), "36h");
+        assert_eq!(format_age(Duration::zero()), "0");
     }
 
     #[test]
