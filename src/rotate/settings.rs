@@ -77,6 +77,9 @@ pub fn parse_age(s: &str) -> Result<Option<Duration>, String> {
 /// An age as text: the largest whole unit (`7d`, `36h`, `90m`, `10s`).
 pub fn format_age(d: Duration) -> String {
     let s = d.num_seconds();
+    if s == 0 {
+        return "0".into();
+    }
     for (unit, per) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
         if s != 0 && s % per == 0 {
             return format!("{}{unit}", s / per);
@@ -173,6 +176,7 @@ mod tests {
         }
         assert_eq!(format_age(Duration::days(7)), "7d");
         assert_eq!(format_age(Duration::hours(36)), "36h");
+        assert_eq!(format_age(Duration::zero()), "0");
     }
 
     #[test]
