@@ -24,9 +24,10 @@
 #    second time SIGTERM) and restarted on the same storage and port;
 #    halfway between the first SOAK_INDEX_DELETIONS kills, `rm -rf
 #    <storage>/index` under the running server (the indexer rebuilds it).
-# 5. After SOAK_SECS: load stopped, server stopped with SIGTERM; `evlog
-#    verify`; `evlog cat` for the files; a last server start, wait until
-#    /health shows no lag, and /events/export of all time for the index.
+# 5. After SOAK_SECS: load stopped, server stopped with SIGTERM; a last
+#    server start, wait until /health shows no lag, /events/export of all
+#    time for the index; stopped again; `evlog verify`; `evlog cat` for the
+#    files.
 #    Prints a summary: acknowledged, kills survived, index deletions, lost,
 #    duplicated (files, index), phantoms in the index, seeded days deleted
 #    by retention (accounted for, not lost), verify result, duration.
