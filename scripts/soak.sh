@@ -38,7 +38,7 @@
 #   SOAK_SECS=600 (at most 720: with the checks the run stays under 15 min)
 #   SOAK_KILL_EVERY=120  SOAK_INDEX_DELETIONS=3
 #   SOAK_SEED_DAYS=12  SOAK_SEED_PER_DAY=400
-#   SOAK_COMPRESS_AFTER=3  SOAK_DELETE_AFTER=8  SOAK_MAX_TOTAL_SIZE=1073741824
+#   SOAK_COMPRESS_AFTER=3d  SOAK_DELETE_AFTER=8d  SOAK_MAX_TOTAL_SIZE=1GiB
 #   SOAK_DIR=/tmp (where the storage goes; removed at the end unless SOAK_KEEP=1 or failure)
 # Quick check: SOAK_SECS=60 SOAK_KILL_EVERY=20 scripts/soak.sh
 set -euo pipefail
@@ -52,9 +52,9 @@ kill_every=${SOAK_KILL_EVERY:-120}
 deletions=${SOAK_INDEX_DELETIONS:-3}
 seed_days=${SOAK_SEED_DAYS:-12}
 seed_per_day=${SOAK_SEED_PER_DAY:-400}
-export EVLOG_COMPRESS_AFTER=${SOAK_COMPRESS_AFTER:-3}
-export EVLOG_DELETE_AFTER=${SOAK_DELETE_AFTER:-8}
-export EVLOG_MAX_TOTAL_SIZE=${SOAK_MAX_TOTAL_SIZE:-1073741824}
+export EVLOG_COMPRESS_AFTER=${SOAK_COMPRESS_AFTER:-3d}
+export EVLOG_DELETE_AFTER=${SOAK_DELETE_AFTER:-8d}
+export EVLOG_MAX_TOTAL_SIZE=${SOAK_MAX_TOTAL_SIZE:-1GiB}
 unset EVLOG_STORAGE_PATH EVLOG_CONFIG EVLOG_KEYS_FILE EVLOG_ADDR EVLOG_FAULTS EVLOG_DURABILITY
 
 echo "== build (release)"
@@ -220,6 +220,7 @@ index = collections.Counter(l.strip() for l in open(f"{work}/index.txt") if l.st
 seeded = dict(l.split() for l in open(f"{work}/seeded.txt"))
 present_days = {f.split("_")[1].split(".")[0] for f in open(f"{work}/ls.txt").read().split() if f.startswith("events_") and not f.endswith(".torn")}
 deleted_days = sorted(d for d in seeded if d not in present_days)
+compressed_days = sorted(f.split("_")[1].split(".")[0] for f in open(f"{work}/ls.txt").read().split() if f.startswith("events_") and f.endswith(".jsonl.gz"))
 seeded_in_files = collections.Counter(days[i] for i in files if users[i].startswith("seed-"))
 seeded_lost = sum(int(n) - seeded_in_files.get(d, 0) for d, n in seeded.items() if d in present_days)
 load = json.load(open(f"{work}/load.json")) if os.path.exists(f"{work}/load.json") else {}
@@ -243,7 +244,7 @@ duplicated:          {len(dup_files)} in the files, {len(dup_index)} in the inde
 index vs files:      {len(missing_index)} stored events missing from the index, {len(phantoms)} phantoms
 unacknowledged but stored: {len(unacked)} (requests cut by a kill, and the server's own events)
 seeded past days:    {len(seeded)} x {next(iter(seeded.values()), 0)}; deleted by retention: {len(deleted_days)} {deleted_days} (accounted for); seeded events lost from kept days: {seeded_lost}
-rotation:            {load.get("rotation", "never answered")}
+rotation:            {load.get("rotation", "never answered")}; days compressed at the end: {len(compressed_days)} {compressed_days}
 stored events:       {sum(files.values())} in files, {sum(index.values())} in the index
 load:                {json.dumps({k: v for k, v in load.items() if k not in ("last_rotate",)}, sort_keys=True)}
 verify:              {verify} (exit {verify_status})

@@ -7,10 +7,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::serve::eventually;
 use crate::util::*;
 
 /// A running `evlog serve --addr 127.0.0.1:0` on a fresh store, killed on
@@ -109,18 +110,6 @@ fn client() -> reqwest::blocking::Client {
 
 fn event(user: &str, desc: &str) -> Value {
     json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"})
-}
-
-/// Polls `f` until it returns `Some` (at most 30 s, then fails).
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 #[test]
