@@ -49,17 +49,30 @@ pub(crate) fn parse(raw: &str, groups: &[&[&str]], with_format: bool) -> Result<
             if with_format {
                 allowed.push("format");
             }
-            return Err(ApiError::param(
-                &name,
-                format!(
-                    "unknown parameter; this endpoint takes {}",
-                    if allowed.is_empty() {
-                        "none".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
-            ));
+            let takes = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            // A name that is not a plain word (`: `, a control character)
+            // would make the message unreadable: quote it instead.
+            let plain = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            return Err(if plain {
+                ApiError::param(
+                    &name,
+                    format!("unknown parameter; this endpoint takes {takes}"),
+                )
+            } else {
+                ApiError::param(
+                    "query string",
+                    format!(
+                        "unknown parameter `{}`; this endpoint takes {takes}",
+                        name.escape_debug()
+                    ),
+                )
+            });
         }
         if name != "event_type" {
             if seen.contains(&name) {
