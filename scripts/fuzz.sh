@@ -31,6 +31,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log="artifacts/$t/last-run.log"
   before=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
+  started=$(date +%s)
   set +e
   parallel=()
   if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
@@ -43,7 +44,7 @@ for t in "${targets[@]}"; do
   # (including the build, if any, when it stopped early).
   ran=$(( $(date +%s) - started ))
   if [ "$ran" -gt "$secs" ]; then ran=$secs; fi
-  execs=$(grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')
+  execs=$({ grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null || true; } | awk '{s+=$2} END {print s+0}')
   rate=$(( execs / (ran > 0 ? ran : 1) ))
   corpus=$(find "corpus/$t" -type f | wc -l)
   after=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
