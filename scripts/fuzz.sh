@@ -31,6 +31,7 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
   log="artifacts/$t/last-run.log"
   before=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
+  started=$(date +%s)
   set +e
   parallel=()
   if [ "$jobs" -gt 1 ]; then parallel=(-jobs="$jobs" -workers="$jobs"); fi
@@ -39,15 +40,20 @@ for t in "${targets[@]}"; do
     "${parallel[@]}" >"$log" 2>&1
   code=$?
   set -e
-  execs=$(grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null | awk '{s+=$2} END {print s+0}')
-  rate=$(( execs / (secs > 0 ? secs : 1) ))
+  # libFuzzer stops at the first crash: report the time it really ran
+  # (including the build, if any, when it stopped early).
+  ran=$(( $(date +%s) - started ))
+  if [ "$ran" -gt "$secs" ]; then ran=$secs; fi
+  execs=$({ grep -h 'stat::number_of_executed_units' "$log" fuzz-*.log 2>/dev/null || true; } | awk '{s+=$2} END {print s+0}')
+  rate=$(( execs / (ran > 0 ? ran : 1) ))
   corpus=$(find "corpus/$t" -type f | wc -l)
   after=$(find "artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
   crashes=$(( after - before ))
-  printf '%-16s %8s %14s %10s %8s %s\n' "$t" "$secs" "$execs" "$rate" "$corpus" "$crashes"
+  printf '%-16s %8s %14s %10s %8s %s\n' "$t" "$ran" "$execs" "$rate" "$corpus" "$crashes"
   if [ "$crashes" -gt 0 ] || [ "$code" -ne 0 ]; then
     echo "  $t: exit $code; see fuzz/$log and fuzz/artifacts/$t/" >&2
-    grep -h -m5 -E 'panicked|ERROR|SUMMARY' "$log" | sed 's/^/    /' >&2 || true
+    grep -h -m5 -E 'panicked|ERROR|SUMMARY' "$log" fuzz-*.log 2>/dev/null | sed 's/^/    /' >&2 || true
+    find "artifacts/$t" -type f -newermt "@$started" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | sed 's/^/    reproduce: cargo fuzz run --sanitizer none '"$t"' /' >&2 || true
   fi
   rm -f fuzz-*.log
 done

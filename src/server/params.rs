@@ -49,16 +49,14 @@ pub(crate) fn parse(raw: &str, groups: &[&[&str]], with_format: bool) -> Result<
             if with_format {
                 allowed.push("format");
             }
-            return Err(ApiError::param(
+            let takes = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(param_error(
                 &name,
-                format!(
-                    "unknown parameter; this endpoint takes {}",
-                    if allowed.is_empty() {
-                        "none".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                ),
+                format!("unknown parameter; this endpoint takes {takes}"),
             ));
         }
         if name != "event_type" {
@@ -96,7 +94,7 @@ pub(crate) fn pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
             ));
         }
         let value = decode(v).map_err(|at| {
-            ApiError::param(
+            param_error(
                 &name,
                 format!("the value is not UTF-8 once decoded (bad byte at offset {at})"),
             )
@@ -104,6 +102,24 @@ pub(crate) fn pairs(raw: &str) -> Result<Vec<(String, String)>, ApiError> {
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// An error about parameter `name`, named as it is when it is a plain word,
+/// else quoted (`query string: parameter `: `: …`), so that a name such as
+/// `: ` or a control character cannot make the message unreadable.
+fn param_error(name: &str, message: impl std::fmt::Display) -> ApiError {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if plain {
+        ApiError::param(name, message)
+    } else {
+        ApiError::param(
+            "query string",
+            format!("parameter `{}`: {message}", name.escape_debug()),
+        )
+    }
 }
 
 /// Decodes `+` and `%XX` (a `%` not followed by two hex digits stays as it

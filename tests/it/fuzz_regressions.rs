@@ -192,3 +192,31 @@ fn a_q_of_punctuation_alone_is_refused_rather_than_matching_everything() {
     };
     q.validate().unwrap();
 }
+
+/// Found by `query_string`: an unknown parameter named `: ` (from `:+`) was
+/// refused as ": : unknown parameter", whose parameter reads as nothing. A
+/// name that is not a plain word is now quoted.
+#[test]
+fn an_unknown_parameter_with_an_odd_name_is_quoted() {
+    for (raw, want) in [
+        (":+=1", "query string: parameter `: `: unknown parameter"),
+        ("%0A=1", "query string: parameter `\\n`: unknown parameter"),
+        (
+            "a%3A+b=1",
+            "query string: parameter `a: b`: unknown parameter",
+        ),
+    ] {
+        let (status, msg) = fuzzing::query_string(raw, Endpoint::Stats).unwrap_err();
+        assert_eq!(status, 400);
+        assert!(msg.starts_with(want), "{raw}: {msg}");
+        assert!(msg.contains("this endpoint takes date"), "{msg}");
+    }
+    // The same for a value that is not UTF-8 under such a name.
+    let (_, msg) = fuzzing::query_string(":+=%FF", Endpoint::Stats).unwrap_err();
+    assert!(
+        msg.starts_with("query string: parameter `: `: the value is not UTF-8"),
+        "{msg}"
+    );
+    let (_, msg) = fuzzing::query_string("colour=red", Endpoint::Stats).unwrap_err();
+    assert!(msg.starts_with("colour: unknown parameter; "), "{msg}");
+}
