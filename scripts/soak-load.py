@@ -179,16 +179,18 @@ def streamer(n):
 
 
 def rotator():
-    c = conn()
     while running():
         time.sleep(ROTATE_EVERY)
+        # A fresh connection each time: the server closes a keep-alive
+        # connection idle for longer than its header timeout.
+        c = conn()
         try:
             status, data = request(c, "POST", "/admin/rotate", "{}")
         except (OSError, http.client.HTTPException):
             count("rotate_conn_errors")
-            c.close()
-            c = conn()
             continue
+        finally:
+            c.close()
         count(f"rotate_status_{status}")
         if status == 404:
             with lock:
