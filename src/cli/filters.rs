@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::event::privacy::PrivacyConfig;
 use crate::event::{Level, Status, parse_timestamp};
 use crate::index::Query;
 
@@ -27,7 +28,8 @@ pub struct FilterArgs {
     /// info, warning, error or security.
     #[arg(long, value_parser = parse_level)]
     pub level: Option<Level>,
-    /// Exact user id.
+    /// Exact user id (with `user_id_hash_key` set: the user, or the stored
+    /// `uh_…` id).
     #[arg(long = "user-id", value_name = "USER")]
     pub user_id: Option<String>,
     /// Exact request id.
@@ -55,8 +57,10 @@ pub struct PageArgs {
 }
 
 impl FilterArgs {
-    /// The query of these filters (no paging).
-    pub fn to_query(&self) -> Query {
+    /// The query of these filters (no paging). `--user-id` is matched as
+    /// stored: hashed when the configuration sets `user_id_hash_key`
+    /// (unless it already is a stored `uh_…` id), like the server's filters.
+    pub fn to_query(&self, privacy: &PrivacyConfig) -> Query {
         Query {
             date: self.date,
             start: self.start,
@@ -64,7 +68,10 @@ impl FilterArgs {
             event_types: self.event_type.clone(),
             status: self.status,
             level: self.level,
-            user_id: self.user_id.clone(),
+            user_id: self
+                .user_id
+                .as_deref()
+                .map(|u| privacy.compile().user_id_filter(u)),
             request_id: self.request_id.clone(),
             q: self.q.clone(),
             ..Query::default()

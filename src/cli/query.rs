@@ -34,7 +34,7 @@ pub struct Args {
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let mut q = args.filters.to_query();
+    let mut q = args.filters.to_query(&ctx.store.privacy);
     q.limit = args.page.limit;
     q.offset = args.page.offset;
     q.cursor = args.page.cursor.clone();

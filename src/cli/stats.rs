@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let q = args.filters.to_query();
+    let q = args.filters.to_query(&ctx.store.privacy);
     if let Err(e) = q.validate() {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(super::EXIT_ERROR));

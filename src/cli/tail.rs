@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let mut q = args.filters.to_query();
+    let mut q = args.filters.to_query(&ctx.store.privacy);
     whole_history_unless_ranged(&mut q);
     q.limit = Some(args.lines.clamp(1, crate::index::query::MAX_LIMIT));
     if let Err(e) = q.validate() {

@@ -136,6 +136,16 @@ impl Privacy {
         }
     }
 
+    /// What a `user_id` filter should match: the stored id of `user_id`,
+    /// unless it already is a stored hash (`uh_…`), which is kept as given.
+    pub fn user_id_filter(&self, user_id: &str) -> String {
+        if self.hashes_user_ids() && is_user_id_hash(user_id) {
+            user_id.to_string()
+        } else {
+            self.stored_user_id(user_id)
+        }
+    }
+
     /// Whether `user_id` is replaced by its hash.
     pub fn hashes_user_ids(&self) -> bool {
         self.cfg.user_id_hash_key.is_some()

@@ -11,7 +11,6 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use super::State;
 use super::reject::ApiError;
 use crate::auth::{Principal, Role};
-use crate::event::privacy::is_user_id_hash;
 use crate::event::{Event, EventType, Level, Status};
 use crate::index::Query;
 
@@ -138,11 +137,8 @@ impl State {
             Role::Admin => {
                 // With hashing on, events are stored under the hashed id: an
                 // admin may filter by the user or by the stored id.
-                if let Some(u) = q.user_id.as_mut()
-                    && self.log.hashes_user_ids()
-                    && !is_user_id_hash(u)
-                {
-                    *u = self.log.stored_user_id(u);
+                if let Some(u) = q.user_id.as_mut() {
+                    *u = self.log.user_id_filter(u);
                 }
                 Ok(())
             }

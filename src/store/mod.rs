@@ -259,6 +259,12 @@ impl EventLog {
         self.inner.privacy.stored_user_id(user_id)
     }
 
+    /// What a `user_id` filter should match (see
+    /// [`Privacy::user_id_filter`](crate::event::privacy::Privacy::user_id_filter)).
+    pub fn user_id_filter(&self, user_id: &str) -> String {
+        self.inner.privacy.user_id_filter(user_id)
+    }
+
     /// Whether events are stored with a hashed `user_id`.
     pub fn hashes_user_ids(&self) -> bool {
         self.inner.privacy.hashes_user_ids()

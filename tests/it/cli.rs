@@ -569,3 +569,42 @@ fn cat_skips_a_malformed_line_with_a_warning_naming_file_and_line() {
     let want = format!("{}:2: inserted", path.display());
     assert!(out.stdout.contains(&want), "want {want}\n{}", out.stdout);
 }
+
+#[test]
+fn query_and_stats_match_user_id_as_stored_when_ids_are_hashed() {
+    const KEY: &str = "cli-hash-key";
+    let store = Store::new();
+    let with_key = |args: &[&str]| {
+        crate::util::run(
+            store.cmd().env("EVLOG_USER_ID_HASH_KEY", KEY).args(args),
+            b"",
+        )
+    };
+    for user in ["alice", "bob", "alice"] {
+        let args = append_args(&[("--user", user)]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_key(&args).expect_code(0);
+    }
+    let hashed = evlog::event::privacy::hash_user_id(KEY, "alice");
+    let out = with_key(&["query", "--user-id", "alice", "--format", "json"]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 2, "{v}");
+    for e in v["events"].as_array().unwrap() {
+        assert_eq!(e["user_id"], hashed.as_str());
+    }
+    // The stored id names the same user.
+    let out = with_key(&["query", "--user-id", &hashed, "--format", "json"]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 2, "{v}");
+    let out = with_key(&["stats", "--user-id", "alice", "--format", "json"]);
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 2, "{v}");
+    // Without the key the plain id matches nothing: nothing is stored in clear.
+    let out = store.run(&["query", "--user-id", "alice", "--format", "json"], b"");
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 0, "{v}");
+}
