@@ -72,9 +72,9 @@ pub struct Args {
     /// Print what would be done; change nothing (not even the index).
     #[arg(long)]
     dry_run: bool,
-    /// Rotate a storage directory without an index: old days are compressed
+    /// Rotate a storage directory that has no index: old days are compressed
     /// without checking what an index covers (a later `evlog index` or
-    /// `reindex` reads .gz days whole).
+    /// `reindex` reads .gz days whole). Refused when an index exists.
     #[arg(long)]
     no_index: bool,
     /// Report compression progress on standard error every 64 MiB even when
@@ -104,6 +104,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = Options::new(settings.policy, ctx.store.clock.now());
     opts.dry_run = args.dry_run;
     if args.no_index {
+        if rotate::has_index(dir) {
+            // The index would never read the rest of a day it has partly
+            // read once that day is compressed.
+            anyhow::bail!(
+                "--no-index: {} has an index; rotate without --no-index, so that only days \
+                 the index covers are compressed",
+                dir.display()
+            );
+        }
         opts.index = IndexMode::Without;
     }
     let bar = std::io::stderr().is_terminal();

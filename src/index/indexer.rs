@@ -103,13 +103,27 @@ const TAIL_BYTES: u64 = 128;
 
 /// The fingerprint of the (up to) [`TAIL_BYTES`] bytes before `offset`.
 fn tail_print(path: &Path, offset: u64) -> std::io::Result<u64> {
-    use sha2::Digest;
     use std::os::unix::fs::FileExt;
     let from = offset.saturating_sub(TAIL_BYTES);
     let mut buf = vec![0u8; (offset - from) as usize];
     std::fs::File::open(path)?.read_exact_at(&mut buf, from)?;
-    let d = sha2::Sha256::digest(&buf);
-    Ok(u64::from_le_bytes(d[..8].try_into().expect("8 bytes")))
+    Ok(fingerprint(&buf))
+}
+
+/// Whether the bytes before `mark.offset` of the plain file at `path` are
+/// still those the index saw (marks without a fingerprint: assumed so).
+pub(crate) fn mark_matches(path: &Path, mark: &FileMark) -> bool {
+    mark.offset == 0
+        || mark
+            .tail
+            .is_none_or(|t| tail_print(path, mark.offset).ok() == Some(t))
+}
+
+/// The fingerprint of the bytes before a checkpoint offset.
+fn fingerprint(bytes: &[u8]) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    u64::from_le_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 /// The commit payload: which part of which day file the index covers.
@@ -416,10 +430,9 @@ impl Indexer {
                 }
                 Err(e) => return Err(Error::io(&f.path, e)),
             };
-            let cut = len < mark.offset
-                || (len > mark.offset
-                    && mark.tail.is_some()
-                    && tail_print(&f.path, mark.offset).ok() != mark.tail);
+            // Also at equal length: a cut refilled to the same size by
+            // other lines of the same shape.
+            let cut = len < mark.offset || !mark_matches(&f.path, &mark);
             if cut {
                 // Lines the index holds were cut off the file (a failed
                 // write or fdatasync), and maybe replaced: index the day anew.
@@ -438,6 +451,11 @@ impl Indexer {
             LineReader::open_from(f, mark.offset, mark.lines).map_err(|e| Error::io(&f.path, e))?;
         let mut buf = Vec::new();
         let mut added = 0u64;
+        // The last TAIL_BYTES bytes read (lines with their newlines): the
+        // fingerprint of the new offset comes from what was indexed, not from
+        // a second read that a cut could fall between.
+        let mut seen: Vec<u8> = Vec::with_capacity(2 * TAIL_BYTES as usize);
+        let mut consumed = 0u64;
         loop {
             let (no, line) = match r.next_line(&mut buf) {
                 Ok(Some(x)) => x,
@@ -447,6 +465,20 @@ impl Indexer {
                     break;
                 }
             };
+            if !f.compressed {
+                consumed += line.len() as u64 + 1;
+                let keep = TAIL_BYTES as usize;
+                if line.len() + 1 >= keep {
+                    seen.clear();
+                    seen.extend_from_slice(&line[line.len() + 1 - keep..]);
+                } else {
+                    seen.extend_from_slice(line);
+                    if seen.len() + 1 > keep {
+                        seen.drain(..seen.len() + 1 - keep);
+                    }
+                }
+                seen.push(b'\n');
+            }
             match parse_record(&f.path, no, line) {
                 Ok(rec) => {
                     let doc = self.fields.document(&rec, f.day, line);
@@ -462,7 +494,14 @@ impl Indexer {
         let offset = r.offset();
         let tail = if f.compressed || offset == 0 {
             None
+        } else if consumed == 0 {
+            mark.tail
+        } else if consumed >= offset.min(TAIL_BYTES) {
+            Some(fingerprint(
+                &seen[seen.len() - offset.min(TAIL_BYTES) as usize..],
+            ))
         } else {
+            // Short lines only: the window reaches back before this pass.
             tail_print(&f.path, offset).ok()
         };
         let new_mark = FileMark {
@@ -772,6 +811,47 @@ mod tests {
             assert_eq!(ix.times.len(), segments, "round {round}");
         }
         assert_eq!(ix.search().num_docs(), 15);
+    }
+
+    /// Review finding: a day file cut back (failed fdatasync) and refilled
+    /// by other lines to exactly the length the index had seen was not
+    /// noticed (the fingerprint was compared only when the file had grown):
+    /// the index kept the cut event and missed its replacement.
+    #[test]
+    fn a_day_cut_and_refilled_to_the_same_length_is_indexed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = crate::EventLog::open(crate::Config::new(dir.path())).unwrap();
+        for w in ["alpha", "bravo", "charlie"] {
+            log.append(crate::Event::new(crate::EventType::Push, "dev", w))
+                .unwrap();
+        }
+        log.flush().unwrap();
+        drop(log);
+        let mut ix = Indexer::open(IndexConfig::new(dir.path())).unwrap();
+        ix.sync().unwrap();
+        let count = |ix: &Indexer, q: &str| {
+            ix.search()
+                .query(&crate::index::Query {
+                    start: Some(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
+                    q: Some(q.into()),
+                    ..Default::default()
+                })
+                .unwrap()
+                .total
+        };
+        assert_eq!(count(&ix, "charlie"), 1);
+        // The last line replaced by one of the same length.
+        let file = crate::store::day::list(dir.path(), crate::store::DayRange::all()).unwrap()[0]
+            .path
+            .clone();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let len = text.len();
+        std::fs::write(&file, text.replacen("charlie", "delta!x", 1)).unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().len() as usize, len);
+        ix.sync().unwrap();
+        assert_eq!(count(&ix, "charlie"), 0, "the cut event left the index");
+        assert_eq!(count(&ix, "delta"), 1, "its replacement is indexed");
+        assert_eq!(count(&ix, "alpha"), 1, "nothing twice");
     }
 
     #[test]

@@ -750,7 +750,21 @@ fn compress_day(cx: &mut Ctx<'_>, d: NaiveDate) -> Result<Option<u64>, FileError
         len = complete;
     }
     if let Some(cp) = &cx.checkpoint {
-        let done = cp.files.get(&d).map_or(0, |m| m.offset);
+        let mark = cp.files.get(&d).copied().unwrap_or_default();
+        let done = mark.offset;
+        if done > complete || (done == complete && !indexer::mark_matches(&plain, &mark)) {
+            // The index holds lines the file no longer has (cut back after a
+            // failed write or fdatasync): the indexer must index the day
+            // again before it is frozen into a .gz.
+            cx.skip(
+                &plain,
+                format!(
+                    "the index saw {done} bytes of a day file now {complete} bytes or changed \
+                     (cut back after a storage error): compressed once re-indexed"
+                ),
+            );
+            return Ok(None);
+        }
         if done < complete {
             if cx.assume_covered {
                 cx.report.notes.push(format!(

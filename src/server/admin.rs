@@ -94,6 +94,16 @@ pub(crate) async fn run_rotation(state: &Arc<State>, dry_run: bool) -> Result<Re
             "rotation_running",
             "another rotation is running on this storage directory; try again when it ends",
         )),
+        Err(e @ rotate::Error::NoIndex(_)) => {
+            // The index directory was deleted under the server: the indexer
+            // is rebuilding it.
+            tracing::warn!(error = %e, "rotation refused");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "index_rebuilding",
+                "the index is being rebuilt; rotation runs once it is back (try again shortly)",
+            ))
+        }
         Err(e) => Err(ApiError::internal("rotation", e)),
     }
 }

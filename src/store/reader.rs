@@ -1,14 +1,19 @@
-//! Reading day files: plain files through a memory map, `.jsonl.gz` through
-//! flate2 (multi-member gzip is fine). Only complete lines are returned: a
-//! final line without its newline is a write in progress or a torn tail,
-//! never an event.
+//! Reading day files: plain files through buffered reads, `.jsonl.gz`
+//! through flate2 (multi-member gzip is fine). Only complete lines are
+//! returned: a final line without its newline is a write in progress or a
+//! torn tail, never an event.
+//!
+//! Plain files are not memory-mapped: the writer may cut whole lines off
+//! the end of today's file (a failed write or `fdatasync`, see
+//! `writer::recover_from_failures`), and touching a mapped page past the new
+//! end would kill the process with SIGBUS. A read that comes up short is the
+//! end of the file instead.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use memmap2::Mmap;
 
 use super::chain::{self, ChainHead};
 use super::day::{self, DayFile, DayRange};
@@ -25,8 +30,13 @@ pub struct LineReader {
     torn_tail: u64,
 }
 
+/// Read buffer of plain files.
+const PLAIN_BUF: usize = 1024 * 1024;
+
 enum Inner {
-    Mapped { map: Option<Mmap>, pos: usize },
+    /// The complete lines of a plain file as it was at open (its length up
+    /// to the last newline), read from `offset` on.
+    Plain(Box<BufReader<io::Take<File>>>),
     Gz(Box<BufReader<MultiGzDecoder<File>>>),
 }
 
@@ -60,20 +70,17 @@ impl LineReader {
                 torn_tail: 0,
             });
         }
-        // Map only up to the last newline. A writer may cut a torn tail off
-        // (truncate) while we read, but never below a newline, so the mapped
-        // range stays valid.
+        // Read only up to the last newline: what follows is a write in
+        // progress or a torn tail.
         let len = f.metadata()?.len();
         let complete = complete_len(&f, len)?;
-        let map = if complete == 0 {
-            None
-        } else {
-            // SAFETY: day files are append-only; the only truncation is of a
-            // torn tail beyond `complete`, which is not mapped.
-            Some(unsafe { memmap2::MmapOptions::new().len(complete as usize).map(&f)? })
-        };
+        let mut f = f;
+        f.seek(SeekFrom::Start(0))?;
         Ok(LineReader {
-            inner: Inner::Mapped { map, pos: 0 },
+            inner: Inner::Plain(Box::new(BufReader::with_capacity(
+                PLAIN_BUF,
+                f.take(complete),
+            ))),
             line_no: 0,
             offset: 0,
             torn_tail: len - complete,
@@ -86,9 +93,11 @@ impl LineReader {
     pub fn open_from(file: &DayFile, offset: u64, line_no: u64) -> io::Result<LineReader> {
         let mut r = Self::open(file)?;
         match &mut r.inner {
-            Inner::Mapped { map, pos } => {
-                let len = map.as_ref().map_or(0, |m| m.len()) as u64;
-                *pos = offset.min(len) as usize;
+            Inner::Plain(r) => {
+                let limit = r.get_ref().limit();
+                let to = offset.min(limit);
+                r.get_mut().get_mut().seek(SeekFrom::Start(to))?;
+                r.get_mut().set_limit(limit - to);
             }
             Inner::Gz(g) => {
                 io::copy(&mut (&mut **g).take(offset), &mut io::sink())?;
@@ -114,24 +123,25 @@ impl LineReader {
         self.torn_tail
     }
 
-    /// The next complete line without its newline, and its 1-based number.
-    /// For plain files the slice borrows the map; `buf` holds gz lines.
+    /// The next complete line without its newline (held in `buf`), and its
+    /// 1-based number.
     pub fn next_line<'a>(
         &'a mut self,
         buf: &'a mut Vec<u8>,
     ) -> io::Result<Option<(u64, &'a [u8])>> {
         match &mut self.inner {
-            Inner::Mapped { map, pos } => {
-                let Some(map) = map else { return Ok(None) };
-                if *pos >= map.len() {
+            Inner::Plain(r) => {
+                buf.clear();
+                let n = r.read_until(b'\n', buf)?;
+                if buf.last() != Some(&b'\n') {
+                    // The end, or the file was cut back under us (a failed
+                    // write or fdatasync): no complete line here.
                     return Ok(None);
                 }
-                let rest = &map[*pos..];
-                let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-                *pos += end + 1;
-                self.offset = *pos as u64;
+                self.offset += n as u64;
+                buf.pop();
                 self.line_no += 1;
-                Ok(Some((self.line_no, &rest[..end])))
+                Ok(Some((self.line_no, &buf[..])))
             }
             Inner::Gz(r) => {
                 buf.clear();
@@ -335,5 +345,48 @@ impl Iterator for Scan {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding: plain files were memory-mapped, and a writer cutting
+    /// lines off after a failed write or fdatasync made the next touch of a
+    /// mapped page past the new end kill the process (SIGBUS). A reader now
+    /// sees the end of the file instead.
+    #[test]
+    fn a_file_cut_back_under_a_reader_ends_its_lines_without_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events_2026-01-01.jsonl");
+        let line = format!("{{\"n\":\"{}\"}}\n", "x".repeat(200));
+        let lines = 3 * PLAIN_BUF / line.len();
+        std::fs::write(&path, line.repeat(lines)).unwrap();
+        let file = DayFile {
+            day: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            path: path.clone(),
+            compressed: false,
+        };
+        let mut r = LineReader::open(&file).unwrap();
+        let mut buf = Vec::new();
+        let (no, first) = r.next_line(&mut buf).unwrap().unwrap();
+        assert_eq!((no, first), (1, line.trim_end().as_bytes()));
+        // Cut to 10 lines while the reader is open (as the writer's cut-back does).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len((10 * line.len()) as u64)
+            .unwrap();
+        let mut n = 1;
+        while let Some((no, got)) = r.next_line(&mut buf).unwrap() {
+            n += 1;
+            assert_eq!(no, n);
+            assert_eq!(got, line.trim_end().as_bytes(), "line {no} is whole");
+        }
+        // Lines already buffered may still come; never more than the file had.
+        assert!((10..lines as u64).contains(&n), "{n} lines");
+        assert_eq!(r.offset(), n * line.len() as u64);
     }
 }

@@ -281,18 +281,25 @@ impl Writer {
     /// newest day file (it stepped backwards, e.g. across midnight), which
     /// then stays the file appended to: the chain runs through the day files
     /// in day order, so a line must never go into a day before the newest
-    /// one. Lists the directory only when no file is open.
+    /// one. A day that exists only compressed is closed: appends go to a
+    /// later day (else a new plain file would hide its `.gz` from readers
+    /// and fork the chain). Lists the directory only when no file is open.
     fn append_day(&self) -> Result<NaiveDate, Error> {
         let today = self.clock.now().date_naive();
         let newest = match &self.current {
             Some(cur) => cur.day,
-            None => day::list(&self.dir, DayRange::all())
-                .map_err(|e| Error::io(&self.dir, e))?
-                .iter()
-                .filter(|f| !f.compressed)
-                .map(|f| f.day)
-                .max()
-                .unwrap_or(today),
+            None => {
+                let files =
+                    day::list(&self.dir, DayRange::all()).map_err(|e| Error::io(&self.dir, e))?;
+                // (A day with both forms is listed once, as plain.)
+                let open = files.iter().filter(|f| !f.compressed).map(|f| f.day).max();
+                let closed = files
+                    .iter()
+                    .filter(|f| f.compressed)
+                    .map(|f| f.day.succ_opt().unwrap_or(f.day))
+                    .max();
+                open.max(closed).unwrap_or(today)
+            }
         };
         if newest > today {
             tracing::debug!(%today, %newest, "clock behind the newest day file: appending to it");

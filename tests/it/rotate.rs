@@ -549,6 +549,11 @@ fn cli_settings_errors_lock_and_missing_index_exit_2() {
     out.expect_code(2);
     assert!(out.stderr.contains("another rotation"), "{}", out.stderr);
     lock.unlock().unwrap();
+    // --no-index beside an index is refused: the index would never read
+    // the rest of a partly indexed day once it is compressed.
+    let out = store.run(&["rotate", "--no-index"], b"");
+    out.expect_code(2);
+    assert!(out.stderr.contains("has an index"), "{}", out.stderr);
     // No index: refused unless --no-index.
     std::fs::remove_dir_all(store.file("index")).unwrap();
     let out = store.run(&["rotate"], b"");
@@ -870,4 +875,40 @@ fn a_sigkilled_rotate_process_loses_and_duplicates_nothing() {
         );
         assert_consistent(&store, total - 4000);
     }
+}
+
+/// Review finding: after rotation compressed yesterday (`compress_after =
+/// 0`) and before today's file existed, a clock stepping back into
+/// yesterday made the writer create `events_<yesterday>.jsonl` beside its
+/// `.gz`: readers then used only the new plain file, and the next rotation
+/// deleted the `.gz` as a leftover — acknowledged events lost.
+#[test]
+fn a_clock_stepping_back_onto_a_compressed_day_appends_to_a_later_day() {
+    let (d1, d2) = (day("2026-03-01"), day("2026-03-02"));
+    let store = store_with(&[(d1, 5)]);
+    // 00:15 of d2: d1 is compressed; d2 has no file yet.
+    let at = d2.and_hms_opt(0, 15, 0).unwrap().and_utc();
+    let report = rotate::run(store.path(), &opts(policy(Some(0), None, None), at)).unwrap();
+    assert_eq!(report.compressed, ["events_2026-03-01.jsonl"], "{report:?}");
+    // The clock steps back to d1 23:50 and an event is appended.
+    let clock = Arc::new(ManualClock::new(
+        d1.and_hms_opt(23, 50, 0).unwrap().and_utc(),
+    ));
+    let log = EventLog::open(
+        Config::new(store.path())
+            .durability(Durability::None)
+            .clock(clock.clone()),
+    )
+    .unwrap();
+    log.append(event("rot", 100)).unwrap();
+    log.flush().unwrap();
+    drop(log);
+    assert_eq!(
+        names(store.path()),
+        ["events_2026-03-01.jsonl.gz", "events_2026-03-02.jsonl"]
+    );
+    // The next rotation (still d2) resolves nothing and loses nothing.
+    let report = rotate::run(store.path(), &opts(policy(Some(0), None, None), at)).unwrap();
+    assert!(report.deleted.is_empty() && report.ok(), "{report:?}");
+    assert_consistent(&store, 6);
 }
