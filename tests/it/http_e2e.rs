@@ -4,102 +4,14 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::serve::eventually;
+use crate::serve::{Opts, Serve, eventually};
 use crate::util::*;
-
-/// A running `evlog serve --addr 127.0.0.1:0` on a fresh store, killed on
-/// drop if still running.
-struct Serve {
-    child: Child,
-    base: String,
-    admin: String,
-    /// What the first start printed (the admin key block).
-    stdout: String,
-    _stdout_pipe: std::process::ChildStdout,
-}
-
-impl Serve {
-    fn start(store: &Store) -> Serve {
-        Serve::start_with(store, &[])
-    }
-
-    fn start_with(store: &Store, args: &[&str]) -> Serve {
-        let mut child = store
-            .cmd()
-            .args(args)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A first start prints the admin key block (ending with the curl
-        // example) on stdout, then the banner with the address on stderr.
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut stdout = String::new();
-        while !stdout.contains("curl") {
-            assert!(
-                out.read_line(&mut stdout).unwrap() > 0,
-                "no key block: {stdout}"
-            );
-        }
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap().to_string());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("evlog serve did not start");
-        let admin = stdout
-            .split_whitespace()
-            .find(|w| w.starts_with("evk_"))
-            .unwrap()
-            .to_string();
-        Serve {
-            child,
-            base: format!("http://{addr}"),
-            admin,
-            stdout,
-            _stdout_pipe: out.into_inner(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// Sends SIGTERM and waits for the exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let ok = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
 
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
@@ -119,16 +31,12 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
     assert!(
         s.admin.len() == 68,
         "first start prints an admin key: {}",
-        s.stdout
+        s.stdout()
     );
-    assert!(
-        s.stdout.contains(&format!(
-            "curl -H 'X-API-Key: {}' '{}/events'",
-            s.admin, s.base
-        )),
-        "{}",
-        s.stdout
-    );
+    let curl = format!("curl -H 'X-API-Key: {}' '{}/events'", s.admin, s.base);
+    eventually("the key block's curl example", || {
+        s.stdout().contains(&curl).then_some(())
+    });
     let keys_file = std::fs::read_to_string(store.file("keys.json")).unwrap();
     assert!(
         !keys_file.contains(&s.admin[4..]),
@@ -271,7 +179,7 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
     });
 
     let admin = s.admin.clone();
-    assert!(s.terminate().success());
+    assert!(s.terminate().0.success());
     // Key changes are recorded as system_config events, never with the key.
     let lines: Vec<String> = store
         .lines()
@@ -299,7 +207,13 @@ fn slow_bodies_time_out_and_oversized_heads_are_refused_per_the_config_file() {
         "[server.limits]\nrequest_timeout_ms = 300\nmax_header_bytes = 8192\n",
     )
     .unwrap();
-    let s = Serve::start_with(&store, &["--config", config.to_str().unwrap()]);
+    let s = Serve::start_opts(
+        &store,
+        Opts {
+            args: &["--config", config.to_str().unwrap()],
+            ..Opts::default()
+        },
+    );
     let addr = s.base.trim_start_matches("http://").to_string();
     let exchange = |request: &[u8]| {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
@@ -394,7 +308,7 @@ fn sigterm_under_load_loses_no_acknowledged_event() {
     eventually("load is flowing", || {
         (acked.lock().unwrap().len() >= 400).then_some(())
     });
-    let status = s.terminate();
+    let (status, _) = s.terminate();
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.join().unwrap();
