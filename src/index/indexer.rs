@@ -417,15 +417,9 @@ impl Indexer {
                     // Compressed (or deleted) by rotation since the listing:
                     // read the .gz if there is one; a deleted day is handled
                     // by the next pass.
-                    let gz = DayFile {
-                        day: f.day,
-                        path: day::gz_path(&self.cfg.storage_path, f.day),
-                        compressed: true,
-                    };
-                    return if gz.path.exists() {
-                        self.index_file(&gz)
-                    } else {
-                        Ok(0)
+                    return match f.compressed_form() {
+                        Some(gz) if gz.path.exists() => self.index_file(&gz),
+                        _ => Ok(0),
                     };
                 }
                 Err(e) => return Err(Error::io(&f.path, e)),

@@ -17,6 +17,24 @@ pub struct DayFile {
     pub compressed: bool,
 }
 
+impl DayFile {
+    /// The `.jsonl.gz` form of a plain day file (where rotation renames its
+    /// compressed copy before it removes the plain file); `None` for a file
+    /// already compressed.
+    pub fn compressed_form(&self) -> Option<DayFile> {
+        if self.compressed {
+            return None;
+        }
+        let mut gz = self.path.clone().into_os_string();
+        gz.push(".gz");
+        Some(DayFile {
+            day: self.day,
+            path: PathBuf::from(gz),
+            compressed: true,
+        })
+    }
+}
+
 /// An inclusive range of days; `None` ends are open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DayRange {

@@ -46,13 +46,14 @@ impl LineReader {
     /// before it removes the plain file): its `.gz` is opened instead, so a
     /// reader racing a rotation still reads the day exactly once.
     pub fn open(file: &DayFile) -> io::Result<LineReader> {
-        match Self::open_path(&file.path, file.compressed) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !file.compressed => {
-                let mut gz = file.path.clone().into_os_string();
-                gz.push(".gz");
-                Self::open_path(Path::new(&gz), true).map_err(|_| e)
+        match (
+            Self::open_path(&file.path, file.compressed),
+            file.compressed_form(),
+        ) {
+            (Err(e), Some(gz)) if e.kind() == io::ErrorKind::NotFound => {
+                Self::open_path(&gz.path, true).map_err(|_| e)
             }
-            other => other,
+            (other, _) => other,
         }
     }
 
@@ -201,17 +202,9 @@ pub(crate) fn last_head(file: &DayFile) -> io::Result<Option<ChainHead>> {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // Compressed by rotation since it was listed.
-            let mut gz = file.path.clone().into_os_string();
-            gz.push(".gz");
-            let gz = DayFile {
-                day: file.day,
-                path: PathBuf::from(gz),
-                compressed: true,
-            };
-            return if gz.path.exists() {
-                last_head(&gz)
-            } else {
-                Err(e)
+            return match file.compressed_form() {
+                Some(gz) if gz.path.exists() => last_head(&gz),
+                _ => Err(e),
             };
         }
         Err(e) => return Err(e),
