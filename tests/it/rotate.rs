@@ -13,7 +13,7 @@ use evlog::index::{IndexConfig, Indexer, Query};
 use evlog::rotate::{self, IndexMode, Options, Policy, Step};
 use evlog::{Clock, Config, Durability, EventLog, ManualClock};
 
-use crate::util::{Store, distinct_ids, event};
+use crate::util::{Store, distinct_ids, event, written_store};
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -23,26 +23,16 @@ fn noon(d: NaiveDate) -> DateTime<Utc> {
     d.and_hms_opt(12, 0, 0).unwrap().and_utc()
 }
 
-/// A store with `n` events on each day of `days` (appended at noon of that
-/// day through the library), and an index covering all of them.
+/// A store with `n` events on each day of `days` (appended from noon of
+/// that day, one second apart, through the library: `util::written_store`),
+/// and an index covering all of them.
 fn store_with(days: &[(NaiveDate, u64)]) -> Store {
-    let store = Store::new();
-    let clock = Arc::new(ManualClock::new(noon(days[0].0)));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
-    let mut i = 0;
-    for (d, n) in days {
-        clock.set(noon(*d));
-        let batch = (0..*n).map(|k| event("rot", i + k)).collect();
-        log.append_batch(batch).unwrap();
-        i += n;
-    }
-    log.flush().unwrap();
-    drop(log);
+    let starts: Vec<(String, u64)> = days
+        .iter()
+        .map(|(d, n)| (format!("{d}T12:00:00Z"), *n))
+        .collect();
+    let groups: Vec<(&str, u64)> = starts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let store = written_store(&groups);
     index_total(store.path());
     store
 }
