@@ -18,6 +18,7 @@ pub mod stats;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use follow::Follow;
@@ -72,6 +73,8 @@ impl Error {
 pub struct IndexSearch {
     fields: schema::Fields,
     current: Arc<RwLock<Current>>,
+    /// Documents whose columns the searches read (see [`IndexSearch::docs_examined`]).
+    examined: Arc<AtomicU64>,
 }
 
 /// The reader searched now, with its warmed time summaries.
@@ -106,6 +109,7 @@ impl IndexSearch {
         IndexSearch {
             fields: schema::Fields::new(),
             current: Arc::new(RwLock::new(Current { reader, times })),
+            examined: Arc::default(),
         }
     }
 
@@ -136,7 +140,21 @@ impl IndexSearch {
         let cur = self.current();
         let searcher = cur.reader.searcher();
         let times = cur.times.of(&searcher)?;
-        query::search(&searcher, &self.fields, &times, q, chrono::Utc::now())
+        query::search(
+            &searcher,
+            &self.fields,
+            &times,
+            q,
+            chrono::Utc::now(),
+            &self.examined,
+        )
+    }
+
+    /// Documents whose `timestamp` or `seq` columns the queries and live
+    /// tails of this handle and its clones have read so far: the work done,
+    /// for tests and benchmarks (a page reads about as many as it returns).
+    pub fn docs_examined(&self) -> u64 {
+        self.examined.load(Ordering::Relaxed)
     }
 
     /// Statistics of the events matching `q`.

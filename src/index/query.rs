@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
@@ -336,13 +337,15 @@ pub struct QueryResponse {
 }
 
 /// Runs `query` against `searcher`; `times` are the summaries of its
-/// segments (from a [`super::timeline::TimeCache`]).
+/// segments (from a [`super::timeline::TimeCache`]). Adds the documents
+/// whose columns it read to `examined`.
 pub fn search(
     searcher: &Searcher,
     f: &Fields,
     times: &Times,
     query: &Query,
     now: DateTime<Utc>,
+    examined: &AtomicU64,
 ) -> Result<QueryResponse, Error> {
     query.validate()?;
     let limit = query.limit();
@@ -379,9 +382,10 @@ pub fn search(
             (from, to.min(until)),
             want,
             Some(c),
+            examined,
         )?
     } else {
-        newest(searcher, &*base, times, (from, to), want, None)?
+        newest(searcher, &*base, times, (from, to), want, None, examined)?
     };
     let page: Vec<&Hit> = hits.iter().skip(query.offset).take(limit).collect();
     let mut events = Vec::with_capacity(page.len());
@@ -451,6 +455,7 @@ fn newest(
     range: (i64, i64),
     k: usize,
     cursor: Option<Cursor>,
+    examined: &AtomicU64,
 ) -> Result<Vec<Hit>, Error> {
     let mut heap: BinaryHeap<Reverse<Hit>> = BinaryHeap::with_capacity(k + 1);
     let mut chunks = Vec::new();
@@ -487,6 +492,7 @@ fn newest(
                 }
                 d = scorer.advance();
             }
+            examined.fetch_add(docs.len() as u64, Ordering::Relaxed);
             ts.clear();
             ts.resize(docs.len(), None);
             ts_col.first_vals(&docs, &mut ts);

@@ -15,6 +15,11 @@
 //! Nothing here depends on the order for correctness, only for speed: a
 //! block of shuffled timestamps just has a wide `[min, max]`.
 //!
+//! The same summary holds the `seq` bounds of each block, for the forward
+//! search of a live tail ([`super::follow`]): a segment is seq-ordered when
+//! written, but a merged one is its sources laid end to end in tantivy's
+//! merge order (largest first), so no order is assumed there either.
+//!
 //! Segments never change, so their summaries are computed once and kept in
 //! a [`TimeCache`] for as long as the segment is searchable.
 
@@ -41,6 +46,8 @@ pub struct SegmentTimes {
     /// decrease: one per batch of appends in time order (a merged segment
     /// holds several, in any order).
     chunks: Vec<(usize, usize)>,
+    /// The `seq` bounds per block.
+    seqs: Vec<SeqBlock>,
     /// The `timestamp` and `seq` columns (opening one reads its block
     /// headers: worth doing once per segment, not once per query).
     ts: Column<tantivy::DateTime>,
@@ -90,8 +97,50 @@ fn read_block(
     }
 }
 
+/// The `seq` bounds of each block of a segment.
+fn seq_blocks(col: &Column<u64>, max_doc: u32) -> Vec<SeqBlock> {
+    let n_blocks = max_doc.div_ceil(BLOCK);
+    let mut out = Vec::with_capacity(n_blocks as usize);
+    let (mut docs, mut vals) = (Vec::new(), Vec::new());
+    for b in 0..n_blocks {
+        let start = b * BLOCK;
+        let len = (max_doc - start).min(BLOCK) as usize;
+        docs.clear();
+        docs.extend(start..start + len as u32);
+        vals.clear();
+        vals.resize(len, None);
+        col.first_vals(&docs, &mut vals);
+        let mut block = SeqBlock {
+            min: u64::MAX,
+            max: 0,
+            sorted: vals.iter().all(Option::is_some),
+        };
+        let mut last = 0;
+        for &s in vals.iter().flatten() {
+            block.min = block.min.min(s);
+            block.max = block.max.max(s);
+            block.sorted &= s >= last;
+            last = s;
+        }
+        out.push(block);
+    }
+    out
+}
+
+/// The `seq` bounds of one block of a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqBlock {
+    /// Smallest `seq` (`u64::MAX` when no document has one).
+    pub min: u64,
+    /// Largest `seq` (0 when no document has one).
+    pub max: u64,
+    /// Whether every document has a `seq` and they never decrease with the
+    /// document id (a block that is not one run of one source segment).
+    pub sorted: bool,
+}
+
 impl SegmentTimes {
-    /// Reads every timestamp of the segment once.
+    /// Reads every timestamp and `seq` of the segment once.
     pub fn compute(reader: &SegmentReader) -> Result<SegmentTimes, Error> {
         let col = timestamps(reader)?;
         let max_doc = reader.max_doc();
@@ -117,12 +166,14 @@ impl SegmentTimes {
             running = running.max(hi);
             chunks.last_mut().expect("pushed").1 = b as usize + 1;
         }
+        let seq = reader.fast_fields().u64("seq").map_err(Error::tantivy)?;
         Ok(SegmentTimes {
             max_doc,
             blocks,
             chunks,
+            seqs: seq_blocks(&seq, max_doc),
             ts: col,
-            seq: reader.fast_fields().u64("seq").map_err(Error::tantivy)?,
+            seq,
         })
     }
 
@@ -184,6 +235,14 @@ impl SegmentTimes {
         self.blocks.iter().enumerate().map(|(b, &(lo, hi))| {
             let start = b as u32 * BLOCK;
             (start, (start + BLOCK).min(self.max_doc), lo, hi)
+        })
+    }
+
+    /// `(first doc, end doc, seq bounds)` of each block.
+    pub fn seq_blocks(&self) -> impl Iterator<Item = (DocId, DocId, SeqBlock)> + '_ {
+        self.seqs.iter().enumerate().map(|(b, &s)| {
+            let start = b as u32 * BLOCK;
+            (start, (start + BLOCK).min(self.max_doc), s)
         })
     }
 
