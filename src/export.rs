@@ -25,7 +25,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// CSV with a header row ([`CSV_COLUMNS`]; files joined by `;`, metadata as JSON).
+    /// CSV with a header row ([`CSV_COLUMNS`]; files joined by `;`, metadata
+    /// as JSON; text that a spreadsheet would run as a formula prefixed with `'`).
     Csv,
     /// One stored event (chain fields included) per line.
     Ndjson,
@@ -82,9 +83,16 @@ impl std::str::FromStr for Format {
     }
 }
 
+/// The CSV cell of one field. Text that a spreadsheet would run as a
+/// formula (OWASP "CSV injection": a cell beginning with `=`, `+`, `-`, `@`,
+/// tab or CR) gets a `'` in front, and so does text already beginning with
+/// `'`, so that removing one leading `'` always gives the stored value back.
+/// JSON numbers (`duration_ms`, never negative) are written as they are: a
+/// number is never a formula.
 fn cell(v: &Value, column: &str) -> String {
-    match v {
-        Value::Null => String::new(),
+    let text = match v {
+        Value::Null => return String::new(),
+        Value::Number(n) => return n.to_string(),
         Value::String(s) => s.clone(),
         Value::Array(items) if column == "files_changed" => items
             .iter()
@@ -92,6 +100,20 @@ fn cell(v: &Value, column: &str) -> String {
             .collect::<Vec<_>>()
             .join(";"),
         other => other.to_string(),
+    };
+    neutralised(text)
+}
+
+/// First characters that make a spreadsheet evaluate a cell (and `'`, the
+/// mark of a neutralised cell).
+const FORMULA_START: &[char] = &['=', '+', '-', '@', '\t', '\r', '\''];
+
+/// `text` with a `'` in front when it begins like a formula.
+fn neutralised(text: String) -> String {
+    if text.starts_with(FORMULA_START) {
+        format!("'{text}")
+    } else {
+        text
     }
 }
 
@@ -129,5 +151,50 @@ mod tests {
                 .unwrap_err()
                 .contains("csv or ndjson")
         );
+    }
+
+    /// Issue 12: a stored `=HYPERLINK(...)` or `=cmd|...` reached an
+    /// admin's spreadsheet as a live formula.
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_get_a_quote() {
+        let row = |e: Value| {
+            let mut out = Vec::new();
+            Format::Csv.write_rows(&mut out, &[e]).unwrap();
+            let mut r = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&out[..]);
+            let rec = r.records().next().unwrap().unwrap();
+            rec.iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        for (stored, shown) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'=x", "''=x"),
+            ("a=b", "a=b"),
+            (" =x", " =x"),
+            ("", ""),
+        ] {
+            let r = row(json!({"action_description": stored, "user_id": stored,
+                "comments": stored, "request_id": stored}));
+            for c in [3, 6, 7, 11] {
+                assert_eq!(r[c], shown, "column {} of {stored:?}", CSV_COLUMNS[c]);
+                // One leading quote off gives the stored value back.
+                let back = r[c].strip_prefix('\'').filter(|_| shown != stored);
+                assert_eq!(back.unwrap_or(&r[c]), stored);
+            }
+        }
+        let r = row(
+            json!({"files_changed": ["=a.rs", "b.rs"], "metadata": {"k": "=1"},
+            "duration_ms": 0.5}),
+        );
+        assert_eq!(r[10], "'=a.rs;b.rs");
+        assert_eq!(r[12], "{\"k\":\"=1\"}");
+        assert_eq!(r[9], "0.5");
+        // A number stays a number, even a negative one (not stored by evlog).
+        assert_eq!(row(json!({"duration_ms": -1.0}))[9], "-1.0");
     }
 }

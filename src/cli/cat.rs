@@ -1,11 +1,11 @@
 //! `evlog cat`: prints stored events as NDJSON, plain and `.gz` days alike.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use chrono::NaiveDate;
 
-use super::Context;
+use super::{Context, term};
 use crate::store::day;
 use crate::store::reader::{LineReader, parse_record};
 
@@ -28,6 +28,9 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let range = super::day_range(args.date, args.from, args.to);
     let files = day::list(dir, range)?;
     let stdout = io::stdout();
+    // Piped, the stored lines as they are; on a terminal, their DEL, C1 and
+    // bidirectional controls escaped (the same JSON).
+    let terminal = stdout.is_terminal();
     let mut out = io::BufWriter::with_capacity(256 * 1024, stdout.lock());
     let mut buf = Vec::new();
     let mut malformed = 0u64;
@@ -53,7 +56,12 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: {e}");
                 continue;
             }
-            let w = out.write_all(line).and_then(|()| out.write_all(b"\n"));
+            let line = if terminal {
+                term::json_bytes(line)
+            } else {
+                line.into()
+            };
+            let w = out.write_all(&line).and_then(|()| out.write_all(b"\n"));
             if let Err(e) = w {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     return Ok(ExitCode::SUCCESS);

@@ -12,6 +12,7 @@ mod search;
 mod serve;
 mod stats;
 mod tail;
+mod term;
 mod verify;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
 use super::filters::{FilterArgs, PageArgs};
-use super::{Context, search};
+use super::{Context, search, term};
 use crate::export;
 use crate::index::QueryResponse;
 
@@ -44,26 +44,46 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     let search = search::fresh_search(&ctx.store.storage_path)?;
     let resp = search.query(&q)?;
-    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+    let terminal = io::stdout().is_terminal();
+    let format = args.format.unwrap_or(if terminal {
         Format::Table
     } else {
         Format::Json
     });
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
-    let written = match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, &resp)
-            .map_err(io::Error::from)
-            .and_then(|()| writeln!(out)),
-        Format::Ndjson => export::Format::Ndjson.write_rows(&mut out, &resp.events),
-        Format::Csv => export::Format::Csv
-            .write_header(&mut out)
-            .and_then(|()| export::Format::Csv.write_rows(&mut out, &resp.events)),
-        Format::Table => write_table(&mut out, &resp),
-    };
+    let written = write(&mut out, format, &resp, terminal);
     match written.and_then(|()| out.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Writes `resp` as `format`; on a `terminal`, JSON goes through
+/// [`term::json`] (tables always show control characters visibly).
+fn write(
+    out: &mut impl Write,
+    format: Format,
+    resp: &QueryResponse,
+    terminal: bool,
+) -> io::Result<()> {
+    let mut buf = Vec::new();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut buf, resp).map_err(io::Error::from)?;
+            buf.push(b'\n');
+        }
+        Format::Ndjson => export::Format::Ndjson.write_rows(&mut buf, &resp.events)?,
+        Format::Csv => {
+            export::Format::Csv.write_header(&mut buf)?;
+            export::Format::Csv.write_rows(&mut buf, &resp.events)?;
+        }
+        Format::Table => return write_table(out, resp),
+    }
+    if terminal && matches!(format, Format::Json | Format::Ndjson) {
+        out.write_all(&term::json_bytes(&buf))
+    } else {
+        out.write_all(&buf)
     }
 }
 
@@ -74,7 +94,8 @@ fn write_table(out: &mut impl Write, resp: &QueryResponse) -> io::Result<()> {
         "TIMESTAMP", "TYPE", "USER", "STATUS", "LEVEL"
     )?;
     for e in &resp.events {
-        let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+        // Stored strings are shown, never obeyed, by the terminal.
+        let s = |k: &str| term::visible(e[k].as_str().unwrap_or("")).into_owned();
         writeln!(
             out,
             "{:<27} {:<16} {:<16} {:<11} {:<8} {}",

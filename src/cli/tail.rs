@@ -1,14 +1,14 @@
 //! `evlog tail [-f]`: the latest matching events, oldest first, then (with
 //! -f) new ones as they are indexed, like `journalctl -f`.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::filters::FilterArgs;
-use super::{Context, search};
+use super::{Context, search, term};
 use crate::index::follow::{Follow, whole_history_unless_ranged};
 use crate::index::indexer::{IndexConfig, Indexer};
 
@@ -36,9 +36,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let storage = &ctx.store.storage_path;
     let search = search::fresh_search(storage)?;
     let resp = search.query(&q)?;
+    let terminal = io::stdout().is_terminal();
     let mut out = io::stdout().lock();
     for e in resp.events.iter().rev() {
-        writeln!(out, "{e}")?;
+        print(&mut out, e, terminal)?;
     }
     out.flush()?;
     if !args.follow {
@@ -62,7 +63,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                 break;
             }
             for e in &batch {
-                if writeln!(out, "{e}").and_then(|()| out.flush()).is_err() {
+                if print(&mut out, e, terminal)
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -70,4 +74,14 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(250));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One event as a JSON line; on a terminal through [`term::json`].
+fn print(out: &mut impl Write, e: &serde_json::Value, terminal: bool) -> io::Result<()> {
+    let line = e.to_string();
+    if terminal {
+        writeln!(out, "{}", term::json(&line))
+    } else {
+        writeln!(out, "{line}")
+    }
 }
