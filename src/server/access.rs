@@ -1,6 +1,7 @@
 //! Who is asking, and may they: keys from `X-API-Key` or
 //! `Authorization: Bearer`, role checks after the route matched, and an
-//! `auth_failure` event for every denial.
+//! `auth_failure` event for every denial (for requests without a valid key,
+//! within a budget per source: see `denials`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,6 +10,7 @@ use warp::Filter;
 use warp::http::{HeaderMap, Method, StatusCode};
 
 use super::State;
+use super::denials::{Admit, MAX_DESCRIPTION_BYTES, MAX_PATH_BYTES, Source, truncated};
 use super::reject::ApiError;
 use crate::auth::{Principal, Role};
 use crate::event::{Event, EventType, Level, Status};
@@ -172,32 +174,52 @@ impl State {
     }
 
     /// Records an `auth_failure` event for a denied request and returns the
-    /// error. The event goes through the fire-and-forget appender, never
-    /// through HTTP, so recording a denial cannot itself be denied or
-    /// recorded again; it names the key by id, never the key.
+    /// error. The event goes through a fire-and-forget queue, never through
+    /// HTTP, so recording a denial cannot itself be denied or recorded
+    /// again; it names the key by id, never the key. A denial of a request
+    /// without a valid key (`who` is `None`) is recorded only within its
+    /// source's budget, through a queue of its own (see `denials`); the path
+    /// and the description are cut to a bounded size.
     pub(crate) fn deny(&self, ctx: &Ctx, who: Option<&Principal>, e: ApiError) -> ApiError {
-        let mut event = Event::new(
-            EventType::AuthFailure,
-            who.map_or("anonymous", |p| p.user_id.as_str()),
-            format!("{} {} denied: {}", ctx.method, ctx.path, e.message),
-        )
-        .status(Status::Failure)
-        .level(Level::Security)
-        .metadata(json!({
+        let now = std::time::Instant::now();
+        let source = Source::of(ctx.ip);
+        if who.is_none() && self.denials.admit(source, now) == Admit::Suppress {
+            return e;
+        }
+        let (path, path_cut) = truncated(&ctx.path, MAX_PATH_BYTES);
+        let description = format!("{} {path} denied: {}", ctx.method, e.message);
+        let (description, _) = truncated(&description, MAX_DESCRIPTION_BYTES);
+        let mut meta = json!({
             "method": ctx.method.as_str(),
-            "path": ctx.path,
+            "path": path,
             "http_status": e.status.as_u16(),
             "code": e.code,
             "key_id": who.map(|p| p.key_id.as_str()),
             "role": who.map(|p| p.role.as_str()),
-        }));
+        });
+        if path_cut {
+            meta["path_bytes"] = ctx.path.len().into();
+        }
+        let mut event = Event::new(
+            EventType::AuthFailure,
+            who.map_or("anonymous", |p| p.user_id.as_str()),
+            description,
+        )
+        .status(Status::Failure)
+        .level(Level::Security)
+        .metadata(meta);
         if let Some(ip) = ctx.ip {
             event = event.source_ip(ip.to_string());
         }
         if let Some(r) = &ctx.request_id {
             event = event.request_id(r.clone());
         }
-        self.appender.append(event);
+        match who {
+            None => self.denials.record(source, event, now),
+            Some(_) => {
+                self.appender.append(event);
+            }
+        }
         e
     }
 }

@@ -20,6 +20,11 @@ pub(crate) struct Metrics {
     pub commit_wait: prometheus::Histogram,
     /// Events rejected by POST /events (every event of a rejected batch).
     pub rejected: IntCounter,
+    /// Denials of keyless and bad-key requests counted instead of recorded
+    /// one by one (over the per-source budget, or their queue full).
+    pub auth_failures_suppressed: IntCounter,
+    /// Sources whose keyless denials are tracked now.
+    pub auth_failure_sources: IntGauge,
     appended: IntCounter,
     group_commits: IntCounter,
     write_failures: IntCounter,
@@ -112,7 +117,21 @@ impl Metrics {
         registry
             .register(Box::new(lag_seconds.clone()))
             .expect("unique metric");
+        let auth_failure_sources = IntGauge::new(
+            "evlog_auth_failure_sources",
+            "Source addresses whose denials without a valid key are being rate-limited",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(auth_failure_sources.clone()))
+            .expect("unique metric");
         Metrics {
+            auth_failures_suppressed: counter(
+                &registry,
+                "evlog_auth_failures_suppressed_total",
+                "Denials of requests without a valid key counted in a summary event instead of recorded one by one",
+            ),
+            auth_failure_sources,
             rejected: counter(
                 &registry,
                 "evlog_events_rejected_total",

@@ -8,7 +8,8 @@
 //!
 //! - `events` — the `/events` endpoints; `ingest` — request bodies → events;
 //!   `params` — query strings → [`Query`](crate::index::Query).
-//! - `access` — keys, roles and recorded denials; `reject` — the JSON errors.
+//! - `access` — keys, roles and recorded denials; `denials` — their rate
+//!   limit per source address; `reject` — the JSON errors.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //!
@@ -16,6 +17,7 @@
 
 mod access;
 mod admin;
+mod denials;
 mod events;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -69,6 +71,16 @@ pub struct Limits {
     /// Append requests being written at once; more get 503 `overloaded`
     /// with `Retry-After`.
     pub max_pending_appends: usize,
+    /// Denials of requests without a valid key recorded one by one per
+    /// source (IPv4 address, IPv6 /64) and minute (a token bucket of this
+    /// size); the rest are counted into summary events. 0: summaries only.
+    pub auth_failures_per_minute: u32,
+    /// Seconds between two summary `auth_failure` events of one source
+    /// (each carrying the count of the denials not recorded one by one).
+    pub auth_failure_summary_secs: u64,
+    /// Sources whose denials are tracked at once; beyond, the one tracked
+    /// longest is forgotten (its count goes to a summary of forgotten sources).
+    pub auth_failure_sources: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +94,9 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_pending_appends: 512,
+            auth_failures_per_minute: 10,
+            auth_failure_summary_secs: 60,
+            auth_failure_sources: 10_000,
         }
     }
 }
@@ -98,8 +113,12 @@ pub(crate) struct State {
     search: IndexSearch,
     indexer: IndexerHandle,
     keys: KeyStore,
-    /// The server's own events (denials, start, stop): fire and forget.
+    /// The server's own events (denials of keyed requests, summaries of
+    /// keyless ones, start, stop): fire and forget. Keyless requests never
+    /// reach this queue (see `denials`).
     appender: Appender,
+    /// Rate limit and queue of the denials of keyless and bad-key requests.
+    denials: denials::Denials,
     metrics: metrics::Metrics,
     limits: Limits,
     appends: Arc<Semaphore>,
@@ -150,12 +169,18 @@ impl Server {
         let indexer = log.start_indexer(index)?;
         let search = indexer.search().clone();
         let (commits_tx, commits) = watch::channel(0u64);
+        let metrics = metrics::Metrics::new();
+        let denial_stats = denials::DenialStats {
+            suppressed: metrics.auth_failures_suppressed.clone(),
+            sources: metrics.auth_failure_sources.clone(),
+        };
         let state = Arc::new(State {
             appender: Appender::new(log.clone()),
+            denials: denials::Denials::new(log.clone(), &limits, denial_stats),
             search,
             indexer,
             keys,
-            metrics: metrics::Metrics::new(),
+            metrics,
             appends: Arc::new(Semaphore::new(limits.max_pending_appends.max(1))),
             limits,
             commits,
@@ -165,6 +190,7 @@ impl Server {
             log,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
+        tokio::spawn(denials::summarise(Arc::downgrade(&state)));
         Ok(Server { state })
     }
 
@@ -283,6 +309,8 @@ impl Server {
                 }
             }
         };
+        // Budgeted denials first, then a summary of every count left.
+        state.denials.shutdown_into(&state.appender);
         state.appender.shutdown();
         state.indexer.shutdown()?;
         if let Err(e) = state.log.flush() {
