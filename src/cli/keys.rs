@@ -1,6 +1,7 @@
 //! `evlog keys add|list|revoke`: the API keys of the server. A running
 //! server picks up changes within a second. Every change is recorded in the
-//! log as a `system_config` event (naming the key by id, never the key).
+//! log as a `system_config` event of the user `evlog` (naming the key by id,
+//! never the key; the operator's login in its metadata).
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::Context;
+use super::{Context, term};
 use crate::auth::{self, KeyEntry, KeysFile, Role};
 use crate::event::{Event, EventType};
 use crate::store::EventLog;
@@ -98,10 +99,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                         "{:<16} {:<8} {:<20} {:<28} {:<28} {}",
                         k.id,
                         k.role.as_str(),
-                        k.user_id,
+                        term::visible(&k.user_id),
                         k.created,
                         k.revoked.as_deref().unwrap_or("-"),
-                        k.label.as_deref().unwrap_or("")
+                        term::visible(k.label.as_deref().unwrap_or(""))
                     )?;
                 }
             }
@@ -120,16 +121,15 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Records a change of the keys as a `system_config` event, durable before
-/// the command reports success.
+/// the command reports success. It is stored under the reserved user
+/// `evlog` (no `user` key can be made for it), with the operator's login in
+/// `metadata.operator`: stored under the login, a `user` key named like the
+/// operator would read every key change.
 pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result<()> {
-    let actor = std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty() && u.chars().count() <= crate::event::MAX_USER_ID_CHARS)
-        .unwrap_or_else(|| "evlog".into());
     log.append(
         Event::new(
             EventType::SystemConfig,
-            actor,
+            "evlog",
             format!(
                 "{what}: {} ({} key of {})",
                 k.id,
@@ -143,7 +143,17 @@ pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result
             "role": k.role,
             "key_user_id": k.user_id,
             "label": k.label,
+            "operator": operator(),
         })),
     )?;
     Ok(())
+}
+
+/// Who runs the command: `$USER`, else `$LOGNAME`, else `uid N`.
+fn operator() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        // SAFETY: getuid has no preconditions and cannot fail.
+        .unwrap_or_else(|| format!("uid {}", unsafe { libc::getuid() }))
 }
