@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Issue 12, item 8: a user key named like the operator reads every key change.
+
+The operator (login `ops`) has a user key `ops` (for their own appends) and
+adds and revokes keys with `evlog keys`; the script counts the
+`system_config` events (key changes) that the `ops` user key reads.
+Bounded: one server on 127.0.0.1, four key changes.
+
+    scripts/hostile/key_events.py [--evlog target/debug/evlog]
+"""
+
+import json
+
+from readers_lib import Server, args, version
+
+
+def main():
+    a = args(__doc__)
+    print(f"evlog: {version(a.evlog)}")
+    ops_env = {"USER": "ops", "LOGNAME": "ops"}
+    with Server(a.evlog) as s:
+        ops = s.key("user", "ops", env=ops_env)
+        s.key("user", "bob", env=ops_env)
+        svc = s.cli("keys", "add", "--role", "service", "--user", "billing", env=ops_env)
+        assert svc.returncode == 0
+        listed = json.loads(s.cli("keys", "list", "--format", "json").stdout)
+        bob = next(k["id"] for k in listed if k["user_id"] == "bob")
+        assert s.cli("keys", "revoke", bob, env=ops_env).returncode == 0
+        s.caught_up()
+        query = "event_type=system_config&start=1970-01-01T00:00:00Z"
+        seen = s.export(query, key=ops)
+        every = s.export(query)
+        users = sorted({e["user_id"] for e in every})
+        operators = sorted({str((e.get("metadata") or {}).get("operator")) for e in every})
+        print(f"key changes stored: {len(every)} (user_id {users}, metadata.operator {operators})")
+        print(f"key changes the user key `ops` reads: {len(seen)}")
+
+
+if __name__ == "__main__":
+    main()
