@@ -369,7 +369,10 @@ impl State {
     /// once: unusable or removed (no key is accepted), loaded again.
     pub(crate) fn reload_keys(&self) {
         let file = self.keys.path().display();
-        let (description, level, status) = match self.keys.reload_if_changed() {
+        let reload = self.keys.reload_if_changed();
+        let st = self.keys.status(chrono::Utc::now());
+        let message = st.message.as_deref().unwrap_or("");
+        let (description, level, status) = match reload {
             Reload::Unchanged => return,
             Reload::Loaded {
                 active,
@@ -392,7 +395,7 @@ impl State {
             Reload::Missing => {
                 tracing::error!(file = %file, "keys file removed: no key is accepted until it exists again");
                 (
-                    format!("keys file {file} removed: no key is accepted until it exists again"),
+                    format!("keys file {file} removed: {message}"),
                     Level::Error,
                     Status::Failure,
                 )
@@ -400,13 +403,12 @@ impl State {
             Reload::Unusable(why) => {
                 tracing::error!(error = %why, "keys file unusable: no key is accepted until it loads again");
                 (
-                    format!("keys file unusable, no key is accepted until it loads again: {why}"),
+                    format!("keys file {file} unusable: {message}"),
                     Level::Error,
                     Status::Failure,
                 )
             }
         };
-        let st = self.keys.status(chrono::Utc::now());
         self.appender.append(
             Event::new(EventType::SystemConfig, "evlog", description)
                 .level(level)
