@@ -364,7 +364,8 @@ async fn feed_export(
         let permit = lease.reserve(tx).await?;
         let search = state.search.clone();
         let query = q.clone();
-        let page = blocking(move || search.query(&query))
+        let page = lease
+            .query(move || search.query(&query))
             .await
             .map_err(|e| e.message)
             .and_then(|page| page.map_err(|e| e.to_string()));
@@ -469,11 +470,12 @@ async fn tail(
     loop {
         loop {
             let search = state.search.clone();
-            let res = blocking(move || {
-                let batch = follow.next_batch(&search);
-                (follow, batch)
-            })
-            .await;
+            let res = lease
+                .query(move || {
+                    let batch = follow.next_batch(&search);
+                    (follow, batch)
+                })
+                .await;
             let batch = match res {
                 Ok((f, Ok(b))) => {
                     follow = f;

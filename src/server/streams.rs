@@ -13,7 +13,10 @@
 //! by an async task that holds no blocking thread while it waits: each page
 //! query runs on the blocking pool, the send waits asynchronously, at most
 //! `write_timeout_ms` (the same limit the connection puts on each socket
-//! write). A task that ends a response early — revoked key, stalled client
+//! write). The page queries of all open exports and streams together run at
+//! most one per core at a time ([`Lease::query`]): hundreds of exports
+//! filling their buffers at once would otherwise queue every other
+//! request's query behind theirs on the blocking pool. A task that ends a response early — revoked key, stalled client
 //! — hangs up its connection ([`Hangup`]): hyper, blocked on a socket that
 //! is not being read, would not otherwise notice.
 
@@ -26,9 +29,9 @@ use futures_util::Stream;
 use tokio::sync::{Notify, mpsc, watch};
 use warp::http::StatusCode;
 
-use super::State;
 use super::access::{Ctx, Presented};
 use super::reject::ApiError;
+use super::{State, blocking};
 use crate::auth::{Denied, Granted, Principal};
 
 /// Seconds a client refused by the per-key cap is told to wait.
@@ -38,9 +41,22 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// reach the connection before the connection is closed.
 const END_GRACE: Duration = Duration::from_secs(1);
 
-/// Open exports and streams per key id.
-#[derive(Debug, Default)]
-pub(crate) struct Open(Mutex<HashMap<String, usize>>);
+/// Open exports and streams per key id, and the permits of their page queries.
+#[derive(Debug)]
+pub(crate) struct Open {
+    per_key: Mutex<HashMap<String, usize>>,
+    queries: tokio::sync::Semaphore,
+}
+
+impl Default for Open {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Open {
+            per_key: Mutex::default(),
+            queries: tokio::sync::Semaphore::new(cores.max(2)),
+        }
+    }
+}
 
 /// Closes the connection a request came on (put into each request by the
 /// server's accept loop; absent under `warp::test`).
@@ -88,7 +104,11 @@ impl Lease {
         };
         let max = state.limits.max_streams_per_key.max(1);
         {
-            let mut open = state.streams.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut open = state
+                .streams
+                .per_key
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let n = open.entry(granted.principal.key_id.clone()).or_default();
             if *n >= max {
                 let mut e = ApiError::new(
@@ -115,6 +135,23 @@ impl Lease {
     /// Who holds it.
     pub(crate) fn who(&self) -> &Principal {
         &self.who
+    }
+
+    /// Runs a page query on the blocking pool, once one of the page-query
+    /// permits shared by every export and stream is free (waiting for it
+    /// holds no thread).
+    pub(crate) async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self
+            .state
+            .streams
+            .queries
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal("a page query", e))?;
+        blocking(f).await
     }
 
     /// Whether the key still authenticates as the same key, role and user,
@@ -212,7 +249,7 @@ impl Drop for Lease {
         let mut open = self
             .state
             .streams
-            .0
+            .per_key
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = open.get_mut(&self.who.key_id) {
