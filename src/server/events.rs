@@ -309,11 +309,8 @@ pub(crate) async fn export(
         let mut lease = lease;
         let ended = feed_export(&state, &mut lease, q, format, &tx).await;
         let last = match ended {
-            Ok(()) => {
-                let _ = tx.send(None).await;
-                return;
-            }
-            Err(Ending::Gone) => return,
+            // Dropping the sender ends the body.
+            Ok(()) | Err(Ending::Gone) => return,
             Err(Ending::Stalled) => {
                 tracing::info!(key_id = %lease.who().key_id, "export closed: the client stopped reading (limit write_timeout_ms)");
                 None
