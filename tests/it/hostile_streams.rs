@@ -624,7 +624,7 @@ fn an_expiring_key_works_until_its_expiry_and_its_stream_ends_then() {
             "--user",
             "carol",
             "--expires",
-            "5s",
+            "8s",
         ],
         b"",
     );
