@@ -10,18 +10,29 @@
 //! reloads it when it changes, never reads half a file.
 //!
 //! A key is `evk_` + 64 hex digits (32 random bytes). Presented keys are
-//! hashed and compared with every stored hash in constant time.
+//! hashed and compared with every stored hash in constant time. A key may
+//! carry an expiry (`expires`, RFC 3339): from then on it authenticates no one.
+//!
+//! [`KeyStore`] is the server's view of the file, and it fails closed: while
+//! the file cannot be used (unreadable, not JSON, loose permissions) no key
+//! is accepted, and while it does not exist it holds no key, so that a
+//! revocation is never undone by a broken file. Every change of the keys in
+//! force moves its generation ([`KeyStore::subscribe`]), which open streams
+//! watch to check their key again.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+mod store;
+
+pub use store::{KeyStore, KeysStatus, Reload};
 
 /// Name of the keys file in the storage directory (the default location).
 pub const KEYS_FILE: &str = "keys.json";
@@ -77,6 +88,25 @@ pub struct KeyEntry {
     /// When it was revoked (RFC 3339); a revoked key authenticates no one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<String>,
+    /// When it expires (RFC 3339); from then on it authenticates no one.
+    /// Absent: never (files written before expiries existed load as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+}
+
+impl KeyEntry {
+    /// Its expiry, if it has one (and it parses: [`KeysFile::load`] refuses
+    /// a file where one does not).
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires
+            .as_deref()
+            .and_then(|e| crate::event::parse_timestamp(e).ok())
+    }
+
+    /// Whether it has expired at `now`.
+    pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at().is_some_and(|at| now >= at)
+    }
 }
 
 /// The keys file.
@@ -186,6 +216,19 @@ impl KeysFile {
                 message: format!("unknown version {} (this evlog reads 1)", file.version),
             });
         }
+        for k in &file.keys {
+            if let Some(e) = &k.expires
+                && let Err(err) = crate::event::parse_timestamp(e)
+            {
+                return Err(Error::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "key {}: expires `{e}` is not an RFC 3339 time ({err})",
+                        k.id
+                    ),
+                });
+            }
+        }
         Ok(file)
     }
 
@@ -223,6 +266,25 @@ impl KeysFile {
         user_id: &str,
         label: Option<&str>,
     ) -> Result<(String, KeyEntry), Error> {
+        self.add_expiring(role, user_id, label, None)
+    }
+
+    /// Adds a new key that stops authenticating at `expires` (which must be
+    /// in the future), or never with `None`; as [`KeysFile::add`] otherwise.
+    pub fn add_expiring(
+        &mut self,
+        role: Role,
+        user_id: &str,
+        label: Option<&str>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<(String, KeyEntry), Error> {
+        let now = Utc::now();
+        if let Some(at) = expires.filter(|at| *at <= now) {
+            return Err(Error::Invalid(format!(
+                "--expires {} is not in the future",
+                crate::event::format_timestamp(&at)
+            )));
+        }
         let n = user_id.chars().count();
         if n == 0 || n > crate::event::MAX_USER_ID_CHARS {
             return Err(Error::Invalid(format!(
@@ -247,8 +309,9 @@ impl KeysFile {
             role,
             user_id: user_id.to_string(),
             label: label.map(str::to_string),
-            created: crate::event::format_timestamp(&chrono::Utc::now()),
+            created: crate::event::format_timestamp(&now),
             revoked: None,
+            expires: expires.map(|at| crate::event::format_timestamp(&at)),
         };
         self.keys.push(entry.clone());
         Ok((key, entry))
@@ -321,115 +384,126 @@ fn check_mode(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// The active keys of a keys file, ready for lookups.
+/// A key of [`Keys`]: its hash, who it is and until when.
+#[derive(Debug)]
+struct Entry {
+    hash: [u8; 32],
+    principal: Principal,
+    expires: Option<DateTime<Utc>>,
+}
+
+/// The keys of a keys file that are not revoked, ready for lookups.
 #[derive(Debug, Default)]
 pub struct Keys {
-    entries: Vec<([u8; 32], Principal)>,
+    entries: Vec<Entry>,
+}
+
+/// A presented key that authenticates: who, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Granted {
+    /// Who presented it.
+    pub principal: Principal,
+    /// When it expires (none: never).
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// Why a presented key is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// Not a key of the file, or a revoked one.
+    Unknown,
+    /// A key of the file past its expiry.
+    Expired {
+        /// The key's public id.
+        key_id: String,
+        /// When it expired.
+        at: DateTime<Utc>,
+    },
+    /// The keys file does not exist: there are no keys.
+    NoKeysFile,
+    /// The keys file cannot be used (why, without its path): no key is
+    /// accepted until it loads again.
+    Unavailable(String),
 }
 
 impl Keys {
-    /// The active keys of `file` (entries with a malformed hash are skipped).
+    /// The keys of `file` that are not revoked (entries with a malformed
+    /// hash are skipped).
     pub fn new(file: &KeysFile) -> Keys {
         let entries = file
             .active()
             .filter_map(|k| {
                 let mut h = [0u8; 32];
                 hex::decode_to_slice(&k.hash, &mut h).ok()?;
-                Some((
-                    h,
-                    Principal {
+                Some(Entry {
+                    hash: h,
+                    principal: Principal {
                         key_id: k.id.clone(),
                         role: k.role,
                         user_id: k.user_id.clone(),
                     },
-                ))
+                    expires: k.expires_at(),
+                })
             })
             .collect();
         Keys { entries }
     }
 
-    /// Who `presented` belongs to, if it is an active key. Compares the hash
-    /// with every stored hash in constant time, whatever matches.
-    pub fn authenticate(&self, presented: &str) -> Option<&Principal> {
+    /// Who `presented` belongs to at `now`. Compares the hash with every
+    /// stored hash in constant time, whatever matches.
+    pub fn check(&self, presented: &str, now: DateTime<Utc>) -> Result<Granted, Denied> {
         let h = digest(presented);
         let mut found = None;
-        for (stored, p) in &self.entries {
-            if bool::from(stored.ct_eq(&h)) {
-                found = Some(p);
+        for e in &self.entries {
+            if bool::from(e.hash.ct_eq(&h)) {
+                found = Some(e);
             }
         }
-        found
-    }
-
-    /// How many keys authenticate.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no key authenticates.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-/// Identity of a file version: modification time, size and inode.
-type Stamp = (Option<SystemTime>, u64, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok(), m.len(), m.ino()))
-}
-
-/// The keys of a keys file, reloaded when the file changes (the server).
-#[derive(Debug)]
-pub struct KeyStore {
-    path: PathBuf,
-    current: RwLock<(Arc<Keys>, Option<Stamp>)>,
-}
-
-impl KeyStore {
-    /// Loads `path` (which must pass [`KeysFile::load`]).
-    pub fn open(path: &Path) -> Result<KeyStore, Error> {
-        let st = stamp(path);
-        let keys = Keys::new(&KeysFile::load(path)?);
-        Ok(KeyStore {
-            path: path.to_path_buf(),
-            current: RwLock::new((Arc::new(keys), st)),
-        })
-    }
-
-    /// The keys in force.
-    pub fn keys(&self) -> Arc<Keys> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .0
-            .clone()
-    }
-
-    /// The keys file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reloads the file if it changed since the last load. Returns the number
-    /// of active keys after a reload, `None` when nothing changed. On an
-    /// error (unreadable, bad JSON, loose permissions) the keys in force stay.
-    pub fn reload_if_changed(&self) -> Result<Option<usize>, Error> {
-        let st = stamp(&self.path);
-        if st == self.current.read().unwrap_or_else(|e| e.into_inner()).1 {
-            return Ok(None);
+        let e = found.ok_or(Denied::Unknown)?;
+        match e.expires {
+            Some(at) if now >= at => Err(Denied::Expired {
+                key_id: e.principal.key_id.clone(),
+                at,
+            }),
+            expires => Ok(Granted {
+                principal: e.principal.clone(),
+                expires,
+            }),
         }
-        let keys = Keys::new(&KeysFile::load(&self.path)?);
-        let n = keys.len();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(keys), st);
-        Ok(Some(n))
+    }
+
+    /// Who `presented` belongs to, if it is a key that authenticates now.
+    pub fn authenticate(&self, presented: &str) -> Option<&Principal> {
+        let g = self.check(presented, Utc::now()).ok()?;
+        self.entries
+            .iter()
+            .map(|e| &e.principal)
+            .find(|p| **p == g.principal)
+    }
+
+    /// How many keys authenticate at `now` (neither revoked nor expired).
+    pub fn active_at(&self, now: DateTime<Utc>) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.expires.is_none_or(|at| now < at))
+            .count()
+    }
+
+    /// How many keys authenticate now.
+    pub fn len(&self) -> usize {
+        self.active_at(Utc::now())
+    }
+
+    /// Whether no key authenticates now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::SubsecRound;
 
     #[test]
     fn added_keys_authenticate_until_revoked_and_are_stored_hashed() {
@@ -439,6 +513,7 @@ mod tests {
         assert!(key.starts_with(KEY_PREFIX) && key.len() == 4 + 64);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(&key[4..]), "the key itself is never stored");
+        assert!(!text.contains("expires"), "no expiry unless asked for");
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -448,11 +523,22 @@ mod tests {
         assert_eq!((p.role, p.user_id.as_str()), (Role::User, "alice"));
         assert_eq!(p.key_id, entry.id);
         assert!(store.keys().authenticate("evk_nope").is_none());
-        assert_eq!(store.reload_if_changed().unwrap(), None);
+        assert_eq!(store.reload_if_changed(), Reload::Unchanged);
 
         update(&path, |f| f.revoke(&entry.id)).unwrap();
-        assert_eq!(store.reload_if_changed().unwrap(), Some(0));
+        assert_eq!(
+            store.reload_if_changed(),
+            Reload::Loaded {
+                active: 0,
+                recovered: false
+            }
+        );
         assert!(store.keys().authenticate(&key).is_none());
+        assert_eq!(
+            store.authenticate(&key, Utc::now()),
+            Err(Denied::Unknown),
+            "a revoked key is unknown"
+        );
         let listed = KeysFile::load(&path).unwrap();
         assert!(listed.keys[0].revoked.is_some(), "revoked keys stay listed");
         assert!(matches!(
@@ -472,18 +558,81 @@ mod tests {
     }
 
     #[test]
-    fn a_group_readable_keys_file_is_refused_and_a_bad_reload_keeps_the_keys() {
+    fn a_group_readable_keys_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let (key, _) = update(&path, |f| f.add(Role::Admin, "ops", None)).unwrap();
-        let store = KeyStore::open(&path).unwrap();
+        update(&path, |f| f.add(Role::Admin, "ops", None)).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let e = KeysFile::load(&path).unwrap_err().to_string();
         assert!(e.contains("chmod 600"), "{e}");
-        // A reload that fails keeps the keys in force.
-        std::fs::write(&path, b"{not json").unwrap();
+        assert!(KeyStore::open(&path).is_err());
+    }
+
+    /// Keys files written before keys could expire (no `expires` field)
+    /// load as they were, and their keys never expire.
+    #[test]
+    fn keys_files_without_expiries_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let key = format!("{KEY_PREFIX}{}", "ab".repeat(32));
+        let old = format!(
+            r#"{{"version":1,"keys":[{{"id":"k_000000000001","hash":"{}","role":"user","user_id":"alice","created":"2026-01-01T00:00:00.000000Z"}},
+               {{"id":"k_000000000002","hash":"{}","role":"admin","user_id":"ops","created":"2026-01-01T00:00:00.000000Z","revoked":"2026-01-02T00:00:00.000000Z"}}]}}"#,
+            hex::encode(digest(&key)),
+            "00".repeat(32)
+        );
+        std::fs::write(&path, old).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(store.reload_if_changed().is_err());
-        assert!(store.keys().authenticate(&key).is_some());
+        let file = KeysFile::load(&path).unwrap();
+        assert_eq!(file.keys.len(), 2);
+        assert!(file.keys.iter().all(|k| k.expires.is_none()));
+        let far = "2261-01-01T00:00:00Z".parse().unwrap();
+        let g = Keys::new(&file).check(&key, far).unwrap();
+        assert_eq!((g.principal.user_id.as_str(), g.expires), ("alice", None));
+        // Rewriting it (any `evlog keys` change) keeps it readable the old way.
+        update(&path, |_| Ok(())).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("expires"));
+    }
+
+    #[test]
+    fn an_expired_key_is_denied_as_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let at = Utc::now() + chrono::Duration::days(30);
+        let (key, entry) = update(&path, |f| {
+            f.add_expiring(Role::User, "alice", None, Some(at))
+        })
+        .unwrap();
+        assert_eq!(entry.expires_at(), Some(at.trunc_subsecs(6)));
+        let keys = Keys::new(&KeysFile::load(&path).unwrap());
+        let before = at - chrono::Duration::seconds(1);
+        let g = keys.check(&key, before).unwrap();
+        assert_eq!(g.expires, Some(at.trunc_subsecs(6)));
+        assert_eq!(keys.active_at(before), 1);
+        assert_eq!(
+            keys.check(&key, at),
+            Err(Denied::Expired {
+                key_id: entry.id.clone(),
+                at: at.trunc_subsecs(6)
+            })
+        );
+        assert_eq!(keys.active_at(at), 0);
+        // A past expiry is refused; a hand-written one that does not parse
+        // makes the file invalid (fail closed, not "never expires").
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        let e = update(&path, |f| {
+            f.add_expiring(Role::User, "bob", None, Some(past))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("not in the future"), "{e}");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace(&entry.expires.clone().unwrap(), "next tuesday");
+        std::fs::write(&path, text).unwrap();
+        let e = KeysFile::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("expires `next tuesday` is not an RFC 3339 time"),
+            "{e}"
+        );
     }
 }

@@ -39,6 +39,10 @@ enum Action {
         /// A note for humans (where the key is used).
         #[arg(long)]
         label: Option<String>,
+        /// When the key stops authenticating: an RFC 3339 time
+        /// (2027-01-31T00:00:00Z) or a time from now (30d, 12h, 2w). Default: never.
+        #[arg(long, value_name = "TIME|AGE", value_parser = expires_arg)]
+        expires: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// List the keys (ids, roles, users; never the keys).
     List {
@@ -53,6 +57,22 @@ enum Action {
     },
 }
 
+/// `--expires`: an RFC 3339 time, or an age from now (`30d`, `12h`).
+fn expires_arg(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = crate::event::parse_timestamp(s) {
+        return Ok(at);
+    }
+    match crate::rotate::parse_age(s) {
+        Ok(Some(age)) if age > chrono::Duration::zero() => Ok(chrono::Utc::now() + age),
+        Ok(_) => Err(format!(
+            "`{s}`: a key cannot expire now or never; leave --expires out for a key that does not expire"
+        )),
+        Err(_) => Err(format!(
+            "`{s}` is neither an RFC 3339 time (2027-01-31T00:00:00Z) nor an age from now (30d, 12h, 2w)"
+        )),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ListFormat {
     Table,
@@ -62,13 +82,21 @@ enum ListFormat {
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let path = crate::config::resolve_keys_file(args.keys, &ctx.file, &ctx.store.storage_path);
     match args.action {
-        Action::Add { role, user, label } => {
-            let (key, entry) = auth::update(&path, |f| f.add(role, &user, label.as_deref()))?;
+        Action::Add {
+            role,
+            user,
+            label,
+            expires,
+        } => {
+            let (key, entry) = auth::update(&path, |f| {
+                f.add_expiring(role, &user, label.as_deref(), expires)
+            })?;
             record(&ctx.open_log()?, "key added", &entry)?;
             println!("{key}");
         }
         Action::List { format } => {
             let file = KeysFile::load(&path)?;
+            let now = chrono::Utc::now();
             let json = format.unwrap_or(if io::stdout().is_terminal() {
                 ListFormat::Table
             } else {
@@ -82,7 +110,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|k| {
                         json!({"id": k.id, "role": k.role, "user_id": k.user_id,
-                               "label": k.label, "created": k.created, "revoked": k.revoked})
+                               "label": k.label, "created": k.created, "revoked": k.revoked,
+                               "expires": k.expires, "expired": k.expired_at(now)})
                     })
                     .collect();
                 serde_json::to_writer_pretty(&mut out, &keys)?;
@@ -90,18 +119,24 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "{:<16} {:<8} {:<20} {:<28} {:<28} LABEL",
-                    "ID", "ROLE", "USER", "CREATED", "REVOKED"
+                    "{:<16} {:<8} {:<20} {:<28} {:<28} {:<37} LABEL",
+                    "ID", "ROLE", "USER", "CREATED", "REVOKED", "EXPIRES"
                 )?;
                 for k in &file.keys {
+                    let expires = match &k.expires {
+                        None => "-".to_string(),
+                        Some(e) if k.expired_at(now) => format!("{e} (expired)"),
+                        Some(e) => e.clone(),
+                    };
                     writeln!(
                         out,
-                        "{:<16} {:<8} {:<20} {:<28} {:<28} {}",
+                        "{:<16} {:<8} {:<20} {:<28} {:<28} {:<37} {}",
                         k.id,
                         k.role.as_str(),
                         term::visible(&k.user_id),
                         k.created,
                         k.revoked.as_deref().unwrap_or("-"),
+                        expires,
                         term::visible(k.label.as_deref().unwrap_or(""))
                     )?;
                 }

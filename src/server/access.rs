@@ -12,9 +12,12 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use super::State;
 use super::denials::{Admit, MAX_DESCRIPTION_BYTES, MAX_PATH_BYTES, Source, truncated};
 use super::reject::ApiError;
-use crate::auth::{Principal, Role};
+use crate::auth::{Denied, Granted, Principal, Role};
 use crate::event::{Event, EventType, Level, Status};
 use crate::index::Query;
+
+/// `Retry-After` of 503 `keys_unavailable`.
+const KEYS_RETRY_AFTER_SECS: u32 = 5;
 
 /// The peer address of a connection, put into each request by the server
 /// loop (absent under `warp::test` unless a test adds it).
@@ -85,9 +88,16 @@ fn presented(h: &HeaderMap) -> Presented {
 }
 
 impl State {
-    /// The principal of the request's key: 403 without a key, 401 for an
-    /// unknown, revoked or malformed one. Denials are recorded.
+    /// The principal of the request's key: see [`State::grant`].
     pub(crate) fn authenticate(&self, ctx: &Ctx) -> Result<Principal, ApiError> {
+        self.grant(ctx).map(|g| g.principal)
+    }
+
+    /// The principal of the request's key and its expiry: 403 without a
+    /// key, 401 for an unknown, revoked, expired or malformed one (denials
+    /// are recorded), 503 `keys_unavailable` while the keys file cannot be
+    /// used (the server's fault, logged once, not recorded per request).
+    pub(crate) fn grant(&self, ctx: &Ctx) -> Result<Granted, ApiError> {
         let key = match &ctx.key {
             Presented::None => {
                 return Err(self.deny(
@@ -113,18 +123,39 @@ impl State {
             }
             Presented::Key(k) => k,
         };
-        match self.keys.keys().authenticate(key) {
-            Some(p) => Ok(p.clone()),
-            None => Err(self.deny(
-                ctx,
-                None,
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "unknown or revoked API key",
+        let refused = match self.keys.authenticate(key, chrono::Utc::now()) {
+            Ok(g) => return Ok(g),
+            Err(Denied::Unavailable(why)) => {
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "keys_unavailable",
+                    format!(
+                        "the server cannot load its keys file ({why}): no key is accepted until it does; see /health"
+                    ),
+                );
+                e.retry_after = Some(KEYS_RETRY_AFTER_SECS);
+                return Err(e);
+            }
+            Err(Denied::Unknown) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown or revoked API key",
+            ),
+            Err(Denied::NoKeysFile) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unknown or revoked API key (the server's keys file does not exist: no key is accepted)",
+            ),
+            Err(Denied::Expired { key_id, at }) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "key_expired",
+                format!(
+                    "API key {key_id} expired at {}",
+                    crate::event::format_timestamp(&at)
                 ),
-            )),
-        }
+            ),
+        };
+        Err(self.deny(ctx, None, refused))
     }
 
     /// Restricts a read to what `who` may see: admin everything, a user

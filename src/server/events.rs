@@ -19,6 +19,7 @@ use super::access::Ctx;
 use super::ingest::{self, Framing};
 use super::params::{self, FILTERS, PAGING};
 use super::reject::{ApiError, EventReject};
+use super::streams::{self, Ending, Hangup, Lease};
 use super::{State, blocking};
 use crate::auth::Role;
 use crate::event::EventType;
@@ -273,45 +274,55 @@ pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Re
     Ok(warp::reply::json(&json!({ "types": types })).into_response())
 }
 
+/// The query of an export or stream, scoped to what the caller may read,
+/// and its lease (a place under `max_streams_per_key`, the key checked
+/// again while it is open).
+fn leased(
+    state: &Arc<State>,
+    ctx: &Ctx,
+    raw: &str,
+    with_format: bool,
+) -> Result<(params::Params, Lease), ApiError> {
+    let granted = state.grant(ctx)?;
+    let mut p = params::parse(raw, &[FILTERS], with_format)?;
+    state.scope_read(ctx, &granted.principal, &mut p.query)?;
+    let lease = Lease::open(state, ctx, granted)?;
+    Ok((p, lease))
+}
+
 /// `GET /events/export?format=csv|ndjson`: every match, streamed page by
-/// page through the cursor (no 1000 cap).
-pub(crate) async fn export(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
-    let p = scoped(&state, &ctx, &raw, &[FILTERS], true).await?;
+/// page through the cursor (no 1000 cap). Each page is queried on the
+/// blocking pool once the previous one was taken by the connection; the
+/// wait for the client holds no thread.
+pub(crate) async fn export(
+    state: Arc<State>,
+    ctx: Ctx,
+    raw: String,
+    hangup: Option<Hangup>,
+) -> Result<Response, ApiError> {
+    let (p, lease) = leased(&state, &ctx, &raw, true)?;
     let format = p.format.unwrap_or(Format::Ndjson);
     let mut q = p.query;
     q.limit = Some(MAX_LIMIT);
-    let (tx, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
-    let search = state.search.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut head = Vec::new();
-        format.write_header(&mut head).expect("writing to memory");
-        if !head.is_empty() && tx.blocking_send(Ok(head.into())).is_err() {
-            return;
-        }
-        loop {
-            let page = match search.query(&q) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "export stopped");
-                    // An error ends the body early, so the client sees a broken transfer.
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
-            };
-            let mut buf = Vec::with_capacity(page.events.len() * 512);
-            format
-                .write_rows(&mut buf, &page.events)
-                .expect("writing to memory");
-            if tx.blocking_send(Ok(buf.into())).is_err() {
-                return; // the client went away
+    let (tx, body) = streams::body::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let mut lease = lease;
+        let ended = feed_export(&state, &mut lease, q, format, &tx).await;
+        let last = match ended {
+            // Dropping the sender ends the body.
+            Ok(()) | Err(Ending::Gone) => return,
+            Err(Ending::Stalled) => {
+                tracing::info!(key_id = %lease.who().key_id, "export closed: the client stopped reading (limit write_timeout_ms)");
+                None
             }
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => return,
+            // The body breaks, so the client sees an incomplete transfer.
+            Err(Ending::Key(code, message)) => {
+                tracing::info!(key_id = %lease.who().key_id, code, "export ended: {message}");
+                Some(Err(std::io::Error::other(message)))
             }
-        }
+        };
+        streams::end_early(tx, last, hangup.as_ref()).await;
     });
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let ext = match format {
         Format::Csv => "csv",
         Format::Ndjson => "ndjson",
@@ -331,14 +342,68 @@ pub(crate) async fn export(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
     Ok(r)
 }
 
+/// The pages of an export, until the last or until something ends it.
+async fn feed_export(
+    state: &Arc<State>,
+    lease: &mut Lease,
+    mut q: Query,
+    format: Format,
+    tx: &mpsc::Sender<Option<Result<Bytes, std::io::Error>>>,
+) -> Result<(), Ending> {
+    let mut head = Vec::new();
+    format.write_header(&mut head).expect("writing to memory");
+    if !head.is_empty() {
+        lease.send(tx, Ok(head.into())).await?;
+    }
+    loop {
+        // A place for the page first: a client that reads nothing costs
+        // no query and holds at most one page.
+        let permit = lease.reserve(tx).await?;
+        let search = state.search.clone();
+        let query = q.clone();
+        let page = lease
+            .query(move || search.query(&query))
+            .await
+            .map_err(|e| e.message)
+            .and_then(|page| page.map_err(|e| e.to_string()));
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = %e, "export stopped");
+                // An error ends the body early, so the client sees a broken transfer.
+                permit.send(Some(Err(std::io::Error::other(e))));
+                return Ok(());
+            }
+        };
+        // Nothing read after the key was revoked is sent.
+        lease.check()?;
+        let mut buf = Vec::with_capacity(page.events.len() * 512);
+        format
+            .write_rows(&mut buf, &page.events)
+            .expect("writing to memory");
+        permit.send(Some(Ok(buf.into())));
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /events/stream`: server-sent events of the matching events stored
 /// from now on (or after the `Last-Event-ID`, a `seq`), one `event` message
-/// per event with its `seq` as id. A `:ready` comment says the tail is set up.
-pub(crate) async fn stream(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
-    let p = scoped(&state, &ctx, &raw, &[FILTERS], false).await?;
+/// per event with its `seq` as id. A `:ready` comment says the tail is set
+/// up; an `end` message (the JSON error shape) says why the server ended it
+/// (key revoked, expired or changed, keys file unusable).
+pub(crate) async fn stream(
+    state: Arc<State>,
+    ctx: Ctx,
+    raw: String,
+    hangup: Option<Hangup>,
+) -> Result<Response, ApiError> {
+    let (p, lease) = leased(&state, &ctx, &raw, false)?;
     let last_id = match ctx.headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -360,38 +425,54 @@ pub(crate) async fn stream(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
         None => blocking(move || search.max_seq()).await??,
     };
     let follow = Follow::new(p.query, after);
-    let (tx, mut rx) = mpsc::channel::<Result<warp::sse::Event, Infallible>>(64);
-    tokio::spawn(tail(state, follow, tx));
-    let events = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let (tx, events) = streams::body::<Result<warp::sse::Event, Infallible>>(64);
+    tokio::spawn(async move {
+        let mut lease = lease;
+        let ended = tail(&state, &mut lease, follow, &tx).await;
+        let last = match ended {
+            Ok(()) | Err(Ending::Gone) => return,
+            Err(Ending::Stalled) => {
+                tracing::info!(key_id = %lease.who().key_id, "live stream closed: the client stopped reading (limit write_timeout_ms)");
+                None
+            }
+            Err(Ending::Key(code, message)) => {
+                tracing::info!(key_id = %lease.who().key_id, code, "live stream ended: {message}");
+                let body = json!({ "error": { "code": code, "message": message } });
+                Some(Ok(warp::sse::Event::default()
+                    .event("end")
+                    .data(body.to_string())))
+            }
+        };
+        streams::end_early(tx, last, hangup.as_ref()).await;
+    });
     Ok(
         warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events))
             .into_response(),
     )
 }
 
-/// Feeds one live stream until the client goes away or the server shuts down.
+/// Feeds one live stream until the server shuts down (`Ok`) or something
+/// ends it.
 async fn tail(
-    state: Arc<State>,
+    state: &Arc<State>,
+    lease: &mut Lease,
     mut follow: Follow,
-    tx: mpsc::Sender<Result<warp::sse::Event, Infallible>>,
-) {
+    tx: &mpsc::Sender<Option<Result<warp::sse::Event, Infallible>>>,
+) -> Result<(), Ending> {
     let mut commits = state.commits.clone();
     let mut shutdown = state.shutdown.subscribe();
-    if tx
-        .send(Ok(warp::sse::Event::default().comment("ready")))
-        .await
-        .is_err()
-    {
-        return;
-    }
+    lease
+        .send(tx, Ok(warp::sse::Event::default().comment("ready")))
+        .await?;
     loop {
         loop {
             let search = state.search.clone();
-            let res = blocking(move || {
-                let batch = follow.next_batch(&search);
-                (follow, batch)
-            })
-            .await;
+            let res = lease
+                .query(move || {
+                    let batch = follow.next_batch(&search);
+                    (follow, batch)
+                })
+                .await;
             let batch = match res {
                 Ok((f, Ok(b))) => {
                     follow = f;
@@ -399,10 +480,12 @@ async fn tail(
                 }
                 Ok((_, Err(e))) => {
                     tracing::error!(error = %e, "live stream stopped");
-                    return;
+                    return Ok(());
                 }
-                Err(_) => return,
+                Err(_) => return Ok(()),
             };
+            // Nothing read after the key was revoked is sent.
+            lease.check()?;
             if batch.is_empty() {
                 break;
             }
@@ -413,15 +496,14 @@ async fn tail(
                 if let Some(seq) = e["seq"].as_u64() {
                     msg = msg.id(seq.to_string());
                 }
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
+                lease.send(tx, Ok(msg)).await?;
             }
         }
         tokio::select! {
-            changed = commits.changed() => if changed.is_err() { return },
-            _ = shutdown.wait_for(|stop| *stop) => return,
-            () = tx.closed() => return,
+            changed = commits.changed() => if changed.is_err() { return Ok(()) },
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            () = tx.closed() => return Err(Ending::Gone),
+            ending = lease.revoked() => return Err(ending),
         }
     }
 }

@@ -12,6 +12,8 @@
 //!   limit per source address; `reject` — the JSON errors.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
+//! - `streams` — what ends an open export or live stream: its key's
+//!   revocation or expiry, a stalled client; the per-key cap.
 //!
 //! The server sees event, store, index and auth, never tantivy types.
 
@@ -26,6 +28,7 @@ mod metrics;
 mod ops;
 mod params;
 mod reject;
+mod streams;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,8 +46,8 @@ use warp::reply::Response;
 pub use access::ClientAddr;
 pub use reject::{ApiError, EventReject};
 
-use crate::auth::KeyStore;
-use crate::event::{Event, EventType};
+use crate::auth::{KeyStore, Reload};
+use crate::event::{Event, EventType, Level, Status};
 use crate::index::{IndexConfig, IndexSearch, IndexerHandle};
 use crate::store::{Appender, EventLog};
 
@@ -81,6 +84,13 @@ pub struct Limits {
     /// Sources whose denials are tracked at once; beyond, the one tracked
     /// longest is forgotten (its count goes to a summary of forgotten sources).
     pub auth_failure_sources: usize,
+    /// A response write that makes no progress for this long, in
+    /// milliseconds, closes the connection: a client that stops reading an
+    /// export or a live stream (or any answer) holds nothing longer.
+    pub write_timeout_ms: u64,
+    /// Live streams and exports open at once per key; more get 429
+    /// `too_many_streams` with `Retry-After`.
+    pub max_streams_per_key: usize,
 }
 
 impl Default for Limits {
@@ -97,6 +107,8 @@ impl Default for Limits {
             auth_failures_per_minute: 10,
             auth_failure_summary_secs: 60,
             auth_failure_sources: 10_000,
+            write_timeout_ms: 30_000,
+            max_streams_per_key: 4,
         }
     }
 }
@@ -104,6 +116,10 @@ impl Default for Limits {
 impl Limits {
     pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms.max(1))
+    }
+
+    pub(crate) fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
     }
 }
 
@@ -129,6 +145,8 @@ pub(crate) struct State {
     started_ms: u64,
     /// The policy of `POST /admin/rotate` and the daily rotation.
     rotation: std::sync::Mutex<crate::rotate::Policy>,
+    /// Live streams and exports open, per key id (`max_streams_per_key`).
+    streams: streams::Open,
 }
 
 /// Runs `f` on the blocking pool (the store and the index block).
@@ -187,6 +205,7 @@ impl Server {
             shutdown: watch::channel(false).0,
             started_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
             rotation: std::sync::Mutex::new(crate::rotate::Policy::default()),
+            streams: streams::Open::default(),
             log,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
@@ -246,11 +265,14 @@ impl Server {
             };
             let state = self.state.clone();
             let svc = svc.clone();
+            let hangup = streams::Hangup::default();
+            let ours = hangup.clone();
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     let mut svc = svc.clone();
                     let state = state.clone();
                     req.extensions_mut().insert(ClientAddr(peer));
+                    req.extensions_mut().insert(ours.clone());
                     async move {
                         let route = metrics::route_of(req.uri().path());
                         let method = method_label(req.method());
@@ -276,11 +298,21 @@ impl Server {
                     }
                 },
             );
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A write that makes no progress for write_timeout_ms fails, and
+            // hyper closes the connection: a client that stops reading holds
+            // nothing longer (no blocking thread ever waits for a client).
+            let mut io = tokio_io_timeout::TimeoutStream::new(stream);
+            io.set_write_timeout(Some(limits.write_timeout()));
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(Box::pin(io)), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                tokio::select! {
+                    ended = conn => if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    },
+                    // An export or stream whose key was revoked, or whose
+                    // client stalled, closes its connection.
+                    () = hangup.wait() => tracing::debug!("connection closed by the server"),
                 }
             });
         }
@@ -335,8 +367,9 @@ fn method_label(m: &warp::http::Method) -> &'static str {
     }
 }
 
-/// Every 100 ms: tell live streams about new index commits; every second:
-/// reload the keys file if it changed. Ends with the server.
+/// Every 100 ms: tell live streams about new index commits; every 200 ms:
+/// reload the keys file if it changed (open streams and exports also check
+/// it before each page or batch they queue). Ends with the server.
 async fn housekeeping(state: Weak<State>, commits: watch::Sender<u64>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -352,19 +385,69 @@ async fn housekeeping(state: Weak<State>, commits: watch::Sender<u64>) {
             .commits
             .load(std::sync::atomic::Ordering::Relaxed);
         commits.send_if_modified(|v| std::mem::replace(v, c) != c);
-        if n % 10 == 0 {
-            match state.keys.reload_if_changed() {
-                Ok(Some(active)) => tracing::info!(
-                    keys = active,
-                    file = %state.keys.path().display(),
-                    "keys file reloaded"
-                ),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "keys file not reloaded; the keys in force stay")
-                }
-            }
+        if n % 2 == 0 {
+            state.reload_keys();
         }
+    }
+}
+
+impl State {
+    /// Reloads the keys file if it changed; logs (and records as a
+    /// `system_config` event of user `evlog`) each change of its state
+    /// once: unusable or removed (no key is accepted), loaded again.
+    pub(crate) fn reload_keys(&self) {
+        let file = self.keys.path().display();
+        let reload = self.keys.reload_if_changed();
+        let st = self.keys.status(chrono::Utc::now());
+        let message = st.message.as_deref().unwrap_or("");
+        let (description, level, status) = match reload {
+            Reload::Unchanged => return,
+            Reload::Loaded {
+                active,
+                recovered: false,
+            } => {
+                tracing::info!(keys = active, file = %file, "keys file reloaded");
+                return;
+            }
+            Reload::Loaded {
+                active,
+                recovered: true,
+            } => {
+                tracing::warn!(keys = active, file = %file, "keys file loaded again: keys are accepted again");
+                (
+                    format!("keys file {file} loaded again: {active} key(s) accepted"),
+                    Level::Warning,
+                    Status::Success,
+                )
+            }
+            Reload::Missing => {
+                tracing::error!(file = %file, "keys file removed: no key is accepted until it exists again");
+                (
+                    format!("keys file {file} removed: {message}"),
+                    Level::Error,
+                    Status::Failure,
+                )
+            }
+            Reload::Unusable(why) => {
+                tracing::error!(error = %why, "keys file unusable: no key is accepted until it loads again");
+                (
+                    format!("keys file {file} unusable: {message}"),
+                    Level::Error,
+                    Status::Failure,
+                )
+            }
+        };
+        self.appender.append(
+            Event::new(EventType::SystemConfig, "evlog", description)
+                .level(level)
+                .status(status)
+                .metadata(serde_json::json!({
+                    "change": "keys file",
+                    "keys_file": self.keys.path().display().to_string(),
+                    "state": st.state,
+                    "active_keys": st.active,
+                })),
+        );
     }
 }
 
@@ -399,8 +482,20 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let query = read!(warp::path!("events"), events::query);
     let stats = read!(warp::path!("events" / "stats"), events::stats);
     let types = read!(warp::path!("events" / "types"), events::types);
-    let export = read!(warp::path!("events" / "export"), events::export);
-    let stream = read!(warp::path!("events" / "stream"), events::stream);
+    // Exports and streams may close their connection (revoked key, stalled client).
+    macro_rules! open {
+        ($path:expr, $handler:path) => {
+            $path
+                .and(warp::get())
+                .and(st.clone())
+                .and(ctx.clone())
+                .and(raw_query())
+                .and(warp::ext::optional::<streams::Hangup>())
+                .then(|s, c, q, h| async move { respond($handler(s, c, q, h).await) })
+        };
+    }
+    let export = open!(warp::path!("events" / "export"), events::export);
+    let stream = open!(warp::path!("events" / "stream"), events::stream);
     let one = warp::path!("events" / String)
         .and(warp::get())
         .and(st.clone())

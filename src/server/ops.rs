@@ -43,15 +43,25 @@ async fn index_lag(state: &Arc<State>) -> Result<IndexLag, ApiError> {
     })
 }
 
-/// `GET /health`.
+/// `GET /health`: `status` is `degraded` while no key is accepted (the
+/// keys file is missing or cannot be used), else `lagging` while the index
+/// is 30 s or more behind, else `ok`; 200 in every case (the server is up).
 pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let keys = state.keys.status(now);
     let ix = index_lag(&state).await?;
     let last_commit = (ix.last_commit_ms > 0)
         .then(|| chrono::DateTime::from_timestamp_millis(ix.last_commit_ms as i64))
         .flatten()
         .map(|t| crate::event::format_timestamp(&t));
     Ok(warp::reply::json(&json!({
-        "status": if ix.seconds >= LAGGING_SECONDS { "lagging" } else { "ok" },
+        "status": if keys.state != "ok" {
+            "degraded"
+        } else if ix.seconds >= LAGGING_SECONDS {
+            "lagging"
+        } else {
+            "ok"
+        },
         "index": {
             "lag_events": ix.lag.events,
             "lag_events_exact": ix.lag.exact,
@@ -60,6 +70,12 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
             "last_commit": last_commit,
             "documents": ix.documents,
             "rebuilds": state.indexer.stats().rebuilds.load(Ordering::Relaxed),
+        },
+        "keys": {
+            "state": keys.state,
+            "active": keys.active,
+            "message": keys.message,
+            "since": crate::event::format_timestamp(&keys.since),
         },
         "version": env!("CARGO_PKG_VERSION"),
     }))

@@ -13,6 +13,10 @@ mod faults;
 mod fixtures;
 /// Regression tests for what the fuzz targets found.
 mod fuzz_regressions;
+/// Hostile key-holders against exports and live streams: stalled readers,
+/// hundreds of exports from one user, revoked, expired and changed keys, a
+/// broken keys file.
+mod hostile_streams;
 /// HTTP routes with `warp::test`: access matrix, validation, error shape.
 mod http;
 /// Hostile HTTP against `evlog serve`: big bodies and heads, deep nesting,
