@@ -67,8 +67,13 @@ pub struct Limits {
     /// response must start within twice this (else 503 `timeout`).
     pub request_timeout_ms: u64,
     /// Append requests being written at once; more get 503 `overloaded`
-    /// with `Retry-After`.
+    /// with `Retry-After`. An append takes its slot before it reads its body.
     pub max_pending_appends: usize,
+    /// Request-body bytes that appends in flight may hold together (at
+    /// least `max_body_bytes`): each takes its share (its `Content-Length`,
+    /// or its buffer as a chunked body grows) before reading, and keeps it
+    /// until answered; beyond, 503 `overloaded` with `Retry-After`.
+    pub max_buffered_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +87,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_pending_appends: 512,
+            max_buffered_body_bytes: 64 << 20,
         }
     }
 }
@@ -103,6 +109,10 @@ pub(crate) struct State {
     metrics: metrics::Metrics,
     limits: Limits,
     appends: Arc<Semaphore>,
+    /// Request-body bytes held by appends in flight (`max_buffered_body_bytes`).
+    body_budget: ingest::BodyBudget,
+    /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
+    claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
     commits: watch::Receiver<u64>,
     /// Set once the server stops accepting (ends live streams).
@@ -151,12 +161,17 @@ impl Server {
         let search = indexer.search().clone();
         let (commits_tx, commits) = watch::channel(0u64);
         let state = Arc::new(State {
-            appender: Appender::new(log.clone()),
+            appender: Appender::with_appended_by(log.clone(), crate::event::SERVER_APPENDER),
             search,
             indexer,
             keys,
             metrics: metrics::Metrics::new(),
             appends: Arc::new(Semaphore::new(limits.max_pending_appends.max(1))),
+            body_budget: ingest::BodyBudget::new(
+                limits.max_buffered_body_bytes,
+                limits.max_body_bytes,
+            ),
+            claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,
             shutdown: watch::channel(false).0,

@@ -13,6 +13,10 @@ mod faults;
 mod fixtures;
 /// Regression tests for what the fuzz targets found.
 mod fuzz_regressions;
+/// Hostile key-holders against `evlog serve` (issue 12, items 3 and 5):
+/// bodies that never finish, duplicate ids, other users' ids, forged
+/// provenance and reserved users.
+mod hostile_ingest;
 /// HTTP routes with `warp::test`: access matrix, validation, error shape.
 mod http;
 /// Hostile HTTP against `evlog serve`: big bodies and heads, deep nesting,
