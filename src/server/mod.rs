@@ -6,7 +6,8 @@
 //! append answers only once durable); [`Server::close`] flushes the server's
 //! own events and makes the final index commit.
 //!
-//! - `events` — the `/events` endpoints; `ingest` — request bodies → events;
+//! - `append` — `POST /events`; `ingest` — request bodies → events;
+//!   `events` — the other `/events` endpoints;
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `reject` — the JSON errors.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
@@ -16,6 +17,7 @@
 
 mod access;
 mod admin;
+mod append;
 mod events;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -372,7 +374,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(st.clone())
         .and(ctx.clone())
         .and(warp::body::stream())
-        .then(|s, c, body| async move { respond(events::append(s, c, body).await) });
+        .then(|s, c, body| async move { respond(append::append(s, c, body).await) });
     macro_rules! read {
         ($path:expr, $handler:path) => {
             $path
