@@ -8,11 +8,15 @@ Starts `PATH serve` (default target/debug/evlog) on 127.0.0.1 over a fresh
 temporary storage directory with default limits, then:
 
 1. short bodies: N connections (default 40) each declare a body of M MiB
-   (default 10, the default max_body_bytes) as an admin and send all of it
-   but the last byte, and hold it. Reports the server's VmRSS before, its
+   (default 10, the default max_body_bytes) with one of four service keys
+   (so that the total budget binds, not the per-key share) and send all of
+   it but the last byte, and hold it. Reports the server's VmRSS before, its
    VmRSS and VmHWM (from /proc/<pid>/status) while they are held, and how
    many were answered at once (503) instead of being read.
-2. stranger first: a user key posts a 10,000-event array whose first event
+2. one key hogs: one service key opens 8 connections declaring 9 MiB
+   bodies and sends one byte of each; then another key appends a 5 MiB
+   batch and a small event. Reports the answers and the RSS rise.
+3. stranger first: a user key posts a 10,000-event array whose first event
    is for another user, followed by 9,999 events of ~0.9 KiB with a bad
    status. Reports the answer and how long it took.
 
@@ -41,15 +45,18 @@ def event(user, desc, **extra):
 
 def short_bodies(srv, clients, body_mib):
     pid = srv.proc.pid
-    for i in range(3):
-        srv.request("POST", "/events", srv.admin, json.dumps(event("ops", f"warm {i}")).encode())
+    keys = [srv.keys[f"svc{i}"] for i in range(4)]
+    for key in keys:
+        srv.request("POST", "/events", key, json.dumps(event("ops", "warm")).encode())
     time.sleep(1)
     before = proc_status(pid, "VmRSS")
     size = body_mib << 20
-    head = (
-        f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {srv.admin}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
-    ).encode()
+
+    def head(i):
+        return (
+            f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {keys[i % 4]}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+        ).encode()
     unit = (json.dumps(event("ops", "padding")) + ",").encode()
     payload = (b"[" + unit * (size // len(unit) + 1))[: size - 1]
     socks = [None] * clients
@@ -59,7 +66,7 @@ def short_bodies(srv, clients, body_mib):
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         socks[i] = s
         try:
-            s.sendall(head)
+            s.sendall(head(i))
             view = memoryview(payload)
             for off in range(0, len(payload), 1 << 16):
                 s.sendall(view[off:off + (1 << 16)])
@@ -101,6 +108,44 @@ def short_bodies(srv, clients, body_mib):
           f"waiting for their last byte: {held} ({elapsed:.1f} s)")
 
 
+def hog(evlog):
+    srv = Server(evlog, extra_keys=[("service", "hog"), ("service", "other")])
+    try:
+        pid = srv.proc.pid
+        srv.request("POST", "/events", srv.keys["other"], json.dumps(event("ops", "warm")).encode())
+        time.sleep(1)
+        before = proc_status(pid, "VmRSS")
+        size = 9 << 20
+        socks = []
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+            s.sendall((
+                f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {srv.keys['hog']}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n["
+            ).encode())
+            socks.append(s)
+        time.sleep(0.5)
+        refused = 0
+        for s in socks:
+            s.settimeout(0.3)
+            try:
+                refused += s.recv(64).startswith(b"HTTP/1.1 503")
+            except socket.timeout:
+                pass
+        big = json.dumps([event("ops", f"{i} " + "x" * 1000) for i in range(5000)]).encode()
+        st_big, _ = srv.request("POST", "/events", srv.keys["other"], big)
+        st_small, _ = srv.request("POST", "/events", srv.keys["other"],
+                                  json.dumps(event("ops", "small")).encode())
+        rss = proc_status(pid, "VmRSS")
+        for s in socks:
+            s.close()
+        print("one key hogs: 8 stalled 9 MiB bodies of one key, then another key appends")
+        print(f"  hog: {8 - refused} admitted, {refused} answered 503 at once; other key: "
+              f"5 MiB batch {st_big}, one event {st_small}; RSS {before:.0f} -> {rss:.0f} MiB")
+    finally:
+        srv.stop()
+
+
 def stranger_first(evlog):
     srv = Server(evlog, extra_keys=[("admin", "root"), ("user", "alice")])
     try:
@@ -126,11 +171,12 @@ def main():
     a = ap.parse_args()
     if not 1 <= a.clients <= 200 or not 1 <= a.body_mib <= 64:
         sys.exit("bounded: 1-200 clients, 1-64 MiB bodies")
-    srv = Server(a.evlog)
+    srv = Server(a.evlog, extra_keys=[("service", f"svc{i}") for i in range(4)])
     try:
         short_bodies(srv, a.clients, a.body_mib)
     finally:
         srv.stop()
+    hog(a.evlog)
     stranger_first(a.evlog)
 
 

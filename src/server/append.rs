@@ -45,17 +45,14 @@ where
         return Err(ingest::body_too_large(limit));
     }
     // Before a byte of the body is read: an append slot, then the body's
-    // share of the buffered-body budget (inside `read_body`), so that
-    // neither the appends in flight nor the bytes they hold grow past the
-    // limits, and an overload costs no read and no parse.
-    let permit = state.appends.clone().try_acquire_owned().map_err(|_| {
-        ApiError::overloaded(
-            "too many appends in flight (limit max_pending_appends); retry shortly",
-        )
-    })?;
-    let (body, share) = tokio::time::timeout(
+    // share of the buffered-body budget (inside `read_body`), in all and
+    // for this key, so that neither the appends in flight nor the bytes
+    // they hold grow past the limits, one key cannot take them all, and
+    // an overload costs no read and no parse.
+    let mut ticket = state.quota.admit(&who.key_id)?;
+    let body = tokio::time::timeout(
         state.limits.request_timeout(),
-        ingest::read_body(body, limit, declared, &state.body_budget),
+        ingest::read_body(body, limit, declared, &mut ticket),
     )
     .await
     .map_err(|_| {
@@ -102,7 +99,7 @@ where
         .metrics
         .commit_wait
         .observe(waiting.elapsed().as_secs_f64());
-    drop((permit, share));
+    drop(ticket);
     let (single, ids) = (staged.single, staged.ids);
     let body = if single {
         json!({ "id": ids[0] })

@@ -1,8 +1,8 @@
 //! Request bodies of `POST /events` → events: one JSON object, a JSON array,
 //! or NDJSON (`Content-Type: application/x-ndjson`).
 //!
-//! A body is read only within the budget of buffered body bytes
-//! ([`BodyBudget`], `max_buffered_body_bytes`), and parsed one event at a
+//! A body is read only as far as its append's share of the buffered-body
+//! budget covers it (`quota`), and parsed one event at a
 //! time: each event is handed to the caller as soon as it is parsed and
 //! validated (the server checks the key's role on it, then turns it into its
 //! stored line and drops it), so parsing holds the body, the lines made so
@@ -12,7 +12,6 @@
 //! refusal of the whole request (a role check) ends parsing at that event.
 
 use std::fmt;
-use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
@@ -20,10 +19,10 @@ use serde::Deserializer as _;
 use serde::de::{SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use warp::http::StatusCode;
 
 use super::Limits;
+use super::quota::Ticket;
 use super::reject::{ApiError, EventReject};
 use crate::event::{Event, ValidationError};
 
@@ -62,90 +61,23 @@ impl Framing {
     }
 }
 
-/// The global budget of request-body bytes held by appends in flight
-/// (`max_buffered_body_bytes`), counted in KiB. An append takes its share
-/// before it reads a byte: the whole `Content-Length` at once, or, for a
-/// chunked body, each growth of its buffer as the chunks arrive; it keeps
-/// the share until it is answered (the body, then its prepared lines, are
-/// about that size). When the budget is spent the append is refused at
-/// once with 503 `overloaded` and `Retry-After` rather than left waiting:
-/// a waiting client would hold its connection and an append slot.
-pub(crate) struct BodyBudget {
-    kib: Arc<Semaphore>,
-}
-
-/// KiB (rounded up) of `bytes`.
-fn kib(bytes: usize) -> usize {
-    bytes.div_ceil(1024)
-}
-
-impl BodyBudget {
-    /// A budget of `bytes`, at least `max_body` (so that one largest body
-    /// always fits when nothing else is buffered).
-    pub(crate) fn new(bytes: usize, max_body: usize) -> BodyBudget {
-        let kib = kib(bytes.max(max_body)).clamp(1, Semaphore::MAX_PERMITS);
-        BodyBudget {
-            kib: Arc::new(Semaphore::new(kib)),
-        }
-    }
-
-    /// KiB of the budget not held by any request.
-    #[cfg(test)]
-    pub(crate) fn available_kib(&self) -> usize {
-        self.kib.available_permits()
-    }
-
-    /// Grows `share` to cover `bytes`, or refuses with 503 `overloaded`.
-    fn cover(&self, share: &mut Share, bytes: usize) -> Result<(), ApiError> {
-        let want = kib(bytes);
-        let held = share
-            .0
-            .as_ref()
-            .map_or(0, OwnedSemaphorePermit::num_permits);
-        if want <= held {
-            return Ok(());
-        }
-        let more = u32::try_from(want - held).map_err(|_| budget_spent())?;
-        let permit = self
-            .kib
-            .clone()
-            .try_acquire_many_owned(more)
-            .map_err(|_| budget_spent())?;
-        match &mut share.0 {
-            Some(p) => p.merge(permit),
-            None => share.0 = Some(permit),
-        }
-        Ok(())
-    }
-}
-
-fn budget_spent() -> ApiError {
-    ApiError::overloaded(
-        "the server holds as many request bodies as it may (limit max_buffered_body_bytes); retry shortly",
-    )
-}
-
-/// A request's share of the [`BodyBudget`], given back on drop.
-#[derive(Default)]
-pub(crate) struct Share(Option<OwnedSemaphorePermit>);
-
-/// Reads the body, refusing more than `limit` bytes (413) and anything the
-/// budget cannot cover (503). `declared` (the `Content-Length`, at most
-/// `limit`) is covered before the first byte is read.
+/// Reads the body, refusing more than `limit` bytes (413) and what the
+/// append's `ticket` cannot cover (503, see `quota`). `declared` (the
+/// `Content-Length`, at most `limit`) is covered before the first byte is
+/// read.
 pub(crate) async fn read_body<S, B>(
     body: S,
     limit: usize,
     declared: Option<usize>,
-    budget: &BodyBudget,
-) -> Result<(Bytes, Share), ApiError>
+    ticket: &mut Ticket,
+) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let mut share = Share::default();
     let mut buf = Vec::new();
     if let Some(n) = declared {
-        budget.cover(&mut share, n)?;
+        ticket.cover(n)?;
         buf.reserve_exact(n);
     }
     let mut body = std::pin::pin!(body);
@@ -166,9 +98,9 @@ where
             // just what is needed when the budget cannot cover that; the
             // budget covers the new buffer before it is allocated.
             let mut cap = needed.max(buf.capacity() * 2).max(64 << 10).min(limit);
-            if budget.cover(&mut share, cap).is_err() {
+            if ticket.cover(cap).is_err() {
                 cap = needed;
-                budget.cover(&mut share, cap)?;
+                ticket.cover(cap)?;
             }
             buf.reserve_exact(cap - buf.len());
         }
@@ -179,7 +111,7 @@ where
             chunk.advance(n);
         }
     }
-    Ok((Bytes::from(buf), share))
+    Ok(Bytes::from(buf))
 }
 
 pub(crate) fn body_too_large(limit: usize) -> ApiError {
@@ -654,22 +586,29 @@ mod tests {
 
     #[tokio::test]
     async fn the_body_budget_is_taken_before_reading_and_given_back_when_answered() {
-        let budget = BodyBudget::new(100 << 10, 10 << 10);
-        assert_eq!(budget.available_kib(), 100);
+        let quota = super::super::quota::Quota::new(&Limits {
+            max_body_bytes: 10 << 10,
+            max_buffered_body_bytes: 100 << 10,
+            max_buffered_body_bytes_per_key: 100 << 10,
+            ..Limits::default()
+        });
+        assert_eq!(quota.available_kib(), 100);
         // A declared length is covered whole before the first byte.
-        let (first, share) = read_body(
+        let mut first = quota.admit("k").unwrap();
+        let body = read_body(
             chunks(vec![30 << 10, 30 << 10]),
             1 << 20,
             Some(60 << 10),
-            &budget,
+            &mut first,
         )
         .await
         .ok()
         .unwrap();
-        assert_eq!(first.len(), 60 << 10);
-        assert_eq!(budget.available_kib(), 40);
+        assert_eq!(body.len(), 60 << 10);
+        assert_eq!(quota.available_kib(), 40);
         // One that does not fit is refused unread: 503 with Retry-After.
-        let e = read_body(unread(), 1 << 20, Some(41 << 10), &budget)
+        let mut t = quota.admit("k").unwrap();
+        let e = read_body(unread(), 1 << 20, Some(41 << 10), &mut t)
             .await
             .err()
             .unwrap();
@@ -683,32 +622,39 @@ mod tests {
             "{}",
             e.message
         );
-        // A chunked body takes its share as its buffer grows (64 KiB
-        // first): refused at the chunk that would pass the budget.
-        let e = read_body(chunks(vec![1 << 10; 80]), 1 << 20, None, &budget)
+        // A chunked body covers its buffer as it grows (64 KiB first):
+        // refused at the chunk that would pass the budget.
+        drop(t);
+        let mut t = quota.admit("k").unwrap();
+        let e = read_body(chunks(vec![1 << 10; 80]), 1 << 20, None, &mut t)
             .await
             .err()
             .unwrap();
         assert_eq!(e.code, "overloaded");
-        assert_eq!(budget.available_kib(), 40, "a refused body holds nothing");
-        drop(share);
-        assert_eq!(budget.available_kib(), 100);
-        let (second, share) = read_body(chunks(vec![1 << 10; 80]), 1 << 20, None, &budget)
+        drop(t);
+        assert_eq!(
+            quota.available_kib(),
+            40,
+            "a refused request gives back all"
+        );
+        let mut t = quota.admit("k").unwrap();
+        drop(first);
+        assert_eq!(quota.available_kib(), 100);
+        let second = read_body(chunks(vec![1 << 10; 80]), 1 << 20, None, &mut t)
             .await
             .ok()
             .unwrap();
         assert_eq!(second.len(), 80 << 10);
         assert_eq!(
-            budget.available_kib(),
+            quota.available_kib(),
             20,
             "64 KiB, then (no room to double) what each chunk needs"
         );
-        drop(share);
-        assert_eq!(budget.available_kib(), 100);
-        // The budget is at least one largest body.
-        assert_eq!(BodyBudget::new(1, 10 << 10).available_kib(), 10);
+        drop(t);
+        assert_eq!(quota.available_kib(), 100);
         // Over max_body_bytes: 413 as before.
-        let e = read_body(chunks(vec![8 << 10; 2]), 10 << 10, None, &budget)
+        let mut t = quota.admit("k").unwrap();
+        let e = read_body(chunks(vec![8 << 10; 2]), 10 << 10, None, &mut t)
             .await
             .err()
             .unwrap();

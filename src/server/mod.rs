@@ -9,7 +9,8 @@
 //! - `append` — `POST /events`; `ingest` — request bodies → events;
 //!   `events` — the other `/events` endpoints;
 //!   `params` — query strings → [`Query`](crate::index::Query).
-//! - `access` — keys, roles and recorded denials; `reject` — the JSON errors.
+//! - `access` — keys, roles and recorded denials; `reject` — the JSON errors;
+//!   `quota` — what appends in flight hold, in all and per key.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //!
@@ -25,6 +26,7 @@ mod ingest;
 mod metrics;
 mod ops;
 mod params;
+mod quota;
 mod reject;
 
 use std::convert::Infallible;
@@ -33,7 +35,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower_service::Service;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -76,6 +78,13 @@ pub struct Limits {
     /// or its buffer as a chunked body grows) before reading, and keeps it
     /// until answered; beyond, 503 `overloaded` with `Retry-After`.
     pub max_buffered_body_bytes: usize,
+    /// Appends in flight of one key (at most `max_pending_appends`); more
+    /// get 503 `overloaded` with `Retry-After`.
+    pub max_pending_appends_per_key: usize,
+    /// Request-body bytes the appends in flight of one key may hold (at
+    /// least `max_body_bytes`, at most `max_buffered_body_bytes`); beyond,
+    /// 503 `overloaded` with `Retry-After`.
+    pub max_buffered_body_bytes_per_key: usize,
 }
 
 impl Default for Limits {
@@ -90,6 +99,8 @@ impl Default for Limits {
             request_timeout_ms: 30_000,
             max_pending_appends: 512,
             max_buffered_body_bytes: 64 << 20,
+            max_pending_appends_per_key: 128,
+            max_buffered_body_bytes_per_key: 32 << 20,
         }
     }
 }
@@ -110,9 +121,8 @@ pub(crate) struct State {
     appender: Appender,
     metrics: metrics::Metrics,
     limits: Limits,
-    appends: Arc<Semaphore>,
-    /// Request-body bytes held by appends in flight (`max_buffered_body_bytes`).
-    body_budget: ingest::BodyBudget,
+    /// Append slots and request-body bytes held by appends in flight.
+    quota: quota::Quota,
     /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
     claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
@@ -168,11 +178,7 @@ impl Server {
             indexer,
             keys,
             metrics: metrics::Metrics::new(),
-            appends: Arc::new(Semaphore::new(limits.max_pending_appends.max(1))),
-            body_budget: ingest::BodyBudget::new(
-                limits.max_buffered_body_bytes,
-                limits.max_body_bytes,
-            ),
+            quota: quota::Quota::new(&limits),
             claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,

@@ -100,23 +100,26 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
 #[test]
 fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
     let store = Store::new();
+    // Four services, ten clients each: each key may hold 32 MiB of bodies,
+    // all keys together 64 MiB, the limit this test is about.
+    let keys: Vec<String> = (0..4)
+        .map(|i| add_key(&store, "service", &format!("svc{i}")))
+        .collect();
     let s = Serve::start(&store);
     let pid = s.pid();
     // Warm up: the runtime's threads and the first append's allocations.
-    for i in 0..3 {
-        assert_eq!(
-            post(&s, &s.admin, &event("ops", &format!("warm {i}"))).0,
-            201
-        );
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(post(&s, key, &event("ops", &format!("warm {i}"))).0, 201);
     }
     caught_up(&s);
     let before = proc_kib(pid, "VmRSS");
 
     let body_len = 10 * MIB as usize;
-    let head = format!(
-        "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n",
-        s.admin
-    );
+    let head = |key: &str| {
+        format!(
+            "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
+        )
+    };
     let unit = format!("{},", event("ops", "padding"));
     let mut payload = String::from("[");
     while payload.len() < body_len - 1 {
@@ -128,8 +131,8 @@ fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
     let (close_tx, close_rx) = mpsc::channel::<()>();
     let close_rx = Arc::new(std::sync::Mutex::new(close_rx));
     let clients: Vec<_> = (0..40)
-        .map(|_| {
-            let (addr, head, payload) = (s.addr.clone(), head.clone(), payload.clone());
+        .map(|i| {
+            let (addr, head, payload) = (s.addr.clone(), head(&keys[i % 4]), payload.clone());
             let (done, close) = (done_tx.clone(), close_rx.clone());
             std::thread::spawn(move || {
                 let mut c = TcpStream::connect(&addr).unwrap();
@@ -183,7 +186,77 @@ fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
         .map(|i| event("ops", &format!("after {i} {}", "x".repeat(1000))))
         .collect();
     eventually("the budget comes back", || {
-        (post(&s, &s.admin, &json!(big)).0 == 201).then_some(())
+        (post(&s, &keys[0], &json!(big)).0 == 201).then_some(())
+    });
+}
+
+/// Opens a connection that sends the head of an append declaring
+/// `declared` bytes and one byte of it, then stalls.
+fn stall(s: &Serve, key: &str, declared: usize) -> TcpStream {
+    let mut c = TcpStream::connect(&s.addr).unwrap();
+    write!(
+        c,
+        "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n["
+    )
+    .unwrap();
+    c
+}
+
+/// The answer on a stalled connection, if one comes within 500 ms.
+fn answered(c: &mut TcpStream) -> Option<String> {
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    match std::io::Read::read(c, &mut buf) {
+        Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        _ => None,
+    }
+}
+
+/// A key's stalled bodies hold at most its share of the body budget and of
+/// the append slots, so another key still appends, large bodies included.
+/// (Slots and budget are taken before the body is read: without the
+/// shares one key's stalled requests would hold them all until they time
+/// out.)
+#[test]
+fn one_keys_stalled_bodies_leave_room_for_the_others() {
+    let store = Store::new();
+    let hog = add_key(&store, "service", "hog");
+    let other = add_key(&store, "service", "other");
+    let s = serve_with(
+        &store,
+        "max_body_bytes = 1048576\nmax_buffered_body_bytes = 4194304\n\
+         max_buffered_body_bytes_per_key = 2099200\n\
+         max_pending_appends = 16\nmax_pending_appends_per_key = 4",
+    );
+    // The hog may hold 2 MiB + 2 KiB of bodies: two of 1 MiB, two small.
+    let mut held = vec![stall(&s, &hog, 1 << 20), stall(&s, &hog, 1 << 20)];
+    for c in &mut held {
+        assert_eq!(answered(c), None, "admitted, waiting for the body");
+    }
+    let mut third = stall(&s, &hog, 1 << 20);
+    let reply = answered(&mut third).expect("refused at once");
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(reply.contains("max_buffered_body_bytes_per_key"), "{reply}");
+    held.push(stall(&s, &hog, 10));
+    held.push(stall(&s, &hog, 10));
+    for c in &mut held[2..] {
+        assert_eq!(answered(c), None, "admitted, waiting for the body");
+    }
+    let (status, v) = post(&s, &hog, &event("ops", "a fifth"));
+    assert_eq!(status, 503, "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_pending_appends_per_key"), "{message}");
+    // The other key: small and large appends go through.
+    assert_eq!(post(&s, &other, &event("ops", "small")).0, 201);
+    let big: Vec<Value> = (0..900)
+        .map(|i| event("ops", &format!("{i} {}", "x".repeat(1000))))
+        .collect();
+    let (status, v) = post(&s, &other, &json!(big));
+    assert_eq!(status, 201, "{v}");
+    drop(held);
+    eventually("the hog's share comes back", || {
+        (post(&s, &hog, &event("ops", "after")).0 == 201).then_some(())
     });
 }
 
