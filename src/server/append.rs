@@ -73,9 +73,10 @@ where
         let who = who.clone();
         blocking(move || stage(&state, &ctx, &who, framing, &body)).await?
     }?;
-    let claim = match staged.client_ids.is_empty() {
-        true => None,
-        false => Some(claim_ids(&state, &staged.client_ids).await?),
+    let claim = if staged.client_ids.is_empty() {
+        None
+    } else {
+        Some(claim_ids(&state, &staged.client_ids).await?)
     };
     let committed = state
         .log
