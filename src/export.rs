@@ -20,6 +20,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "files_changed",
     "comments",
     "metadata",
+    "appended_by",
 ];
 
 /// Export formats.

@@ -45,6 +45,8 @@ pub mod index;
 pub mod rotate;
 pub mod server;
 pub mod store;
+#[cfg(test)]
+mod test_alloc;
 pub mod warp;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -16,6 +16,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+/// The `appended_by` of the events the HTTP server records itself
+/// (denials, start and stop, rotations).
+pub const SERVER_APPENDER: &str = "evlog";
+
 /// Longest accepted `user_id`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 256;
 
@@ -80,6 +84,13 @@ pub struct Event {
     /// How long it took, in milliseconds (≥ 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<f64>,
+    /// Who appended it, as the store records it: the id (`k_…`) of the API
+    /// key of an HTTP append, or [`SERVER_APPENDER`] for the server's own
+    /// events. Set by the server, never by an HTTP client (refused); absent
+    /// for appends through the library or the CLI unless the caller sets
+    /// it (`evlog cat | evlog append --stdin` keeps it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appended_by: Option<String>,
     /// Chain fields of a stored line. Accepted (and ignored) on input so that
     /// `evlog cat | evlog append --stdin` works; never serialized from here.
     #[serde(default, rename = "seq", skip_serializing)]
@@ -166,6 +177,7 @@ impl Event {
             request_id: None,
             source_ip: None,
             duration_ms: None,
+            appended_by: None,
             _seq: None,
             _hash: None,
         }
@@ -218,6 +230,12 @@ impl Event {
     /// Sets the timestamp (truncated to microseconds).
     pub fn timestamp(mut self, ts: DateTime<Utc>) -> Self {
         self.timestamp = Some(ts.trunc_subsecs(6));
+        self
+    }
+    /// Sets who appended it (normally set by the server; see
+    /// [`Event::appended_by`](Event#structfield.appended_by)).
+    pub fn appended_by(mut self, by: impl Into<String>) -> Self {
+        self.appended_by = Some(by.into());
         self
     }
     /// Sets the id (normally assigned by the store).
@@ -352,6 +370,14 @@ impl Event {
         {
             return Err(ValidationError::new(
                 "request_id",
+                "must be 1 to 256 characters",
+            ));
+        }
+        if let Some(a) = &self.appended_by
+            && (a.is_empty() || a.chars().count() > 256)
+        {
+            return Err(ValidationError::new(
+                "appended_by",
                 "must be 1 to 256 characters",
             ));
         }
@@ -629,6 +655,7 @@ mod tests {
             (base().duration_ms(-1.0), "duration_ms"),
             (base().duration_ms(f64::NAN), "duration_ms"),
             (base().files_changed([""]), "files_changed[0]"),
+            (base().appended_by(""), "appended_by"),
         ];
         for (e, field) in cases {
             let err = e.validate().unwrap_err();
@@ -724,9 +751,16 @@ mod tests {
             .metadata(json!({"a": {"b": [1, 2]}}))
             .request_id("r1")
             .source_ip("::1")
-            .duration_ms(12.25);
+            .duration_ms(12.25)
+            .appended_by("k_0123456789ab");
         let line = serde_json::to_vec(&e).unwrap();
         assert_eq!(Event::from_json(&line).unwrap(), e);
+        // The last field: the store appends seq and hash after it.
+        assert!(
+            std::str::from_utf8(&line)
+                .unwrap()
+                .ends_with(r#","duration_ms":12.25,"appended_by":"k_0123456789ab"}"#)
+        );
         assert!(
             std::str::from_utf8(&line)
                 .unwrap()

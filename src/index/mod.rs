@@ -6,7 +6,7 @@
 //! - [`query`] — filters → tantivy queries, paging.
 //! - [`mod@stats`] — aggregations.
 //! - [`follow`] — live tails; [`lag`] — how far the index is behind;
-//!   `lookup` — one event by id, the newest `seq`.
+//!   `lookup` — one event by id, which ids are stored, the newest `seq`.
 
 pub mod follow;
 pub mod indexer;
@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 
 pub use follow::Follow;
 pub use indexer::{IndexConfig, Indexer, IndexerHandle, Wake};
+pub use lookup::IdsStored;
 pub use query::{Query, QueryError, QueryResponse};
 pub use stats::StatsResponse;
 

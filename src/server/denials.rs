@@ -171,7 +171,11 @@ impl Denials {
             summary_every: Duration::from_secs(limits.auth_failure_summary_secs.max(1)),
             max_sources: limits.auth_failure_sources.max(1),
             table: Mutex::new(Table::default()),
-            queue: Appender::with_capacity(log, ANONYMOUS_QUEUE),
+            queue: Appender::spawn(
+                log,
+                ANONYMOUS_QUEUE,
+                Some(crate::event::SERVER_APPENDER.into()),
+            ),
             stats,
         }
     }

@@ -1,6 +1,6 @@
-//! The `/events` endpoints: append, query, one event, types, statistics,
-//! export and the live stream. Each authenticates first, then checks its
-//! parameters, then the role.
+//! The `/events` read endpoints: query, one event, types, statistics,
+//! export and the live stream (appends: `append`). Each authenticates
+//! first, then checks its parameters, then the role.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -16,163 +15,15 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::access::Ctx;
-use super::ingest::{self, Framing};
 use super::params::{self, FILTERS, PAGING};
-use super::reject::{ApiError, EventReject};
+use super::reject::ApiError;
 use super::streams::{self, Ending, Hangup, Lease};
 use super::{State, blocking};
-use crate::auth::Role;
-use crate::event::EventType;
+use crate::auth::{Principal, Role};
+use crate::event::{Event, EventType, Level, SERVER_APPENDER, Status};
 use crate::export::Format;
 use crate::index::query::MAX_LIMIT;
 use crate::index::{Follow, Query};
-
-/// `POST /events`.
-pub(crate) async fn append<S, B>(state: Arc<State>, ctx: Ctx, body: S) -> Result<Response, ApiError>
-where
-    S: Stream<Item = Result<B, warp::Error>>,
-    B: bytes::Buf,
-{
-    let who = state.authenticate(&ctx)?;
-    let content_type = ctx
-        .headers
-        .get(warp::http::header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("?"));
-    let framing = Framing::of(content_type)?;
-    let limit = state.limits.max_body_bytes;
-    let declared = ctx
-        .headers
-        .get(warp::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ingest::body_too_large(limit));
-    }
-    let body = tokio::time::timeout(
-        state.limits.request_timeout(),
-        ingest::read_body(body, limit),
-    )
-    .await
-    .map_err(|_| {
-        ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
-            "the request body did not arrive in time (limit request_timeout_ms)",
-        )
-    })??;
-    // Bounds the memory and the work queued behind the committer; taken
-    // before parsing so that an overload costs no parse.
-    let permit = state.appends.clone().try_acquire_owned().map_err(|_| {
-        ApiError::overloaded(
-            "too many appends in flight (limit max_pending_appends); retry shortly",
-        )
-    })?;
-    // Parsing, checking and serialising a small body takes microseconds: done
-    // here; a large one goes to a blocking thread. Either way the wait for
-    // the group commit below holds no thread.
-    let staged = if body.len() <= INLINE_BODY_BYTES {
-        stage(&state, &ctx, &who, framing, &body)
-    } else {
-        let state = state.clone();
-        blocking(move || stage(&state, &ctx, &who, framing, &body)).await?
-    }?;
-    let committed = state
-        .log
-        .submit_future(staged.bodies)
-        .map_err(store_error)?;
-    let waiting = std::time::Instant::now();
-    committed.await.map_err(store_error)?;
-    state
-        .metrics
-        .commit_wait
-        .observe(waiting.elapsed().as_secs_f64());
-    drop(permit);
-    let (single, ids) = (staged.single, staged.ids);
-    let body = if single {
-        json!({ "id": ids[0] })
-    } else {
-        json!({ "ids": ids })
-    };
-    Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
-}
-
-/// Bodies up to this size are parsed on the async worker.
-const INLINE_BODY_BYTES: usize = 16 << 10;
-
-/// A request's events, validated, allowed and serialised, ready to commit.
-struct Staged {
-    single: bool,
-    ids: Vec<uuid::Uuid>,
-    bodies: Vec<Vec<u8>>,
-}
-
-/// Parses and validates the body, checks that `who` may append each event,
-/// and prepares the lines (privacy filters, id, timestamp, JSON).
-fn stage(
-    state: &State,
-    ctx: &Ctx,
-    who: &crate::auth::Principal,
-    framing: Framing,
-    body: &[u8],
-) -> Result<Staged, ApiError> {
-    let batch = match ingest::parse(framing, body, &state.limits) {
-        Ok(b) => b,
-        Err(e) => {
-            state.metrics.rejected.inc_by(e.events.len().max(1) as u64);
-            return Err(e);
-        }
-    };
-    if who.role == Role::User {
-        let strangers: Vec<EventReject> = batch
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.user_id != who.user_id)
-            .map(|(i, e)| EventReject {
-                index: i,
-                line: None,
-                field: "user_id".into(),
-                message: format!(
-                    "a user key appends only as its own user {} (got {})",
-                    who.user_id, e.user_id
-                ),
-            })
-            .collect();
-        if !strangers.is_empty() {
-            state.metrics.rejected.inc_by(batch.events.len() as u64);
-            let mut e = ApiError::forbidden(format!(
-                "user_id: a user key appends only as its own user {}; {} event(s) are for someone else, nothing written",
-                who.user_id,
-                strangers.len()
-            ));
-            e.events = strangers;
-            return Err(state.deny(ctx, Some(who), e));
-        }
-    }
-    let (ids, bodies) = state.log.prepare_batch(batch.events).map_err(store_error)?;
-    Ok(Staged {
-        single: batch.single,
-        ids,
-        bodies,
-    })
-}
-
-/// The answer to a failed append.
-fn store_error(e: crate::store::Error) -> ApiError {
-    match e {
-        crate::store::Error::Closed => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "the server is shutting down",
-        ),
-        e if e.is_client_error() => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_event", e.to_string())
-        }
-        e => match e.storage_fault() {
-            Some(fault) => ApiError::storage(fault, &e),
-            None => ApiError::internal("writing the events", e),
-        },
-    }
-}
 
 /// The query of a read endpoint, scoped to what the caller may read.
 async fn scoped(
@@ -222,27 +73,59 @@ pub(crate) async fn get(
     })?;
     // A service reads nothing: refuse before looking.
     state.scope_read(&ctx, &who, &mut Query::default())?;
-    let search = state.search.clone();
-    let event = blocking(move || search.get(id)).await??.ok_or_else(|| {
+    let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no event with id {id}"),
         )
-    })?;
+    };
+    let search = state.search.clone();
+    let event = blocking(move || search.get(id))
+        .await??
+        .ok_or_else(not_found)?;
     if who.role == Role::User
         && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
     {
-        return Err(state.deny(
-            &ctx,
-            Some(&who),
-            ApiError::forbidden(format!(
-                "a user key reads only its own events (user_id {})",
-                who.user_id
-            )),
-        ));
+        // Another user's event is answered exactly as no event at all, so
+        // that a user key cannot learn which ids exist. The denial is
+        // recorded under the server's own user, which no user key reads:
+        // under the caller's user it would tell the caller the id exists.
+        record_hidden_denial(&state, &ctx, &who, id);
+        return Err(not_found());
     }
     Ok(warp::reply::json(&event).into_response())
+}
+
+/// Records, as an `auth_failure` event of the user `evlog` (what admins
+/// read, never a user key), that `who` asked for another user's event `id`
+/// and was answered 404.
+fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
+    let mut event = Event::new(
+        EventType::AuthFailure,
+        SERVER_APPENDER,
+        format!(
+            "{} {} denied: event {id} belongs to another user than that of key {}; answered 404 as if it did not exist",
+            ctx.method, ctx.path, who.key_id
+        ),
+    )
+    .status(Status::Failure)
+    .level(Level::Security)
+    .metadata(json!({
+        "method": ctx.method.as_str(),
+        "path": ctx.path,
+        "http_status": 404,
+        "code": "not_found",
+        "key_id": who.key_id,
+        "role": who.role.as_str(),
+    }));
+    if let Some(ip) = ctx.ip {
+        event = event.source_ip(ip.to_string());
+    }
+    if let Some(r) = &ctx.request_id {
+        event = event.request_id(r.clone());
+    }
+    state.appender.append(event);
 }
 
 /// `GET /events/types`: the built-in types with descriptions, then the

@@ -21,9 +21,13 @@ pub fn ingest_body(body: &[u8], ndjson: bool) -> Result<Vec<Event>, (u16, String
     } else {
         Framing::Json
     };
-    ingest::parse(framing, body, &Limits::default())
-        .map(|b| b.events)
-        .map_err(|e| (e.status.as_u16(), e.message))
+    let mut events = Vec::new();
+    ingest::parse(framing, body, &Limits::default(), |_, e, _| {
+        events.push(e);
+        Ok(())
+    })
+    .map(|_| events)
+    .map_err(|e| (e.status.as_u16(), e.message))
 }
 
 /// Which endpoint's parameters a query string is parsed for.

@@ -18,7 +18,8 @@ pub(crate) struct Metrics {
     /// Time an append request waits for its group commit (write, and
     /// fdatasync under durability fsync).
     pub commit_wait: prometheus::Histogram,
-    /// Events rejected by POST /events (every event of a rejected batch).
+    /// Events rejected by POST /events (every event of a rejected batch
+    /// that was read: a refusal that ends the parse counts those up to it).
     pub rejected: IntCounter,
     /// Denials of keyless and bad-key requests counted instead of recorded
     /// one by one (over the per-source budget, or their queue full).

@@ -6,10 +6,12 @@
 //! append answers only once durable); [`Server::close`] flushes the server's
 //! own events and makes the final index commit.
 //!
-//! - `events` — the `/events` endpoints; `ingest` — request bodies → events;
+//! - `append` — `POST /events`; `ingest` — request bodies → events;
+//!   `events` — the other `/events` endpoints;
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `denials` — their rate
-//!   limit per source address; `reject` — the JSON errors.
+//!   limit per source address; `reject` — the JSON errors;
+//!   `quota` — what appends in flight hold, in all and per key.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //! - `streams` — what ends an open export or live stream: its key's
@@ -19,6 +21,7 @@
 
 mod access;
 mod admin;
+mod append;
 mod denials;
 mod events;
 #[doc(hidden)]
@@ -27,6 +30,7 @@ mod ingest;
 mod metrics;
 mod ops;
 mod params;
+mod quota;
 mod reject;
 mod streams;
 
@@ -36,7 +40,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tower_service::Service;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -72,7 +76,7 @@ pub struct Limits {
     /// response must start within twice this (else 503 `timeout`).
     pub request_timeout_ms: u64,
     /// Append requests being written at once; more get 503 `overloaded`
-    /// with `Retry-After`.
+    /// with `Retry-After`. An append takes its slot before it reads its body.
     pub max_pending_appends: usize,
     /// Denials of requests without a valid key recorded one by one per
     /// source (IPv4 address, IPv6 /64) and minute (a token bucket of this
@@ -91,6 +95,18 @@ pub struct Limits {
     /// Live streams and exports open at once per key; more get 429
     /// `too_many_streams` with `Retry-After`.
     pub max_streams_per_key: usize,
+    /// Request-body bytes that appends in flight may hold together (at
+    /// least `max_body_bytes`): each takes its share (its `Content-Length`,
+    /// or its buffer as a chunked body grows) before reading, and keeps it
+    /// until answered; beyond, 503 `overloaded` with `Retry-After`.
+    pub max_buffered_body_bytes: usize,
+    /// Appends in flight of one key (at most `max_pending_appends`); more
+    /// get 503 `overloaded` with `Retry-After`.
+    pub max_pending_appends_per_key: usize,
+    /// Request-body bytes the appends in flight of one key may hold (at
+    /// least `max_body_bytes`, at most `max_buffered_body_bytes`); beyond,
+    /// 503 `overloaded` with `Retry-After`.
+    pub max_buffered_body_bytes_per_key: usize,
 }
 
 impl Default for Limits {
@@ -109,6 +125,9 @@ impl Default for Limits {
             auth_failure_sources: 10_000,
             write_timeout_ms: 30_000,
             max_streams_per_key: 4,
+            max_buffered_body_bytes: 64 << 20,
+            max_pending_appends_per_key: 128,
+            max_buffered_body_bytes_per_key: 32 << 20,
         }
     }
 }
@@ -137,7 +156,10 @@ pub(crate) struct State {
     denials: denials::Denials,
     metrics: metrics::Metrics,
     limits: Limits,
-    appends: Arc<Semaphore>,
+    /// Append slots and request-body bytes held by appends in flight.
+    quota: quota::Quota,
+    /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
+    claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
     commits: watch::Receiver<u64>,
     /// Set once the server stops accepting (ends live streams).
@@ -193,13 +215,14 @@ impl Server {
             sources: metrics.auth_failure_sources.clone(),
         };
         let state = Arc::new(State {
-            appender: Appender::new(log.clone()),
+            appender: Appender::with_appended_by(log.clone(), crate::event::SERVER_APPENDER),
             denials: denials::Denials::new(log.clone(), &limits, denial_stats),
             search,
             indexer,
             keys,
             metrics,
-            appends: Arc::new(Semaphore::new(limits.max_pending_appends.max(1))),
+            quota: quota::Quota::new(&limits),
+            claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,
             shutdown: watch::channel(false).0,
@@ -468,7 +491,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(st.clone())
         .and(ctx.clone())
         .and(warp::body::stream())
-        .then(|s, c, body| async move { respond(events::append(s, c, body).await) });
+        .then(|s, c, body| async move { respond(append::append(s, c, body).await) });
     macro_rules! read {
         ($path:expr, $handler:path) => {
             $path

@@ -54,6 +54,19 @@ impl Appender {
 
     /// An appender whose queue holds at most `capacity` events.
     pub fn with_capacity(log: EventLog, capacity: usize) -> Appender {
+        Appender::spawn(log, capacity, None)
+    }
+
+    /// An appender (default capacity) that records `by` as the
+    /// `appended_by` of every event that has none: the HTTP server's own
+    /// events carry [`SERVER_APPENDER`](crate::event::SERVER_APPENDER).
+    pub fn with_appended_by(log: EventLog, by: impl Into<String>) -> Appender {
+        Appender::spawn(log, DEFAULT_CAPACITY, Some(by.into()))
+    }
+
+    /// An appender whose queue holds at most `capacity` events, recording
+    /// `by` (if any) as the `appended_by` of every event that has none.
+    pub(crate) fn spawn(log: EventLog, capacity: usize, by: Option<String>) -> Appender {
         let (tx, rx) = mpsc::sync_channel::<Cmd>(capacity.max(1));
         let stats = Arc::new(AppenderStats::default());
         let st = stats.clone();
@@ -77,6 +90,11 @@ impl Appender {
                         } else {
                             None
                         };
+                    }
+                    if let Some(by) = &by {
+                        for e in batch.iter_mut().filter(|e| e.appended_by.is_none()) {
+                            e.appended_by = Some(by.clone());
+                        }
                     }
                     write(&log, batch, &st);
                     if !flushes.is_empty() {

@@ -422,6 +422,26 @@ fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
     );
 }
 
+#[test]
+fn an_appender_with_appended_by_stamps_the_events_that_have_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), clock_at(2026, 11, 23, 8));
+    let app = Appender::with_appended_by(log.clone(), "evlog");
+    app.append(ev(1));
+    app.append(ev(2).appended_by("k_0123456789ab"));
+    app.flush();
+    // The library itself leaves it as given: absent here.
+    log.append(ev(3)).unwrap();
+    let by: Vec<Option<String>> = records(&log)
+        .into_iter()
+        .map(|r| r.event.appended_by)
+        .collect();
+    assert_eq!(
+        by,
+        [Some("evlog".into()), Some("k_0123456789ab".into()), None]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_appends_share_group_commits_and_keep_every_event() {
     let dir = tempfile::tempdir().unwrap();

@@ -452,3 +452,31 @@ fn cli_append_over_the_torn_fixture_recovers_and_continues_the_chain() {
     crate::util::assert_consecutive_seqs(&records);
     store.run(&["verify"], b"").expect_code(0);
 }
+
+/// Issue 12: stored lines gained an optional `appended_by` (before `seq`).
+/// Lines of format v1, which lack it, still read and verify beside new
+/// lines that carry it, and `cat` prints both as stored.
+#[test]
+fn v1_lines_without_appended_by_read_beside_lines_with_it() {
+    let store = Store::from_fixture("good");
+    let old = store.records().len();
+    let log = EventLog::open(Config::new(store.path())).unwrap();
+    log.append(Event::new(EventType::Push, "dev", "a new line").appended_by("k_0123456789ab"))
+        .unwrap();
+    drop(log);
+    let records = store.records();
+    assert_eq!(records.len(), old + 1);
+    assert!(records[..old].iter().all(|r| r.event.appended_by.is_none()));
+    assert_eq!(
+        records[old].event.appended_by.as_deref(),
+        Some("k_0123456789ab")
+    );
+    assert!(store.verify().ok());
+    let out = store.run(&["cat"], b"");
+    out.expect_code(0);
+    let last = out.stdout.lines().last().unwrap();
+    assert!(
+        last.contains(r#""appended_by":"k_0123456789ab","seq":"#),
+        "{last}"
+    );
+}

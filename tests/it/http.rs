@@ -271,7 +271,8 @@ async fn access_matrix_endpoint_by_role_by_own_or_other_user() {
         alice_id.as_str()
     );
     assert_eq!(api.get(&one(&bob_id), admin).await.status, StatusCode::OK);
-    assert_eq!(api.get(&one(&bob_id), alice).await.code(), "forbidden");
+    // Another user's event is the 404 of no event (issue 12).
+    assert_eq!(api.get(&one(&bob_id), alice).await.code(), "not_found");
     assert_eq!(api.get(&one(&bob_id), service).await.code(), "forbidden");
     assert_eq!(
         api.get(&one(&bob_id), None).await.code(),

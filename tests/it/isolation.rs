@@ -200,7 +200,7 @@ fn user_sees_only_own_events(hashed: bool) {
     let v = w.get_json(&alice, &format!("/events?{all}&cursor={cursor}"));
     w.assert_nothing_of_bob("cursor", &v.to_string());
 
-    // By id: hers (also when user ids are hashed); bob's are 403 below.
+    // By id: hers (also when user ids are hashed); bob's are 404 below.
     for id in w.alice_ids.clone() {
         let v = w.get_json(&alice, &format!("/events/{id}"));
         assert_eq!(v["id"], id.as_str());
@@ -284,9 +284,21 @@ fn user_sees_only_own_events(hashed: bool) {
         w.assert_nothing_of_bob(&q, &text);
     }
 
+    // Another user's event by id is answered exactly like an id that does
+    // not exist (status, code, message): a user key cannot tell them apart.
+    let made_up = uuid::Uuid::now_v7().to_string();
+    let (none_status, none_text) = w.get(&alice, &format!("/events/{made_up}"));
+    assert_eq!(none_status, 404, "{none_text}");
     for id in w.bob_ids.clone() {
         let (status, text) = w.get(&alice, &format!("/events/{id}"));
-        assert_eq!(status, 403, "{text}");
+        assert_eq!(status, 404, "{text}");
+        // The message names the id asked for, as for any id; nothing else.
+        let text = text.replace(id.as_str(), "ID");
+        assert_eq!(
+            text,
+            none_text.replace(&made_up, "ID"),
+            "bob's event looks like no event"
+        );
         w.assert_nothing_of_bob("by id", &text);
     }
 
@@ -311,7 +323,7 @@ fn user_sees_only_own_events(hashed: bool) {
     assert_eq!(v["total"], 4, "{v}");
     assert!(!v.to_string().contains("aliceword"), "{v}");
     let (status, _) = w.get(&bob, &format!("/events/{id}"));
-    assert_eq!(status, 403);
+    assert_eq!(status, 404);
 }
 
 #[test]

@@ -13,6 +13,10 @@ mod faults;
 mod fixtures;
 /// Regression tests for what the fuzz targets found.
 mod fuzz_regressions;
+/// Hostile key-holders against `evlog serve` (issue 12, items 3 and 5):
+/// bodies that never finish, duplicate ids, other users' ids, forged
+/// provenance and reserved users.
+mod hostile_ingest;
 /// Hostile key-holders against exports and live streams: stalled readers,
 /// hundreds of exports from one user, revoked, expired and changed keys, a
 /// broken keys file.
