@@ -2,7 +2,7 @@
 //! texts `Page X of Y`, `Previous`/`Next` disabled where they lead nowhere,
 //! `No events match these filters`), the keyboard, the URL, sign out.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use thirtyfour::Key;
 
 use super::pages::{Details, Events, Header, SignIn};
@@ -81,6 +81,24 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
             .await;
         assert_eq!(range, "Last 7 days");
         assert_eq!(b.control("Page size").await.value().await.unwrap().as_deref(), Some("50"));
+
+        // A slow answer: a visible loading state; the rows shown stay meanwhile.
+        let slow = |latency: u32| {
+            json!({"offline": false, "latency": latency, "downloadThroughput": -1, "uploadThroughput": -1})
+        };
+        b.cdp("Network.enable", json!({})).await;
+        b.cdp("Network.emulateNetworkConditions", slow(1500)).await;
+        let shown = events.ids().await;
+        assert!(!shown.is_empty());
+        b.enter("User", "p1").await;
+        b.wait("the loading state", || async {
+            b.shows("Loading events…").await.then_some(())
+        })
+        .await;
+        assert!(b.exists("//*[@aria-busy='true']").await);
+        assert_eq!(events.ids().await, shown, "the rows stay until the answer");
+        events.settled().await;
+        b.cdp("Network.emulateNetworkConditions", slow(0)).await;
 
         // Total 0: the message, no paging.
         show_user(&b, "nobody").await;
@@ -188,6 +206,103 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
             .js("return sessionStorage.getItem('evlog.key')", vec![])
             .await;
         assert_eq!(stored, None);
+        b.assert_no_errors(&[]).await;
+        b.quit().await;
+    });
+}
+
+/// Pages past the API's offset limit (100,000) are reached by cursor: one
+/// hop (the event before the page, found with the largest offset) and the
+/// page from its cursor; Next goes on from the page's own cursor.
+#[test]
+fn deep_pages_hop_by_cursor_past_the_offset_limit() {
+    const N: usize = 100_250;
+    let store = crate::util::Store::new();
+    let mut lines = String::with_capacity(N * 80);
+    for i in 0..N {
+        lines.push_str(&format!(
+            "{{\"event_type\":\"commit\",\"user_id\":\"deep\",\"action_description\":\"deep {i}\",\"status\":\"success\"}}\n"
+        ));
+    }
+    store
+        .run(
+            &["--durability", "none", "append", "--stdin"],
+            lines.as_bytes(),
+        )
+        .expect_code(0);
+    let site = Site::on(store);
+    crate::serve::caught_up(&site.serve);
+    let base = site.serve.base.clone();
+    let admin = site.admin.clone();
+    // The oldest 50 events are page 502 at 200 a page (offsets 100,200..).
+    let rt = runtime();
+    let (status, all) = rt.block_on(super::api(
+        &base,
+        &admin,
+        "/events/export",
+        &[("user_id", "deep".into()), ("start", ago(24))],
+    ));
+    assert_eq!(status, 200);
+    let want: Vec<String> = all
+        .lines()
+        .skip(501 * 200)
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(want.len(), 50);
+
+    rt.block_on(async {
+        let b = Browser::start(&base).await;
+        b.goto("/?user_id=deep&limit=200&page=502").await;
+        SignIn(&b).sign_in(&admin).await;
+        let events = Events(&b);
+        events
+            .until("page 502", async |e: &Events<'_>| {
+                e.page_text().await.as_deref() == Some("Page 502 of 502")
+            })
+            .await;
+        assert_eq!(events.ids().await, want);
+        let asked: Vec<String> = b
+            .js(
+                "return performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/events?'))",
+                vec![],
+            )
+            .await;
+        let last = &asked[asked.len() - 2..];
+        assert!(
+            last[0].contains("offset=99999") && last[0].contains("limit=1"),
+            "the hop: {last:?}"
+        );
+        assert!(
+            last[1].contains("cursor=") && last[1].contains("offset=200") && last[1].contains("limit=200"),
+            "the page from the hop's cursor: {last:?}"
+        );
+        // Back one page, then Next: from the cursor of page 501, no offset.
+        events.pager_button("Previous").await.0.click().await.unwrap();
+        events
+            .until("page 501", async |e: &Events<'_>| {
+                e.page_text().await.as_deref() == Some("Page 501 of 502")
+            })
+            .await;
+        events.pager_button("Next").await.0.click().await.unwrap();
+        events
+            .until("page 502 again", async |e: &Events<'_>| {
+                e.page_text().await.as_deref() == Some("Page 502 of 502")
+            })
+            .await;
+        assert_eq!(events.ids().await, want);
+        let asked: Vec<String> = b
+            .js(
+                "return performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/events?'))",
+                vec![],
+            )
+            .await;
+        let next = asked.last().unwrap();
+        assert!(next.contains("cursor=") && !next.contains("offset="), "{next}");
         b.assert_no_errors(&[]).await;
         b.quit().await;
     });

@@ -168,6 +168,19 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
             b.enter(label, "").await;
         }
 
+        // A mistake the API refuses is shown in its words.
+        b.enter("Search", "../").await;
+        let problem = b
+            .wait("the refusal", || async { Events(&b).problem().await })
+            .await;
+        assert!(
+            problem.contains("has no word to search for") && problem.contains("400 invalid_parameter"),
+            "{problem}"
+        );
+        b.assert_no_errors(&["400 (Bad Request)"]).await;
+        b.enter("Search", "").await;
+        expect_rows(&b, "the week again", &api_ids(&base, &admin, &[week()]).await).await;
+
         // Times: local, the UTC time on hover (title), or UTC with the toggle.
         let rows = events.rows().await;
         assert!(rows.iter().all(|r| r.utc.starts_with("UTC ") && !r.time.ends_with("UTC")));
