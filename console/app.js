@@ -176,8 +176,12 @@ function start() {
     signOut,
   );
   form = filterForm(who, (f) => {
+    const next = withFilters(state, f);
+    // Enter in a text field fires both change and submit: one change only.
+    if (href(next) === `${location.pathname}${location.search}`) return;
     performance.mark('evlog:filter-change');
-    filterChanged = navigate(withFilters(state, f));
+    filterChanged = true;
+    navigate(next);
   });
   viewHost = h('div', { class: 'view-host' });
   if (!details) {
@@ -220,10 +224,10 @@ function render(prev) {
   form.el.hidden = state.view === 'admin';
   form.update(state);
   view.update(state, prev);
-  showDetails(prev);
+  showDetails();
 }
 
-async function showDetails(prev) {
+async function showDetails() {
   if (!state.event) {
     details.close();
     return;

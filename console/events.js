@@ -41,7 +41,8 @@ class Pages {
     while (skip > MAX_OFFSET) {
       // The last event of the page before page `from + hop/limit`: its cursor starts that page.
       const r = await api.events({ ...filters, cursor, offset: hop - 1, limit: 1 }, signal);
-      if (!r.next_cursor) return { ...r, events: [] };
+      // Past the end: the caller shows the last page instead.
+      if (!r.next_cursor || (state.page - 1) * limit >= r.total) return { ...r, events: [] };
       from += hop / limit;
       cursor = r.next_cursor;
       this.starts.set(from, cursor);

@@ -40,7 +40,7 @@ export function readUrl(search) {
     user: get('user_id'),
     request: get('request_id'),
     q: get('q'),
-    page: Math.max(1, Math.floor(Number(get('page'))) || 1),
+    page: Math.min(1e9, Math.max(1, Math.floor(Number(get('page'))) || 1)),
     limit: PAGE_SIZES.includes(limit) ? limit : DEFAULT_LIMIT,
     event: get('event'),
     tz: get('tz') === 'utc' ? 'utc' : 'local',

@@ -303,6 +303,14 @@ fn deep_pages_hop_by_cursor_past_the_offset_limit() {
             .await;
         let next = asked.last().unwrap();
         assert!(next.contains("cursor=") && !next.contains("offset="), "{next}");
+        // A link far past the end shows the last page.
+        b.goto("/?user_id=deep&limit=200&page=9999").await;
+        events
+            .until("the last page", async |e: &Events<'_>| {
+                e.page_text().await.as_deref() == Some("Page 502 of 502")
+            })
+            .await;
+        assert_eq!(events.ids().await, want);
         b.assert_no_errors(&[]).await;
         b.quit().await;
     });
