@@ -155,6 +155,16 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
             assert!(rows.iter().all(|r| [&r.status, &r.level][usize::from(param == "level")] == option));
             b.choose(label, "Any").await;
         }
+        // Lists work from the keyboard too: ↓ on Level picks the next level.
+        b.control("Level").await.send_keys(Key::Down).await.unwrap();
+        let want = api_ids(&base, &admin, &[week(), ("level", "info".into())]).await;
+        expect_rows(&b, "level info by keyboard", &want).await;
+        assert!(b.location().await.contains("level=info"));
+        b.control("Level").await.send_keys(Key::Up).await.unwrap();
+        b.wait("any level", || async {
+            (!b.location().await.contains("level=")).then_some(())
+        })
+        .await;
         for (label, value, param, n) in [
             ("User", "alice", "user_id", 3),
             ("Request id", "req-b1", "request_id", 1),
@@ -219,6 +229,25 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
         assert!(meta.contains("\n  \"branch\": \"main\""), "pretty-printed: {meta}");
         assert_eq!(details.field("Files").await.unwrap(), "src/lib.rs\nsrc/parser.rs");
         b.link(&format!("GET /events/{}", one[0])).await;
+        b.cdp(
+            "Browser.grantPermissions",
+            json!({"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+        )
+        .await;
+        b.button("Copy id").await.click().await.unwrap();
+        b.wait("the copy", || async { b.shows("Id copied").await.then_some(()) })
+            .await;
+        let copied: String = b
+            .driver
+            .execute_async(
+                "navigator.clipboard.readText().then(arguments[arguments.length - 1])",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        assert_eq!(copied, one[0]);
         details.escape().await;
         b.enter("Request id", "").await;
 
