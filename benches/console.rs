@@ -31,9 +31,11 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
-use thirtyfour::prelude::*;
-use thirtyfour::{ChromiumLikeCapabilities, Key};
 
 struct Opts {
     evlog: String,
@@ -167,9 +169,30 @@ async fn caught_up(base: &str) {
 }
 
 struct Chrome {
-    driver: WebDriver,
+    client: Client,
     chromedriver: Child,
     _profile: tempfile::TempDir,
+}
+
+/// chromedriver's DevTools command (`POST /session/{id}/goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &reqwest::Url,
+        session: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or("")
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (warp::http::Method, Option<String>) {
+        (warp::http::Method::POST, Some(self.0.to_string()))
+    }
 }
 
 async fn start_chrome() -> Chrome {
@@ -193,37 +216,39 @@ async fn start_chrome() -> Chrome {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let profile = tempfile::tempdir().unwrap();
-    let mut caps = DesiredCapabilities::chrome();
-    for arg in [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-        &format!("--user-data-dir={}", profile.path().display()),
-    ] {
-        caps.add_arg(arg).unwrap();
-    }
-    let driver = WebDriver::new(format!("http://127.0.0.1:{port}"), caps)
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "args": [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,900",
+            format!("--user-data-dir={}", profile.path().display()),
+        ]},
+    });
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps.as_object().unwrap().clone())
+        .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("starting Chromium");
     Chrome {
-        driver,
+        client,
         chromedriver,
         _profile: profile,
     }
 }
 
-async fn js<T: serde::de::DeserializeOwned>(d: &WebDriver, script: &str) -> T {
-    d.execute(script, vec![]).await.unwrap().convert().unwrap()
+async fn js<T: serde::de::DeserializeOwned>(d: &Client, script: &str) -> T {
+    serde_json::from_value(d.execute(script, vec![]).await.unwrap()).unwrap()
 }
 
 /// Waits until the page has `n` measures named `name`; returns the last one's duration.
-async fn measure(d: &WebDriver, name: &str, n: usize) -> f64 {
+async fn measure(d: &Client, name: &str, n: usize) -> f64 {
     let script =
         format!("return performance.getEntriesByName('{name}', 'measure').map(m => m.duration)");
     let t0 = Instant::now();
@@ -257,31 +282,34 @@ fn summary(label: &str, v: &[f64]) -> (f64, f64) {
     (p50, p95)
 }
 
-async fn navigate(d: &WebDriver, base: &str, cold: bool) -> f64 {
+async fn navigate(d: &Client, base: &str, cold: bool) -> f64 {
     if cold {
-        d.cdp()
-            .send_raw("Network.clearBrowserCache", json!({}))
-            .await
-            .unwrap();
+        d.issue_cmd(Cdp(
+            json!({"cmd": "Network.clearBrowserCache", "params": {}}),
+        ))
+        .await
+        .unwrap();
     }
-    d.goto(format!("{base}/")).await.unwrap();
+    d.goto(&format!("{base}/")).await.unwrap();
     measure(d, "evlog:nav-to-first-results", 1).await
 }
 
 /// The form control labelled `label`.
-async fn control(d: &WebDriver, label: &str) -> WebElement {
+async fn control(d: &Client, label: &str) -> Element {
     let l = d
-        .find(By::XPath(format!("//label[normalize-space(.)='{label}']")))
+        .find(Locator::XPath(&format!(
+            "//label[normalize-space(.)='{label}']"
+        )))
         .await
         .unwrap();
     let id = l.attr("for").await.unwrap().unwrap();
-    d.find(By::Id(id)).await.unwrap()
+    d.find(Locator::Id(&id)).await.unwrap()
 }
 
-async fn choose(d: &WebDriver, label: &str, option: &str) {
+async fn choose(d: &Client, label: &str, option: &str) {
     control(d, label)
         .await
-        .find(By::XPath(format!(
+        .find(Locator::XPath(&format!(
             ".//option[normalize-space(.)='{option}']"
         )))
         .await
@@ -291,17 +319,17 @@ async fn choose(d: &WebDriver, label: &str, option: &str) {
         .unwrap();
 }
 
-async fn enter(d: &WebDriver, label: &str, value: &str) {
+async fn enter(d: &Client, label: &str, value: &str) {
     let c = control(d, label).await;
     c.clear().await.unwrap();
     if !value.is_empty() {
         c.send_keys(value).await.unwrap();
     }
-    c.send_keys(Key::Enter).await.unwrap();
+    c.send_keys(&Key::Enter.to_string()).await.unwrap();
 }
 
-async fn toggle_type(d: &WebDriver, name: &str) {
-    let summary = d.find(By::Id("types-summary")).await.unwrap();
+async fn toggle_type(d: &Client, name: &str) {
+    let summary = d.find(Locator::Id("types-summary")).await.unwrap();
     let open: bool = js(
         d,
         "return document.getElementById('types-summary').parentElement.open",
@@ -315,7 +343,7 @@ async fn toggle_type(d: &WebDriver, name: &str) {
     );
     let t0 = Instant::now();
     let boxes = loop {
-        let found = d.find_all(By::XPath(&x)).await.unwrap();
+        let found = d.find_all(Locator::XPath(&x)).await.unwrap();
         if !found.is_empty() {
             break found;
         }
@@ -330,7 +358,7 @@ async fn toggle_type(d: &WebDriver, name: &str) {
 
 /// One filter change (the `i`-th of a cycle that returns to the defaults);
 /// returns its kind.
-async fn change(d: &WebDriver, i: usize) -> &'static str {
+async fn change(d: &Client, i: usize) -> &'static str {
     match i % 12 {
         0 => choose(d, "Status", "failure").await,
         1 => choose(d, "Status", "Any").await,
@@ -366,10 +394,10 @@ async fn run(o: Opts) {
     let base = server.base.clone();
     caught_up(&base).await;
     let chrome = start_chrome().await;
-    let d = &chrome.driver;
+    let d = &chrome.client;
 
     // Sign in through the form.
-    d.goto(format!("{base}/")).await.unwrap();
+    d.goto(&format!("{base}/")).await.unwrap();
     enter(d, "API key", &key).await;
     measure(d, "evlog:nav-to-first-results", 1).await;
     let first: Value = js(d, "return [document.body.innerText.match(/Page 1 of [0-9,]+/)?.[0], document.body.innerText.match(/[0-9,]+ events/)?.[0]]").await;
@@ -460,7 +488,7 @@ async fn run(o: Opts) {
     );
 
     let mut chrome = chrome;
-    let _ = chrome.driver.clone().quit().await;
+    let _ = chrome.client.clone().close().await;
     let _ = chrome.chromedriver.kill();
     let _ = chrome.chromedriver.wait();
     drop(server);

@@ -139,7 +139,7 @@ pub fn ev(user: &str, desc: &str) -> Value {
     json!({"event_type": "commit", "user_id": user, "action_description": desc, "status": "success"})
 }
 
-/// A multi-threaded runtime for the browser steps (thirtyfour is async).
+/// A multi-threaded runtime for the browser steps (fantoccini is async).
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,11 +1,13 @@
 //! Page objects, one per view of the console: what a person sees and does,
 //! found by labels and visible text (so a change of markup keeps them true).
 
+use fantoccini::Locator;
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use thirtyfour::prelude::*;
 
-use super::browser::{Browser, lit};
+use super::browser::{Browser, lit, press};
 
 /// The sign-in form.
 pub struct SignIn<'a>(pub &'a Browser);
@@ -57,7 +59,7 @@ impl Header<'_> {
     pub async fn views(&self) -> Vec<String> {
         let nav = self.0.xpath("//nav[@aria-label='Views']").await;
         let mut out = Vec::new();
-        for a in nav.find_all(By::Tag("a")).await.unwrap() {
+        for a in nav.find_all(Locator::XPath(".//a")).await.unwrap() {
             out.push(a.text().await.unwrap());
         }
         out
@@ -137,7 +139,7 @@ impl Events<'_> {
                     type: r.cells[1].textContent, user: r.cells[2].textContent,
                     status: r.cells[3].textContent, level: r.cells[4].textContent,
                     description: r.cells[5].textContent }))"#,
-                vec![table.to_json().unwrap()],
+                vec![serde_json::to_value(&table).unwrap()],
             )
             .await;
         serde_json::from_value(v).unwrap()
@@ -162,7 +164,7 @@ impl Events<'_> {
     }
 
     /// The pager's button `text` (`Previous`, `Next`) and whether it is enabled.
-    pub async fn pager_button(&self, text: &str) -> (WebElement, bool) {
+    pub async fn pager_button(&self, text: &str) -> (Element, bool) {
         let b = self
             .0
             .xpath(&format!(
@@ -178,12 +180,8 @@ impl Events<'_> {
     pub async fn shows_no_matches(&self) -> bool {
         let found = self
             .0
-            .driver
-            .find_all(By::XPath(
-                "//p[normalize-space(.)='No events match these filters']",
-            ))
-            .await
-            .unwrap();
+            .all("//p[normalize-space(.)='No events match these filters']")
+            .await;
         match found.first() {
             Some(p) => p.is_displayed().await.unwrap(),
             None => false,
@@ -194,12 +192,8 @@ impl Events<'_> {
     pub async fn problem(&self) -> Option<String> {
         let found = self
             .0
-            .driver
-            .find_all(By::XPath(
-                "//section[@aria-label='Events']//*[@role='alert']",
-            ))
-            .await
-            .unwrap();
+            .all("//section[@aria-label='Events']//*[@role='alert']")
+            .await;
         for p in found {
             if p.is_displayed().await.unwrap() {
                 return Some(p.text().await.unwrap());
@@ -214,7 +208,7 @@ impl Events<'_> {
         let summary = b
             .xpath("//summary[@aria-labelledby='types-label types-summary']")
             .await;
-        let details = summary.parent().await.unwrap();
+        let details = summary.find(Locator::XPath("..")).await.unwrap();
         if details.attr("open").await.unwrap().is_none() {
             summary.click().await.unwrap();
         }
@@ -225,7 +219,7 @@ impl Events<'_> {
             ))
             .await;
         label
-            .find(By::Tag("input"))
+            .find(Locator::XPath(".//input"))
             .await
             .unwrap()
             .click()
@@ -234,24 +228,21 @@ impl Events<'_> {
     }
 
     /// Focuses the row at `index` (as Tab and the arrow keys would).
-    pub async fn focus_row(&self, index: usize) -> WebElement {
+    pub async fn focus_row(&self, index: usize) -> Element {
         let table = self.0.xpath(TABLE).await;
         self.0
-            .driver
-            .execute(
-                "const r = arguments[0].tBodies[0].rows[arguments[1]]; r.focus(); return r;",
-                vec![table.to_json().unwrap(), json!(index)],
+            .js::<Value>(
+                "arguments[0].tBodies[0].rows[arguments[1]].focus()",
+                vec![serde_json::to_value(&table).unwrap(), json!(index)],
             )
-            .await
-            .unwrap()
-            .element()
-            .unwrap()
+            .await;
+        self.0.focused().await
     }
 
     /// Focuses the row at `index` and presses `key` on it.
     pub async fn key_on_row(&self, index: usize, key: Key) {
         let row = self.focus_row(index).await;
-        row.send_keys(key).await.unwrap();
+        press(&row, key).await;
     }
 
     /// The id of the row that has the keyboard focus, if a row has it.
@@ -293,13 +284,7 @@ impl Details<'_> {
     /// The field labels, in order.
     pub async fn labels(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for dt in self
-            .0
-            .driver
-            .find_all(By::XPath(format!("{DIALOG}//dt")))
-            .await
-            .unwrap()
-        {
+        for dt in self.0.all(&format!("{DIALOG}//dt")).await {
             out.push(dt.text().await.unwrap());
         }
         out
@@ -312,13 +297,17 @@ impl Details<'_> {
     /// Presses Escape in the dialog.
     pub async fn escape(&self) {
         let d = self.0.xpath(DIALOG).await;
-        let focused = self.0.driver.active_element().await.unwrap();
-        let target = if focused.find(By::XPath("ancestor::dialog")).await.is_ok() {
+        let focused = self.0.focused().await;
+        let target = if focused
+            .find(Locator::XPath("ancestor::dialog"))
+            .await
+            .is_ok()
+        {
             focused
         } else {
             d
         };
-        target.send_keys(Key::Escape).await.unwrap();
+        press(&target, Key::Escape).await;
     }
 }
 
@@ -356,8 +345,8 @@ impl Stats<'_> {
     pub async fn bars(&self, title: &str) -> Vec<(String, String)> {
         let x = format!("//section[h3[normalize-space(.)={}]]//a", lit(title));
         let mut out = Vec::new();
-        for a in self.0.driver.find_all(By::XPath(&x)).await.unwrap() {
-            let spans = a.find_all(By::Tag("span")).await.unwrap();
+        for a in self.0.all(&x).await {
+            let spans = a.find_all(Locator::XPath(".//span")).await.unwrap();
             out.push((
                 spans[0].text().await.unwrap(),
                 spans[1].text().await.unwrap(),

@@ -2,9 +2,10 @@
 //! texts `Page X of Y`, `Previous`/`Next` disabled where they lead nowhere,
 //! `No events match these filters`), the keyboard, the URL, sign out.
 
+use fantoccini::key::Key;
 use serde_json::{Value, json};
-use thirtyfour::Key;
 
+use super::browser::press;
 use super::pages::{Details, Events, Header, SignIn};
 use super::{Browser, Site, ago, api_ids, ev, runtime};
 
@@ -76,11 +77,11 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
         let range: String = b
             .js(
                 "return arguments[0].selectedOptions[0].textContent",
-                vec![b.control("Time range").await.to_json().unwrap()],
+                vec![serde_json::to_value(b.control("Time range").await).unwrap()],
             )
             .await;
         assert_eq!(range, "Last 7 days");
-        assert_eq!(b.control("Page size").await.value().await.unwrap().as_deref(), Some("50"));
+        assert_eq!(b.control("Page size").await.prop("value").await.unwrap().as_deref(), Some("50"));
 
         // A slow answer: a visible loading state; the rows shown stay meanwhile.
         let slow = |latency: u32| {
@@ -149,7 +150,7 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
 
         // Keyboard: Previous by Enter; rows by arrows; Enter opens; Escape closes.
         let (prev, _) = events.pager_button("Previous").await;
-        prev.send_keys(Key::Enter).await.unwrap();
+        press(&prev, Key::Enter).await;
         events
             .until("page 1", async |e: &Events<'_>| {
                 e.page_text().await.as_deref() == Some("Page 1 of 2")
@@ -161,7 +162,7 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
         assert_eq!(events.focused_row().await.as_deref(), Some(want[49].as_str()));
         events.key_on_row(49, Key::Home).await;
         events.key_on_row(0, Key::Down).await;
-        b.driver.active_element().await.unwrap().send_keys(Key::Enter).await.unwrap();
+        press(&b.focused().await, Key::Enter).await;
         let details = Details(&b);
         details.wait_for(&want[1]).await;
         assert!(b.location().await.contains(&format!("event={}", want[1])));
@@ -185,18 +186,13 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
         b.goto("/?user_id=p51").await;
         events.settled().await;
         let shift: f64 = b
-            .driver
-            .execute_async(
+            .js_async(
                 r#"const done = arguments[arguments.length - 1]; let sum = 0;
                    new PerformanceObserver(l => { for (const e of l.getEntries()) if (!e.hadRecentInput) sum += e.value; })
                      .observe({type: 'layout-shift', buffered: true});
                    setTimeout(() => done(sum), 200);"#,
-                vec![],
             )
-            .await
-            .unwrap()
-            .convert()
-            .unwrap();
+            .await;
         assert!(shift < 0.05, "cumulative layout shift {shift}");
 
         // Sign out: back to the form, the key forgotten.

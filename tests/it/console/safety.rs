@@ -45,7 +45,7 @@ fn a_user_key_sees_only_its_own_events_everywhere() {
         assert!(rows.iter().all(|r| r.user == "alice"), "{rows:?}");
         let user = b.control("User").await;
         assert!(!user.is_enabled().await.unwrap());
-        assert_eq!(user.value().await.unwrap().as_deref(), Some("alice"));
+        assert_eq!(user.prop("value").await.unwrap().as_deref(), Some("alice"));
 
         Header(&b).open("Statistics").await;
         assert_eq!(Stats(&b).card("Events").await, "3");
@@ -117,7 +117,7 @@ fn stored_markup_shows_as_text_and_runs_nothing() {
         assert_eq!(row.user, evil_user);
         assert_eq!(row.description, description);
 
-        events.key_on_row(0, thirtyfour::Key::Enter).await;
+        events.key_on_row(0, fantoccini::key::Key::Enter).await;
         let details = Details(&b);
         details.wait_for(&ids[0]).await;
         assert_eq!(details.field("User").await.unwrap(), evil_user);
@@ -140,7 +140,7 @@ fn stored_markup_shows_as_text_and_runs_nothing() {
             )
             .await;
         assert_eq!((elements, canary), (0, None), "no element made from a stored string, no script ran");
-        assert!(b.driver.get_alert_text().await.is_err(), "no alert opened");
+        assert!(b.client.get_alert_text().await.is_err(), "no alert opened");
         details.escape().await;
         let resources: Vec<String> = b
             .js("return performance.getEntriesByType('resource').map(r => r.name)", vec![])

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use evlog::{Config, Durability, Event, EventLog, EventType, ManualClock};
+use fantoccini::key::Key;
 use serde_json::{Value, json};
-use thirtyfour::prelude::*;
 
-use super::browser::screenshot_dir;
+use super::browser::{press, screenshot_dir};
 use super::pages::{Admin, Details, Events, Header, SignIn, Stats};
 use super::{Browser, Site, ago, api, api_ids, runtime};
 use crate::util::Store;
@@ -126,8 +126,8 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
         let want = api_ids(&base, &admin, &[("start", from.clone()), ("end", to.clone())]).await;
         assert_eq!(want.len(), 2);
         expect_rows(&b, "a custom range", &want).await;
-        assert!(!b.control("From").await.value().await.unwrap().unwrap_or_default().is_empty());
-        assert!(!b.control("To").await.value().await.unwrap().unwrap_or_default().is_empty());
+        assert!(!b.control("From").await.prop("value").await.unwrap().unwrap_or_default().is_empty());
+        assert!(!b.control("To").await.prop("value").await.unwrap().unwrap_or_default().is_empty());
 
         // Reset: back to the defaults (a bare URL).
         b.button("Reset").await.click().await.unwrap();
@@ -156,11 +156,11 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
             b.choose(label, "Any").await;
         }
         // Lists work from the keyboard too: ↓ on Level picks the next level.
-        b.control("Level").await.send_keys(Key::Down).await.unwrap();
+        press(&b.control("Level").await, Key::Down).await;
         let want = api_ids(&base, &admin, &[week(), ("level", "info".into())]).await;
         expect_rows(&b, "level info by keyboard", &want).await;
         assert!(b.location().await.contains("level=info"));
-        b.control("Level").await.send_keys(Key::Up).await.unwrap();
+        press(&b.control("Level").await, Key::Up).await;
         b.wait("any level", || async {
             (!b.location().await.contains("level=")).then_some(())
         })
@@ -238,15 +238,8 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
         b.wait("the copy", || async { b.shows("Id copied").await.then_some(()) })
             .await;
         let copied: String = b
-            .driver
-            .execute_async(
-                "navigator.clipboard.readText().then(arguments[arguments.length - 1])",
-                vec![],
-            )
-            .await
-            .unwrap()
-            .convert()
-            .unwrap();
+            .js_async("navigator.clipboard.readText().then(arguments[arguments.length - 1])")
+            .await;
         assert_eq!(copied, one[0]);
         details.escape().await;
         b.enter("Request id", "").await;
