@@ -210,6 +210,9 @@ pub(crate) fn route_of(path: &str) -> &'static str {
         "/events/stream" => "/events/stream",
         "/health" => "/health",
         "/metrics" => "/metrics",
+        "/" => "/",
+        "/whoami" => "/whoami",
+        p if p.starts_with("/ui/") => "/ui/{file}",
         p if p
             .strip_prefix("/events/")
             .is_some_and(|id| !id.contains('/')) =>

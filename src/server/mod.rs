@@ -16,12 +16,15 @@
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //! - `streams` — what ends an open export or live stream: its key's
 //!   revocation or expiry, a stalled client; the per-key cap.
+//! - `console` — the web console's files at `/` and `/ui/`, `GET /whoami`,
+//!   and the security headers of every response.
 //!
 //! The server sees event, store, index and auth, never tantivy types.
 
 mod access;
 mod admin;
 mod append;
+mod console;
 mod denials;
 mod events;
 #[doc(hidden)]
@@ -48,6 +51,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 pub use access::ClientAddr;
+pub use console::{CONTENT_SECURITY_POLICY, file_names as console_files};
 pub use reject::{ApiError, EventReject};
 
 use crate::auth::{KeyStore, Reload};
@@ -483,6 +487,30 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
+/// The web console: `GET /` (the page), `GET /ui/<file>` (its files) and
+/// `GET /whoami`.
+fn console_routes(
+    st: impl Filter<Extract = (Arc<State>,), Error = Infallible> + Clone + Send + Sync + 'static,
+    ctx: impl Filter<Extract = (access::Ctx,), Error = Infallible> + Clone + Send + Sync + 'static,
+) -> BoxedFilter<(Response,)> {
+    console::prepare();
+    let page = warp::path::end()
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .map(|h: warp::http::HeaderMap| respond(console::asset("index.html", &h)));
+    let file = warp::path!("ui" / String)
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .map(|name: String, h: warp::http::HeaderMap| respond(console::asset(&name, &h)));
+    let whoami = warp::path!("whoami")
+        .and(warp::get())
+        .and(st)
+        .and(ctx)
+        .and(raw_query())
+        .then(|s, c, q| async move { respond(console::whoami(s, c, q).await) });
+    page.or(file).unify().or(whoami).unify().boxed()
+}
+
 fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let st = warp::any().map(move || state.clone());
     let ctx = access::ctx();
@@ -535,7 +563,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .then(|s| async move { respond(ops::metrics(s).await) });
     let rotate = warp::path!("admin" / "rotate")
         .and(warp::post())
-        .and(st)
+        .and(st.clone())
         .and(ctx.clone())
         .and(raw_query())
         .then(|s, c, q| async move { respond(admin::rotate(s, c, q).await) });
@@ -558,7 +586,10 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(rotate)
         .unify()
+        .or(console_routes(st, ctx))
+        .unify()
         .recover(reject::recover)
         .unify()
+        .map(console::secure)
         .boxed()
 }

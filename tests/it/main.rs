@@ -4,6 +4,8 @@ mod util;
 
 /// The `evlog` binary: flags, stdin import, cat, verify, help, exit codes.
 mod cli;
+/// The web console in headless Chromium (WebDriver) against `evlog serve`.
+mod console;
 /// SIGKILLed appenders lose no acknowledged event.
 mod crash;
 /// Storage faults (disk full, failed fsync, read-only), the index deleted

@@ -57,9 +57,15 @@ impl Serve {
 
     /// Starts a server; waits until it listens.
     pub fn start_opts(store: &Store, opts: Opts<'_>) -> Serve {
+        Serve::start_at(store, opts, "127.0.0.1:0")
+    }
+
+    /// Starts a server listening on `addr` (a fixed port lets a restarted
+    /// server come back where its clients expect it); waits until it listens.
+    pub fn start_at(store: &Store, opts: Opts<'_>, addr: &str) -> Serve {
         let mut cmd = store.cmd();
         cmd.args(opts.args)
-            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(["serve", "--addr", addr])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

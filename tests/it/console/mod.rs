@@ -1,0 +1,149 @@
+//! The web console in a real browser: headless Chromium over WebDriver
+//! against a real `evlog serve` on a temporary store. Sign-in, the paging
+//! checklist (totals 0, 1, 50, 51), every filter, the details, export,
+//! statistics, the admin panel, the live tail (and its resumption after a
+//! server restart), a user key's scope, hostile strings shown as text, the
+//! keyboard, both widths and colour schemes, and no error in the browser
+//! console. Screenshots go to `<target>/tmp/console-screenshots/`.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); a test fails, naming
+//! them, when they are missing.
+
+mod browser;
+mod live;
+mod pages;
+mod paging;
+mod safety;
+mod views;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::serve::{Serve, caught_up, client};
+use crate::util::Store;
+
+pub use browser::Browser;
+
+/// A store and its server, with an admin key.
+pub struct Site {
+    pub store: Store,
+    pub serve: Serve,
+    pub admin: String,
+}
+
+impl Site {
+    /// A server on a fresh store.
+    pub fn start() -> Site {
+        Site::on(Store::new())
+    }
+
+    /// A server on `store` (its first start prints the admin key).
+    pub fn on(store: Store) -> Site {
+        let serve = Serve::start(&store);
+        let admin = serve.admin.clone();
+        assert!(admin.starts_with("evk_"), "{}", serve.stdout());
+        Site {
+            store,
+            serve,
+            admin,
+        }
+    }
+
+    /// Appends `events` (a JSON array) as admin; waits until they are searchable.
+    pub fn append(&self, events: Value) -> Vec<String> {
+        append(&self.serve, &self.admin, events)
+    }
+
+    /// Adds a key (`evlog keys add`) and returns it once the server (which
+    /// reloads the keys file every second) accepts it.
+    pub fn add_key(&self, role: &str, user: &str) -> String {
+        let out = self
+            .store
+            .run(&["keys", "add", "--role", role, "--user", user], b"");
+        out.expect_code(0);
+        let key = out.stdout.trim().to_string();
+        let http = client();
+        crate::serve::eventually("the server to load the new key", || {
+            let r = http
+                .get(self.serve.url("/whoami"))
+                .header("X-API-Key", &key)
+                .send()
+                .ok()?;
+            (r.status() == 200).then_some(())
+        });
+        key
+    }
+}
+
+/// Appends `events` (a JSON array) with `key`; waits until they are
+/// searchable. Blocking: call outside the async runtime.
+pub fn append(serve: &Serve, key: &str, events: Value) -> Vec<String> {
+    let r = client()
+        .post(serve.url("/events"))
+        .header("X-API-Key", key)
+        .json(&events)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    let body: Value = r.json().unwrap();
+    caught_up(serve);
+    body["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `GET path` with `params` as `key`, async (inside the browser runtime).
+pub async fn api(base: &str, key: &str, path: &str, params: &[(&str, String)]) -> (u16, String) {
+    let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), params).unwrap();
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("X-API-Key", key)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// The ids `GET /events` answers for `params` (up to 1000), newest first.
+pub async fn api_ids(base: &str, key: &str, params: &[(&str, String)]) -> Vec<String> {
+    let mut p = params.to_vec();
+    p.push(("limit", "1000".into()));
+    let (status, body) = api(base, key, "/events", &p).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `now - hours`, as the API takes it.
+pub fn ago(hours: i64) -> String {
+    rfc3339(Utc::now() - chrono::Duration::hours(hours))
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// An event for `user` with a description.
+pub fn ev(user: &str, desc: &str) -> Value {
+    json!({"event_type": "commit", "user_id": user, "action_description": desc, "status": "success"})
+}
+
+/// A multi-threaded runtime for the browser steps (fantoccini is async).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
