@@ -321,20 +321,9 @@ fn keyless_from(addr: &str, from: &str) -> u16 {
 #[test]
 fn a_keyless_flood_is_summarised_and_cannot_push_out_a_real_denial() {
     let store = Store::new();
-    std::fs::create_dir_all(store.path()).unwrap();
-    let config = store.file("../evlog.toml");
-    std::fs::write(&config, "[server.limits]\nauth_failure_summary_secs = 1\n").unwrap();
-    let s = Serve::start_opts(
-        &store,
-        crate::serve::Opts {
-            args: &["--config", config.to_str().unwrap()],
-            ..Default::default()
-        },
-    );
+    let s = Serve::with_limits(&store, "auth_failure_summary_secs = 1");
     let http = client();
-    let out = store.run(&["keys", "add", "--role", "user", "--user", "alice"], b"");
-    out.expect_code(0);
-    let alice = out.stdout.trim().to_string();
+    let alice = store.add_key("user", "alice");
     // Until the server loads it, the key is refused (and counted below).
     let mut refused = 0u64;
     crate::serve::eventually("alice's key is loaded", || {
@@ -448,17 +437,7 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
     let ops = keys(&["keys", "add", "--role", "user", "--user", "ops"]);
     let ops = ops.stdout.trim().to_string();
     keys(&["keys", "add", "--role", "user", "--user", "bob"]);
-    let list = keys(&["keys", "list", "--format", "json"]);
-    let list: Value = serde_json::from_str(&list.stdout).unwrap();
-    let bob = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["user_id"] == "bob")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob = store.key_ids()["bob"].clone();
     keys(&["keys", "revoke", &bob]);
     let http = client();
     let all = "/events?event_type=system_config&start=1970-01-01T00:00:00Z";
