@@ -32,6 +32,7 @@ mod ops;
 mod params;
 mod quota;
 mod reject;
+mod sse;
 mod streams;
 
 use std::convert::Infallible;
