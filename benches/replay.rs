@@ -12,7 +12,8 @@
 //!    ([`IndexSearch::docs_examined`]);
 //! 2. HTTP (`evlog serve` on 127.0.0.1): `GET /events/stream` with
 //!    `Last-Event-ID: 0` until N events have come against
-//!    `GET /events/export?format=ndjson` to its end.
+//!    `GET /events/export?format=ndjson` to its end; time as the client
+//!    sees it, and the server's CPU time (user + system, `/proc/PID/stat`).
 //!
 //! Options (`--name value`, or `EVLOG_BENCH_<NAME>`): `--events 60000`,
 //! `--reps 3`, `--http yes|no`, `--dir DIR` (default `$EVLOG_BENCH_DIR`,
@@ -204,6 +205,27 @@ fn serve(dir: &std::path::Path) -> Server {
     Server { child, addr, key }
 }
 
+/// CPU seconds (user + system) the server process has used so far.
+fn cpu_s(s: &Server) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.child.id())).unwrap();
+    // After the command name (in parentheses): the state (field 3), ...,
+    // utime (field 14) and stime (field 15), in clock ticks.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    ticks as f64 / hz as f64
+}
+
+/// (seconds, server CPU seconds) of `f`.
+fn with_cpu<T>(s: &Server, f: impl FnOnce() -> T) -> (T, f64) {
+    let before = cpu_s(s);
+    let out = f();
+    (out, cpu_s(s) - before)
+}
+
 /// Seconds until `GET /events/stream` with `Last-Event-ID: 0` delivered `n` events.
 fn http_replay(s: &Server, n: usize) -> f64 {
     let t = Instant::now();
@@ -294,28 +316,42 @@ fn main() {
         return;
     }
     let s = serve(dir.path());
-    let (mut rt, mut et) = (Vec::new(), Vec::new());
+    let (mut rt, mut et, mut rc, mut ec) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut replay = || {
+        let (t, cpu) = with_cpu(&s, || http_replay(&s, n));
+        rt.push(t);
+        rc.push(cpu);
+    };
+    let mut export = || {
+        let ((t, lines), cpu) = with_cpu(&s, || http_export(&s));
+        assert_eq!(lines, n, "export returned every event of alice");
+        et.push(t);
+        ec.push(cpu);
+    };
     for round in 0..o.reps {
         if round % 2 == 0 {
-            rt.push(http_replay(&s, n));
-            let (t, lines) = http_export(&s);
-            assert_eq!(lines, n, "export returned every event of alice");
-            et.push(t);
+            replay();
+            export();
         } else {
-            let (t, lines) = http_export(&s);
-            assert_eq!(lines, n, "export returned every event of alice");
-            et.push(t);
-            rt.push(http_replay(&s, n));
+            export();
+            replay();
         }
     }
     let (r, e) = (median(rt), median(et));
+    let (r_cpu, e_cpu) = (median(rc), median(ec));
     println!(
-        "HTTP (evlog serve on 127.0.0.1), median of {} rounds:",
+        "HTTP (evlog serve on 127.0.0.1), median of {} rounds (time; server CPU):",
         o.reps
     );
-    println!("  GET /events/stream, Last-Event-ID: 0, until {n} events: {r:.3} s");
-    println!("  GET /events/export?format=ndjson, to its end:           {e:.3} s");
-    println!("  replay / export: {:.2}", r / e);
+    println!("  GET /events/stream, Last-Event-ID: 0, until {n} events: {r:.3} s; {r_cpu:.2} s");
+    println!("  GET /events/export?format=ndjson, to its end:           {e:.3} s; {e_cpu:.2} s");
+    println!(
+        "  replay / export: {:.2}; server CPU {:.2}",
+        r / e,
+        r_cpu / e_cpu
+    );
     println!("RESULT http_replay_s={r:.3}");
     println!("RESULT http_export_s={e:.3}");
+    println!("RESULT http_replay_cpu_s={r_cpu:.2}");
+    println!("RESULT http_export_cpu_s={e_cpu:.2}");
 }

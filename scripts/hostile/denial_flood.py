@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 
-from readers_lib import Server, args, version
+from evlog_server import Server, args, version
 
 
 def flood(port, n, conns=4):
@@ -70,7 +70,7 @@ def main():
              summary_wait=(float, 65.0, "seconds to wait for the summaries at the end"))
     print(f"evlog: {version(a.evlog)}")
     with Server(a.evlog) as s:
-        alice = s.key("user", "alice")
+        alice = s.add_key("user", "alice")
         before = day_bytes(s)
         known = len(denials(s))
         t = time.time()

@@ -9,9 +9,7 @@ Bounded: one server on 127.0.0.1, four key changes.
     scripts/hostile/key_events.py [--evlog target/debug/evlog]
 """
 
-import json
-
-from readers_lib import Server, args, version
+from evlog_server import Server, args, version
 
 
 def main():
@@ -19,13 +17,10 @@ def main():
     print(f"evlog: {version(a.evlog)}")
     ops_env = {"USER": "ops", "LOGNAME": "ops"}
     with Server(a.evlog) as s:
-        ops = s.key("user", "ops", env=ops_env)
-        s.key("user", "bob", env=ops_env)
-        svc = s.cli("keys", "add", "--role", "service", "--user", "billing", env=ops_env)
-        assert svc.returncode == 0
-        listed = json.loads(s.cli("keys", "list", "--format", "json").stdout)
-        bob = next(k["id"] for k in listed if k["user_id"] == "bob")
-        assert s.cli("keys", "revoke", bob, env=ops_env).returncode == 0
+        ops = s.add_key("user", "ops", env=ops_env)
+        s.add_key("user", "bob", env=ops_env)
+        s.cli_ok("keys", "add", "--role", "service", "--user", "billing", env=ops_env)
+        s.cli_ok("keys", "revoke", s.key_id("bob"), env=ops_env)
         s.caught_up()
         query = "event_type=system_config&start=1970-01-01T00:00:00Z"
         seen = s.export(query, key=ops)

@@ -13,7 +13,7 @@ alice's stream. Bounded: one server on 127.0.0.1, --timeout per replay.
 
 import time
 
-from readers_lib import Server, args, version
+from evlog_server import Server, args, version
 
 
 def replay(s, key, n, timeout):
@@ -40,8 +40,8 @@ def main():
     a = args(__doc__, events=(int, 60_000, "events of alice"),
              timeout=(float, 600.0, "seconds allowed per replay"))
     print(f"evlog: {version(a.evlog)}")
-    with Server(a.evlog, env={"EVLOG_DURABILITY": "none"}) as s:
-        alice = s.key("user", "alice")
+    with Server(a.evlog, durability="none") as s:
+        alice = s.add_key("user", "alice")
         total = a.events + a.events // 3
         events = [{"event_type": "commit", "status": "success",
                    "user_id": "bob" if i % 4 == 3 else "alice",

@@ -16,7 +16,7 @@ import os
 import pty
 import subprocess
 
-from readers_lib import Server, args, version
+from evlog_server import Server, args, version
 
 HOSTILE = ("deploy ok\x1b[2J\x1b]0;pwned\x07\r\x1b[1Afake: all good\n"
            "\u009b31mred\u007f\u202etxt.exe")
@@ -29,7 +29,7 @@ def obeyable(text):
 
 def on_a_terminal(s, *argv):
     master, slave = pty.openpty()
-    p = subprocess.Popen([s.evlog, "--storage", s.storage, *argv], cwd=s.root, env=s.env,
+    p = subprocess.Popen(s.base + list(argv), cwd=s.root, env=s.env,
                          stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL)
     os.close(slave)
     out = b""
@@ -50,12 +50,11 @@ def main():
     a = args(__doc__)
     print(f"evlog: {version(a.evlog)}")
     with Server(a.evlog) as s:
-        mallory = s.key("user", "mallory")
+        mallory = s.add_key("user", "mallory")
         s.append([{"event_type": "commit", "status": "success", "user_id": "mallory",
                    "action_description": HOSTILE}], key=mallory)
         s.caught_up()
-        s.proc.terminate()
-        s.proc.wait(60)
+        s.shutdown()
         for argv in (["query"], ["tail", "-n", "5"], ["cat"], ["query", "--format", "ndjson"]):
             text = on_a_terminal(s, *argv)
             print(f"evlog {' '.join(argv)}: {obeyable(text)} control character(s) reached the terminal")

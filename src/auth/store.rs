@@ -270,13 +270,53 @@ mod tests {
     /// Before: a keys file that failed to load kept the old keys in force,
     /// so a revocation written as a broken file (or with loose permissions)
     /// was lost, and the failure was logged every second.
-    #[test]
-    fn an_unusable_keys_file_accepts_no_key_until_it_loads_again_and_says_so_once() {
+    /// A keys file holding one key of `user`, and a store opened on it.
+    struct OneKey {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+        key: String,
+        /// The file's bytes.
+        good: Vec<u8>,
+        store: KeyStore,
+    }
+
+    fn one_key(role: Role, user: &str) -> OneKey {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let (key, _) = update(&path, |f| f.add(Role::Admin, "ops", None)).unwrap();
+        let (key, _) = update(&path, |f| f.add(role, user, None)).unwrap();
         let good = std::fs::read(&path).unwrap();
         let store = KeyStore::open(&path).unwrap();
+        OneKey {
+            dir,
+            path,
+            key,
+            good,
+            store,
+        }
+    }
+
+    /// Asserts that the next reload recovers the one key, which is accepted again.
+    #[track_caller]
+    fn accepted_again(store: &KeyStore, key: &str, now: DateTime<Utc>) {
+        assert_eq!(
+            store.reload_if_changed(),
+            Reload::Loaded {
+                active: 1,
+                recovered: true
+            }
+        );
+        assert!(store.authenticate(key, now).is_ok());
+    }
+
+    #[test]
+    fn an_unusable_keys_file_accepts_no_key_until_it_loads_again_and_says_so_once() {
+        let OneKey {
+            dir: _dir,
+            path,
+            key,
+            good,
+            store,
+        } = one_key(Role::Admin, "ops");
         let mut generation = store.subscribe();
         let now = Utc::now();
         assert!(store.authenticate(&key, now).is_ok());
@@ -308,14 +348,7 @@ mod tests {
         assert!(!generation.has_changed().unwrap());
 
         std::fs::write(&path, &good).unwrap();
-        assert_eq!(
-            store.reload_if_changed(),
-            Reload::Loaded {
-                active: 1,
-                recovered: true
-            }
-        );
-        assert!(store.authenticate(&key, now).is_ok());
+        accepted_again(&store, &key, now);
         assert!(generation.has_changed().unwrap());
 
         // Loose permissions: no key until chmod 600 (seen by the mode and
@@ -342,11 +375,13 @@ mod tests {
 
     #[test]
     fn a_removed_keys_file_holds_no_keys_until_it_is_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keys.json");
-        let (key, _) = update(&path, |f| f.add(Role::User, "alice", None)).unwrap();
-        let good = std::fs::read(&path).unwrap();
-        let store = KeyStore::open(&path).unwrap();
+        let OneKey {
+            dir,
+            path,
+            key,
+            good,
+            store,
+        } = one_key(Role::User, "alice");
         std::fs::remove_file(&path).unwrap();
         assert_eq!(store.reload_if_changed(), Reload::Missing);
         assert_eq!(store.reload_if_changed(), Reload::Unchanged);
@@ -355,14 +390,7 @@ mod tests {
         assert_eq!(store.status(now).state, "missing");
         std::fs::write(&path, &good).unwrap();
         chmod(&path, 0o600);
-        assert_eq!(
-            store.reload_if_changed(),
-            Reload::Loaded {
-                active: 1,
-                recovered: true
-            }
-        );
-        assert!(store.authenticate(&key, now).is_ok());
+        accepted_again(&store, &key, now);
         // A store opened on a missing file holds no keys either.
         let none = KeyStore::open(&dir.path().join("absent.json")).unwrap();
         assert_eq!(none.authenticate(&key, now), Err(Denied::NoKeysFile));

@@ -2,7 +2,6 @@
 //! export and the live stream (appends: `append`). Each authenticates
 //! first, then checks its parameters, then the role.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use super::access::Ctx;
 use super::params::{self, FILTERS, PAGING};
 use super::reject::ApiError;
 use super::streams::{self, Ending, Hangup, Lease};
-use super::{State, blocking};
+use super::{State, blocking, sse};
 use crate::auth::{Principal, Role};
 use crate::event::{Event, EventType, Level, SERVER_APPENDER, Status};
 use crate::export::Format;
@@ -277,7 +276,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /events/stream`: server-sent events of the matching events stored
 /// from now on (or after the `Last-Event-ID`, a `seq`), one `event` message
-/// per event with its `seq` as id. A `:ready` comment says the tail is set
+/// per event with its `seq` as id, each batch the tail reads (up to a page)
+/// written as one chunk ([`sse`]). A `:ready` comment says the tail is set
 /// up; an `end` message (the JSON error shape) says why the server ended it
 /// (key revoked, expired or changed, keys file unusable).
 pub(crate) async fn stream(
@@ -308,30 +308,29 @@ pub(crate) async fn stream(
         None => blocking(move || search.max_seq()).await??,
     };
     let follow = Follow::new(p.query, after);
-    let (tx, events) = streams::body::<Result<warp::sse::Event, Infallible>>(64);
+    // One batch at a time: a client that reads nothing costs no query and
+    // holds at most one batch (as an export holds one page).
+    let (tx, body) = streams::body::<Bytes>(1);
     tokio::spawn(async move {
         let mut lease = lease;
         let ended = tail(&state, &mut lease, follow, &tx).await;
-        let last = match ended {
-            Ok(()) | Err(Ending::Gone) => return,
+        match ended {
+            Ok(()) | Err(Ending::Gone) => {}
             Err(Ending::Stalled) => {
                 tracing::info!(key_id = %lease.who().key_id, "live stream closed: the client stopped reading (limit write_timeout_ms)");
-                None
+                streams::end_early(tx, None, hangup.as_ref()).await;
             }
             Err(Ending::Key(code, message)) => {
                 tracing::info!(key_id = %lease.who().key_id, code, "live stream ended: {message}");
                 let body = json!({ "error": { "code": code, "message": message } });
-                Some(Ok(warp::sse::Event::default()
-                    .event("end")
-                    .data(body.to_string())))
+                let mut end = Vec::new();
+                sse::message(&mut end, "end", &body, None);
+                // After the batch queued before it, if the client takes it.
+                streams::end_with(tx, Bytes::from(end), hangup.as_ref()).await;
             }
-        };
-        streams::end_early(tx, last, hangup.as_ref()).await;
+        }
     });
-    Ok(
-        warp::sse::reply(warp::sse::keep_alive().interval(KEEP_ALIVE).stream(events))
-            .into_response(),
-    )
+    Ok(sse::reply(body, KEEP_ALIVE))
 }
 
 /// Feeds one live stream until the server shuts down (`Ok`) or something
@@ -340,15 +339,15 @@ async fn tail(
     state: &Arc<State>,
     lease: &mut Lease,
     mut follow: Follow,
-    tx: &mpsc::Sender<Option<Result<warp::sse::Event, Infallible>>>,
+    tx: &mpsc::Sender<Option<Bytes>>,
 ) -> Result<(), Ending> {
     let mut commits = state.commits.clone();
     let mut shutdown = state.shutdown.subscribe();
-    lease
-        .send(tx, Ok(warp::sse::Event::default().comment("ready")))
-        .await?;
+    lease.send(tx, sse::comment("ready")).await?;
     loop {
         loop {
+            // A place for the batch first, as an export does for a page.
+            let permit = lease.reserve(tx).await?;
             let search = state.search.clone();
             let res = lease
                 .query(move || {
@@ -372,15 +371,8 @@ async fn tail(
             if batch.is_empty() {
                 break;
             }
-            for e in batch {
-                let mut msg = warp::sse::Event::default()
-                    .event("event")
-                    .data(e.to_string());
-                if let Some(seq) = e["seq"].as_u64() {
-                    msg = msg.id(seq.to_string());
-                }
-                lease.send(tx, Ok(msg)).await?;
-            }
+            // The whole batch (up to a page of events) as one chunk.
+            permit.send(Some(sse::events(&batch)));
         }
         tokio::select! {
             changed = commits.changed() => if changed.is_err() { return Ok(()) },

@@ -35,6 +35,7 @@ mod ops;
 mod params;
 mod quota;
 mod reject;
+mod sse;
 mod streams;
 
 use std::convert::Infallible;
@@ -520,14 +521,19 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(warp::body::stream())
         .then(|s, c, body| async move { respond(append::append(s, c, body).await) });
-    macro_rules! read {
-        ($path:expr, $handler:path) => {
+    // A GET of `$path` with the state, the request's context and its query.
+    macro_rules! get {
+        ($path:expr) => {
             $path
                 .and(warp::get())
                 .and(st.clone())
                 .and(ctx.clone())
                 .and(raw_query())
-                .then(|s, c, q| async move { respond($handler(s, c, q).await) })
+        };
+    }
+    macro_rules! read {
+        ($path:expr, $handler:path) => {
+            get!($path).then(|s, c, q| async move { respond($handler(s, c, q).await) })
         };
     }
     let query = read!(warp::path!("events"), events::query);
@@ -536,22 +542,14 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     // Exports and streams may close their connection (revoked key, stalled client).
     macro_rules! open {
         ($path:expr, $handler:path) => {
-            $path
-                .and(warp::get())
-                .and(st.clone())
-                .and(ctx.clone())
-                .and(raw_query())
+            get!($path)
                 .and(warp::ext::optional::<streams::Hangup>())
                 .then(|s, c, q, h| async move { respond($handler(s, c, q, h).await) })
         };
     }
     let export = open!(warp::path!("events" / "export"), events::export);
     let stream = open!(warp::path!("events" / "stream"), events::stream);
-    let one = warp::path!("events" / String)
-        .and(warp::get())
-        .and(st.clone())
-        .and(ctx.clone())
-        .and(raw_query())
+    let one = get!(warp::path!("events" / String))
         .then(|id, s, c, q| async move { respond(events::get(s, c, id, q).await) });
     let health = warp::path!("health")
         .and(warp::get())

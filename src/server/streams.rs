@@ -323,15 +323,82 @@ pub(crate) async fn end_early<T>(
     last: Option<T>,
     hangup: Option<&Hangup>,
 ) {
+    let deadline = tokio::time::Instant::now() + END_GRACE;
     let queued =
         last.is_none_or(|item| tx.try_send(Some(item)).is_ok()) && tx.try_send(None).is_ok();
+    hang_up_after(tx, queued, deadline, hangup).await;
+}
+
+/// Ends a body with a last message: waits for room for it (the client
+/// taking what was queued before it: a live stream's body holds one batch),
+/// queues it and the end, waits for the connection to take them, then hangs
+/// up; [`END_GRACE`] in all.
+pub(crate) async fn end_with<T>(tx: mpsc::Sender<Option<T>>, last: T, hangup: Option<&Hangup>) {
+    let deadline = tokio::time::Instant::now() + END_GRACE;
+    let send = async { tx.send(Some(last)).await.is_ok() && tx.send(None).await.is_ok() };
+    let queued = tokio::time::timeout_at(deadline, send)
+        .await
+        .unwrap_or(false);
+    hang_up_after(tx, queued, deadline, hangup).await;
+}
+
+/// Waits until `deadline` for the connection to be done with a body whose
+/// end is `queued`, then hangs up.
+async fn hang_up_after<T>(
+    tx: mpsc::Sender<Option<T>>,
+    queued: bool,
+    deadline: tokio::time::Instant,
+    hangup: Option<&Hangup>,
+) {
     if queued {
         tokio::select! {
             () = tx.closed() => return,
-            () = tokio::time::sleep(END_GRACE) => {}
+            () = tokio::time::sleep_until(deadline) => {}
         }
     }
     if let Some(h) = hangup {
         h.hang_up();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// A live stream ended by its key while a batch is still queued: the
+    /// `end` message follows the batch once the client takes it.
+    #[tokio::test]
+    async fn a_last_message_waits_for_what_was_queued_before_it() {
+        let (tx, body) = body::<u32>(1);
+        tx.send(Some(1)).await.unwrap();
+        let hangup = Hangup::default();
+        let ending = tokio::spawn({
+            let hangup = hangup.clone();
+            async move { end_with(tx, 2, Some(&hangup)).await }
+        });
+        assert_eq!(body.collect::<Vec<_>>().await, [1, 2]);
+        ending.await.unwrap();
+        let hung_up = tokio::time::timeout(Duration::from_millis(50), hangup.wait()).await;
+        assert!(hung_up.is_err(), "the client took it all: no hang-up");
+    }
+
+    /// A client that takes nothing is hung up on once the grace is over,
+    /// and gets nothing more.
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_hung_up_on_after_the_grace() {
+        let (tx, body) = body::<u32>(1);
+        tx.send(Some(1)).await.unwrap();
+        let hangup = Hangup::default();
+        let start = Instant::now();
+        end_with(tx, 2, Some(&hangup)).await;
+        assert!(start.elapsed() >= END_GRACE);
+        tokio::time::timeout(Duration::from_secs(10), hangup.wait())
+            .await
+            .expect("hung up");
+        assert_eq!(body.collect::<Vec<_>>().await, [1]);
     }
 }

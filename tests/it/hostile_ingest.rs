@@ -3,7 +3,6 @@
 //! shadow stored events, other users' ids, forged provenance, appends as
 //! the server's own users. Each test fails on the code before the fix.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::{Arc, Barrier, mpsc};
@@ -12,52 +11,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::serve::{Opts, Serve, caught_up, client, eventually};
+use crate::serve::{Serve, caught_up, client, deploy, eventually};
 use crate::util::Store;
 
 const MIB: u64 = 1 << 20;
-
-fn event(user: &str, desc: &str) -> Value {
-    json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"})
-}
-
-fn add_key(store: &Store, role: &str, user: &str) -> String {
-    let out = store.run(&["keys", "add", "--role", role, "--user", user], b"");
-    out.expect_code(0);
-    out.stdout.trim().to_string()
-}
-
-/// Key id (`k_…`) of each user's key.
-fn key_ids(store: &Store) -> HashMap<String, String> {
-    let out = store.run(&["keys", "list", "--format", "json"], b"");
-    out.expect_code(0);
-    let v: Value = serde_json::from_str(&out.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["user_id"].as_str().unwrap().to_string(),
-                k["id"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// A server over `store` whose config file holds `limits` (TOML lines of
-/// `[server.limits]`).
-fn serve_with(store: &Store, limits: &str) -> Serve {
-    let config = store.path().with_file_name("evlog.toml");
-    std::fs::write(&config, format!("[server.limits]\n{limits}\n")).unwrap();
-    let config = config.to_str().unwrap().to_string();
-    Serve::start_opts(
-        store,
-        Opts {
-            args: &["--config", &config],
-            env: &[],
-        },
-    )
-}
 
 /// `POST /events` with `key`: status and JSON body.
 fn post(s: &Serve, key: &str, body: &Value) -> (u16, Value) {
@@ -103,13 +60,13 @@ fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
     // Four services, ten clients each: each key may hold 32 MiB of bodies,
     // all keys together 64 MiB, the limit this test is about.
     let keys: Vec<String> = (0..4)
-        .map(|i| add_key(&store, "service", &format!("svc{i}")))
+        .map(|i| store.add_key("service", &format!("svc{i}")))
         .collect();
     let s = Serve::start(&store);
     let pid = s.pid();
     // Warm up: the runtime's threads and the first append's allocations.
     for (i, key) in keys.iter().enumerate() {
-        assert_eq!(post(&s, key, &event("ops", &format!("warm {i}"))).0, 201);
+        assert_eq!(post(&s, key, &deploy("ops", &format!("warm {i}"))).0, 201);
     }
     caught_up(&s);
     let before = proc_kib(pid, "VmRSS");
@@ -120,7 +77,7 @@ fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
             "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n"
         )
     };
-    let unit = format!("{},", event("ops", "padding"));
+    let unit = format!("{},", deploy("ops", "padding"));
     let mut payload = String::from("[");
     while payload.len() < body_len - 1 {
         payload.push_str(&unit);
@@ -183,7 +140,7 @@ fn forty_bodies_one_byte_short_hold_at_most_the_body_budget() {
     );
     // The shares came back: a large append fits again.
     let big: Vec<Value> = (0..5_000)
-        .map(|i| event("ops", &format!("after {i} {}", "x".repeat(1000))))
+        .map(|i| deploy("ops", &format!("after {i} {}", "x".repeat(1000))))
         .collect();
     eventually("the budget comes back", || {
         (post(&s, &keys[0], &json!(big)).0 == 201).then_some(())
@@ -221,9 +178,9 @@ fn answered(c: &mut TcpStream) -> Option<String> {
 #[test]
 fn one_keys_stalled_bodies_leave_room_for_the_others() {
     let store = Store::new();
-    let hog = add_key(&store, "service", "hog");
-    let other = add_key(&store, "service", "other");
-    let s = serve_with(
+    let hog = store.add_key("service", "hog");
+    let other = store.add_key("service", "other");
+    let s = Serve::with_limits(
         &store,
         "max_body_bytes = 1048576\nmax_buffered_body_bytes = 4194304\n\
          max_buffered_body_bytes_per_key = 2099200\n\
@@ -243,20 +200,20 @@ fn one_keys_stalled_bodies_leave_room_for_the_others() {
     for c in &mut held[2..] {
         assert_eq!(answered(c), None, "admitted, waiting for the body");
     }
-    let (status, v) = post(&s, &hog, &event("ops", "a fifth"));
+    let (status, v) = post(&s, &hog, &deploy("ops", "a fifth"));
     assert_eq!(status, 503, "{v}");
     let message = v["error"]["message"].as_str().unwrap();
     assert!(message.contains("max_pending_appends_per_key"), "{message}");
     // The other key: small and large appends go through.
-    assert_eq!(post(&s, &other, &event("ops", "small")).0, 201);
+    assert_eq!(post(&s, &other, &deploy("ops", "small")).0, 201);
     let big: Vec<Value> = (0..900)
-        .map(|i| event("ops", &format!("{i} {}", "x".repeat(1000))))
+        .map(|i| deploy("ops", &format!("{i} {}", "x".repeat(1000))))
         .collect();
     let (status, v) = post(&s, &other, &json!(big));
     assert_eq!(status, 201, "{v}");
     drop(held);
     eventually("the hog's share comes back", || {
-        (post(&s, &hog, &event("ops", "after")).0 == 201).then_some(())
+        (post(&s, &hog, &deploy("ops", "after")).0 == 201).then_some(())
     });
 }
 
@@ -266,7 +223,7 @@ fn one_keys_stalled_bodies_leave_room_for_the_others() {
 #[test]
 fn a_spent_body_budget_is_503_with_retry_after_until_it_comes_back() {
     let store = Store::new();
-    let s = serve_with(
+    let s = Serve::with_limits(
         &store,
         "max_body_bytes = 1048576\nmax_buffered_body_bytes = 1048576",
     );
@@ -281,7 +238,7 @@ fn a_spent_body_budget_is_503_with_retry_after_until_it_comes_back() {
         let r = client()
             .post(s.url("/events"))
             .header("X-API-Key", &s.admin)
-            .json(&event("ops", "small"))
+            .json(&deploy("ops", "small"))
             .send()
             .unwrap();
         (r.status() == 503).then_some(r)
@@ -293,12 +250,12 @@ fn a_spent_body_budget_is_503_with_retry_after_until_it_comes_back() {
     assert!(message.contains("max_buffered_body_bytes"), "{message}");
     drop(stalled);
     eventually("appends are served again", || {
-        (post(&s, &s.admin, &event("ops", "after")).0 == 201).then_some(())
+        (post(&s, &s.admin, &deploy("ops", "after")).0 == 201).then_some(())
     });
 }
 
 fn with_id(id: Uuid, desc: &str) -> Value {
-    let mut e = event("ops", desc);
+    let mut e = deploy("ops", desc);
     e["id"] = json!(id);
     e
 }
@@ -317,7 +274,7 @@ fn a_client_id_that_exists_is_409_indexed_or_not() {
     let (status, v) = post(
         &s,
         &s.admin,
-        &json!([event("ops", "fine"), with_id(first, "a shadow")]),
+        &json!([deploy("ops", "fine"), with_id(first, "a shadow")]),
     );
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["error"]["code"], "duplicate_id");
@@ -330,7 +287,7 @@ fn a_client_id_that_exists_is_409_indexed_or_not() {
         assert_eq!(post(&s, &s.admin, &with_id(id, "new")).0, 201);
         let (status, v) = post(&s, &s.admin, &with_id(id, &format!("again {i}")));
         assert_eq!(status, 409, "round {i}: {v}");
-        let (_, v) = post(&s, &s.admin, &event("ops", "server id"));
+        let (_, v) = post(&s, &s.admin, &deploy("ops", "server id"));
         let assigned: Uuid = v["id"].as_str().unwrap().parse().unwrap();
         let (status, _) = post(&s, &s.admin, &with_id(assigned, "reuse"));
         assert_eq!(status, 409, "round {i}: an id the server assigned");
@@ -418,11 +375,11 @@ fn concurrent_requests_and_a_lagging_index_store_an_id_once() {
 #[test]
 fn another_users_event_by_id_is_the_404_of_no_event() {
     let store = Store::new();
-    let admin = add_key(&store, "admin", "root");
-    let alice = add_key(&store, "user", "alice");
-    let bob = add_key(&store, "user", "bob");
+    let admin = store.add_key("admin", "root");
+    let alice = store.add_key("user", "alice");
+    let bob = store.add_key("user", "bob");
     let s = Serve::start(&store);
-    let (status, v) = post(&s, &bob, &event("bob", "bob's own"));
+    let (status, v) = post(&s, &bob, &deploy("bob", "bob's own"));
     assert_eq!(status, 201);
     let bobs = v["id"].as_str().unwrap().to_string();
     let made_up = Uuid::now_v7().to_string();
@@ -432,7 +389,7 @@ fn another_users_event_by_id_is_the_404_of_no_event() {
     assert_eq!((status, none_status), (404, 404), "{text}");
     assert_eq!(text.replace(&bobs, "ID"), none_text.replace(&made_up, "ID"));
     // Recorded for the admins, under the server's own user.
-    let alice_key = key_ids(&store)["alice"].clone();
+    let alice_key = store.key_ids()["alice"].clone();
     let recorded = eventually("the denial is recorded", || {
         let (_, text) = get(
             &s,
@@ -464,11 +421,11 @@ fn another_users_event_by_id_is_the_404_of_no_event() {
 #[test]
 fn every_event_records_its_key_and_no_key_appends_as_the_server() {
     let store = Store::new();
-    let admin = add_key(&store, "admin", "root");
-    let service = add_key(&store, "service", "ingest");
-    let ids = key_ids(&store);
+    let admin = store.add_key("admin", "root");
+    let service = store.add_key("service", "ingest");
+    let ids = store.key_ids();
     let s = Serve::start(&store);
-    let mut forged = event("ops", "evlog started (forged)");
+    let mut forged = deploy("ops", "evlog started (forged)");
     forged["event_type"] = json!("system_start");
     let (status, v) = post(&s, &service, &forged);
     assert_eq!(status, 201, "{v}");
@@ -481,13 +438,13 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
         let (status, v) = post(
             &s,
             key,
-            &json!([event("ops", "fine"), event(user, "as the server")]),
+            &json!([deploy("ops", "fine"), deploy(user, "as the server")]),
         );
         assert_eq!(status, 403, "as {user}: {v}");
         assert_eq!(v["error"]["events"][0]["index"], 1);
         assert_eq!(v["error"]["events"][0]["field"], "user_id");
     }
-    let mut claims = event("ops", "says who appended it");
+    let mut claims = deploy("ops", "says who appended it");
     claims["appended_by"] = json!("evlog");
     let (status, v) = post(&s, &admin, &claims);
     assert_eq!(status, 400, "{v}");

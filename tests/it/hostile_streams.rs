@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use evlog::auth::{self, KeyStore, Role};
 use evlog::server::{Limits, Server};
 use evlog::{Config, Durability, Event, EventLog, EventType};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::serve::{Opts, Serve, caught_up, client, eventually};
-use crate::util::Store;
+use crate::serve::{Serve, caught_up, client, deploy, eventually};
+use crate::util::{Store, open_files_for};
 
 /// Events of alice in [`big_store`]: an export of them is about 9 MB, more
 /// than a stalled reader's socket buffers hold (about 4 MiB on loopback),
@@ -62,37 +62,6 @@ fn big_store(n: usize) -> (Store, Keys) {
         bob,
     };
     (store, keys)
-}
-
-/// `evlog serve` over `store` with `limits` (TOML lines of `[server.limits]`).
-fn serve(store: &Store, limits: &str) -> Serve {
-    let config = store.path().with_file_name("evlog.toml");
-    std::fs::write(&config, format!("[server.limits]\n{limits}\n")).unwrap();
-    let config = config.to_str().unwrap().to_string();
-    Serve::start_opts(
-        store,
-        Opts {
-            args: &["--config", &config],
-            env: &[],
-        },
-    )
-}
-
-/// Raises this process's soft limit on open files to `want` (or the hard limit).
-fn raise_nofile(want: u64) -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
-        if r.rlim_cur < want {
-            r.rlim_cur = want.min(r.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0);
-        }
-    }
-    r.rlim_cur
 }
 
 /// Every export of alice's seeded events (all time, so that a test running
@@ -295,7 +264,7 @@ fn append(s: &Serve, key: &str, user: &str, desc: &str) {
     let r = client()
         .post(s.url("/events"))
         .header("X-API-Key", key)
-        .json(&json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"}))
+        .json(&deploy(user, desc))
         .send()
         .unwrap();
     assert_eq!(r.status(), 201, "append {desc}");
@@ -413,14 +382,10 @@ fn stalled_exports_hold_no_blocking_thread() {
 #[test]
 fn six_hundred_stalled_exports_of_one_user_leave_others_served() {
     const CONNECTIONS: usize = 600;
-    let limit = raise_nofile(CONNECTIONS as u64 + 1024);
-    assert!(
-        limit >= CONNECTIONS as u64 + 256,
-        "this machine allows {limit} open files; the test needs {CONNECTIONS} and some"
-    );
+    open_files_for(CONNECTIONS);
     let (store, keys) = big_store(BIG);
     // Stalled exports stay stalled for the whole test.
-    let s = serve(&store, "write_timeout_ms = 600000");
+    let s = Serve::with_limits(&store, "write_timeout_ms = 600000");
     caught_up(&s);
     let mut admitted = Vec::new();
     let mut refused = 0;
@@ -492,7 +457,7 @@ fn six_hundred_stalled_exports_of_one_user_leave_others_served() {
 #[test]
 fn a_stalled_reader_is_dropped_after_the_write_timeout() {
     let (store, keys) = big_store(BIG);
-    let s = serve(&store, "write_timeout_ms = 1000\nmax_streams_per_key = 1");
+    let s = Serve::with_limits(&store, "write_timeout_ms = 1000\nmax_streams_per_key = 1");
     caught_up(&s);
     let export = Raw::get(&s.addr, EXPORT, &keys.alice);
     assert_eq!(export.status, 200);
@@ -550,7 +515,7 @@ fn a_stalled_reader_is_dropped_after_the_write_timeout() {
 #[test]
 fn revoking_a_key_ends_its_open_stream_and_export() {
     let (store, keys) = big_store(BIG);
-    let s = serve(&store, "write_timeout_ms = 600000");
+    let s = Serve::with_limits(&store, "write_timeout_ms = 600000");
     caught_up(&s);
     let revoked = Sse::open(&s, &keys.alice, "");
     let kept = Sse::open(&s, &keys.alice2, "");
@@ -594,12 +559,8 @@ fn revoking_a_key_ends_its_open_stream_and_export() {
 fn an_expiring_key_works_until_its_expiry_and_its_stream_ends_then() {
     let store = Store::new();
     let s = Serve::start(&store);
-    for (bad, says) in [
-        ("next tuesday", "neither an RFC 3339 time"),
-        ("2001-01-01T00:00:00Z", "not in the future"),
-        ("0", "cannot expire now or never"),
-    ] {
-        let out = store.run(
+    let add_carol = |expires: &str| {
+        store.run(
             &[
                 "keys",
                 "add",
@@ -608,26 +569,21 @@ fn an_expiring_key_works_until_its_expiry_and_its_stream_ends_then() {
                 "--user",
                 "carol",
                 "--expires",
-                bad,
+                expires,
             ],
             b"",
-        );
+        )
+    };
+    for (bad, says) in [
+        ("next tuesday", "neither an RFC 3339 time"),
+        ("2001-01-01T00:00:00Z", "not in the future"),
+        ("0", "cannot expire now or never"),
+    ] {
+        let out = add_carol(bad);
         out.expect_code(2);
         assert!(out.stderr.contains(says), "{bad}: {}", out.stderr);
     }
-    let out = store.run(
-        &[
-            "keys",
-            "add",
-            "--role",
-            "user",
-            "--user",
-            "carol",
-            "--expires",
-            "8s",
-        ],
-        b"",
-    );
+    let out = add_carol("8s");
     out.expect_code(0);
     let carol = out.stdout.trim().to_string();
     let listed: Value = serde_json::from_str(
@@ -696,7 +652,7 @@ fn edit_keys(path: &Path, f: impl FnOnce(&mut Value)) {
 #[test]
 fn a_changed_role_or_user_ends_the_stream() {
     let (store, keys) = big_store(1);
-    let s = serve(&store, "");
+    let s = Serve::with_limits(&store, "");
     let path = store.file("keys.json");
     for (field, value) in [("role", "admin"), ("user_id", "mallory")] {
         let key = if field == "role" {
@@ -731,7 +687,7 @@ fn a_changed_role_or_user_ends_the_stream() {
 #[test]
 fn an_unusable_keys_file_fails_closed_until_it_loads_again() {
     let (store, keys) = big_store(1);
-    let s = serve(&store, "");
+    let s = Serve::with_limits(&store, "");
     let path = store.file("keys.json");
     let good = std::fs::read(&path).unwrap();
     assert_eq!(health(&s)["keys"]["state"], "ok");

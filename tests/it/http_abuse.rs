@@ -8,29 +8,10 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::serve::{Opts, Serve, caught_up, client};
-use crate::util::Store;
-
-fn event(user: &str, desc: &str) -> Value {
-    json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"})
-}
-
-/// A server over a fresh store whose config file holds `limits` (TOML lines
-/// of `[server.limits]`).
-fn serve(store: &Store, limits: &str) -> Serve {
-    let config = store.path().with_file_name("evlog.toml");
-    std::fs::write(&config, format!("[server.limits]\n{limits}\n")).unwrap();
-    let config = config.to_str().unwrap().to_string();
-    Serve::start_opts(
-        store,
-        Opts {
-            args: &["--config", &config],
-            env: &[],
-        },
-    )
-}
+use crate::serve::{Serve, caught_up, client, deploy};
+use crate::util::{Store, open_files_for};
 
 /// A normal client gets a correct answer: an append is acknowledged and
 /// `/health` answers.
@@ -40,7 +21,7 @@ fn still_serves(s: &Serve, after: &str) {
     let r = http
         .post(s.url("/events"))
         .header("X-API-Key", &s.admin)
-        .json(&event("ops", &format!("after {after}")))
+        .json(&deploy("ops", &format!("after {after}")))
         .send()
         .unwrap_or_else(|e| panic!("after {after}: {e}"));
     assert_eq!(r.status(), 201, "after {after}");
@@ -67,10 +48,10 @@ fn parse_reply(reply: &str) -> (u16, Value) {
 #[test]
 fn oversized_bodies_are_413_naming_the_limit() {
     let store = Store::new();
-    let s = serve(&store, "max_body_bytes = 100000");
+    let s = Serve::with_limits(&store, "max_body_bytes = 100000");
     let http = client();
     // Declared too large: refused from the Content-Length, before reading.
-    let big = vec![event("ops", &"x".repeat(1000)); 200];
+    let big = vec![deploy("ops", &"x".repeat(1000)); 200];
     let r = http
         .post(s.url("/events"))
         .header("X-API-Key", &s.admin)
@@ -112,7 +93,7 @@ fn oversized_bodies_are_413_naming_the_limit() {
     let r = http
         .post(s.url("/events"))
         .header("X-API-Key", &s.admin)
-        .json(&event("ops", &"z".repeat(70_000)))
+        .json(&deploy("ops", &"z".repeat(70_000)))
         .send()
         .unwrap();
     assert_eq!(r.status(), 413);
@@ -130,7 +111,7 @@ fn oversized_bodies_are_413_naming_the_limit() {
 #[test]
 fn deeply_nested_json_is_400_not_a_stack_overflow() {
     let store = Store::new();
-    let s = serve(&store, "");
+    let s = Serve::with_limits(&store, "");
     let http = client();
     let nest = |open: &str, inner: &str, close: &str, n: usize| {
         format!("{}{inner}{}", open.repeat(n), close.repeat(n))
@@ -207,7 +188,7 @@ fn deeply_nested_json_is_400_not_a_stack_overflow() {
 #[test]
 fn invalid_utf8_is_400_saying_where() {
     let store = Store::new();
-    let s = serve(&store, "");
+    let s = Serve::with_limits(&store, "");
     let http = client();
     let mut body = br#"{"event_type":"deploy","user_id":"ops","action_description":"caf"#.to_vec();
     let at = body.len();
@@ -258,7 +239,7 @@ fn invalid_utf8_is_400_saying_where() {
 #[test]
 fn huge_heads_are_refused_and_the_server_stays_up() {
     let store = Store::new();
-    let s = serve(&store, "max_header_bytes = 16384");
+    let s = Serve::with_limits(&store, "max_header_bytes = 16384");
     // One huge header.
     let reply = s.raw(
         format!(
@@ -309,7 +290,7 @@ fn huge_heads_are_refused_and_the_server_stays_up() {
 #[test]
 fn slow_clients_time_out_while_others_are_served() {
     let store = Store::new();
-    let s = serve(
+    let s = Serve::with_limits(
         &store,
         "request_timeout_ms = 1000\nheader_timeout_ms = 1000",
     );
@@ -359,35 +340,14 @@ fn slow_clients_time_out_while_others_are_served() {
     still_serves(&s, "two slow clients timed out");
 }
 
-/// Raises this process's soft limit on open files to `want` (or the hard limit).
-fn raise_nofile(want: u64) -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a local struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
-        if r.rlim_cur < want {
-            r.rlim_cur = want.min(r.rlim_max);
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0);
-        }
-    }
-    r.rlim_cur
-}
-
 #[test]
 fn two_thousand_idle_connections_do_not_keep_others_out() {
     const IDLE: usize = 2000;
-    let limit = raise_nofile(IDLE as u64 + 1024);
-    assert!(
-        limit >= IDLE as u64 + 256,
-        "this machine allows {limit} open files; the test needs {IDLE} and some"
-    );
+    open_files_for(IDLE);
     let store = Store::new();
     // A long head timeout, so that the idle connections stay open while the
     // normal clients are served.
-    let mut s = serve(&store, "header_timeout_ms = 120000");
+    let mut s = Serve::with_limits(&store, "header_timeout_ms = 120000");
     let mut idle = Vec::with_capacity(IDLE);
     for i in 0..IDLE {
         let c = TcpStream::connect(&s.addr).unwrap_or_else(|e| panic!("connection {i}: {e}"));
@@ -437,14 +397,14 @@ const TRAVERSALS: &[&str] = &[
 #[test]
 fn traversal_strings_in_every_parameter_are_400_or_match_nothing() {
     let store = Store::new();
-    let s = serve(&store, "");
+    let s = Serve::with_limits(&store, "");
     let http = client();
     // Something that must never show up in an answer.
     std::fs::write(store.path().join("secret.txt"), "TOP-SECRET-CONTENT").unwrap();
     let r = http
         .post(s.url("/events"))
         .header("X-API-Key", &s.admin)
-        .json(&event("ops", "a normal event"))
+        .json(&deploy("ops", "a normal event"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);

@@ -8,21 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::serve::{Opts, Serve, eventually};
+use crate::serve::{Serve, client, deploy, eventually};
 use crate::util::*;
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn event(user: &str, desc: &str) -> Value {
-    json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"})
-}
 
 #[test]
 fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
@@ -85,7 +74,7 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
     let posted = http
         .post(s.url("/events"))
         .header("X-API-Key", &alice)
-        .json(&event("alice", "after connecting"))
+        .json(&deploy("alice", "after connecting"))
         .send()
         .unwrap();
     assert_eq!(posted.status(), 201);
@@ -107,7 +96,7 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
 
     // CSV export parses with the csv crate and has every match.
     let batch: Vec<Value> = (0..1500)
-        .map(|i| event(if i % 2 == 0 { "alice" } else { "bob" }, &format!("e{i}")))
+        .map(|i| deploy(if i % 2 == 0 { "alice" } else { "bob" }, &format!("e{i}")))
         .collect();
     let r = http
         .post(s.url("/events"))
@@ -201,19 +190,7 @@ fn first_start_key_keys_cli_live_stream_and_csv_export_over_a_socket() {
 fn slow_bodies_time_out_and_oversized_heads_are_refused_per_the_config_file() {
     use std::io::{Read, Write};
     let store = Store::new();
-    let config = store.path().with_file_name("evlog.toml");
-    std::fs::write(
-        &config,
-        "[server.limits]\nrequest_timeout_ms = 300\nmax_header_bytes = 8192\n",
-    )
-    .unwrap();
-    let s = Serve::start_opts(
-        &store,
-        Opts {
-            args: &["--config", config.to_str().unwrap()],
-            ..Opts::default()
-        },
-    );
+    let s = Serve::with_limits(&store, "request_timeout_ms = 300\nmax_header_bytes = 8192");
     let addr = s.base.trim_start_matches("http://").to_string();
     let exchange = |request: &[u8]| {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
@@ -275,8 +252,8 @@ fn sigterm_under_load_loses_no_acknowledged_event() {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let batch = vec![
-                        event("load", &format!("c{c}-{i}-a")),
-                        event("load", &format!("c{c}-{i}-b")),
+                        deploy("load", &format!("c{c}-{i}-a")),
+                        deploy("load", &format!("c{c}-{i}-b")),
                     ];
                     // Errors (connection refused or closed at shutdown) are
                     // not acknowledgements; keep going until told to stop.

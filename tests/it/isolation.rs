@@ -32,12 +32,6 @@ struct World {
     seen: Vec<String>,
 }
 
-fn add_key(store: &Store, role: &str, user: &str) -> String {
-    let out = store.run(&["keys", "add", "--role", role, "--user", user], b"");
-    out.expect_code(0);
-    out.stdout.trim().to_string()
-}
-
 fn ev(user: &str, kind: &str, desc: &str, request: &str) -> Value {
     json!({"event_type": kind, "user_id": user, "action_description": desc,
            "status": "failure", "request_id": request, "metadata": {"who": desc}})
@@ -46,10 +40,10 @@ fn ev(user: &str, kind: &str, desc: &str, request: &str) -> Value {
 impl World {
     fn new(hashed: bool, log_level: &str) -> World {
         let store = Store::new();
-        let admin = add_key(&store, "admin", "root");
-        let alice = add_key(&store, "user", "alice");
-        let bob = add_key(&store, "user", "bob");
-        let service = add_key(&store, "service", "ingest");
+        let admin = store.add_key("admin", "root");
+        let alice = store.add_key("user", "alice");
+        let bob = store.add_key("user", "bob");
+        let service = store.add_key("service", "ingest");
         let mut env = vec![("EVLOG_LOG", log_level)];
         if hashed {
             env.push(("EVLOG_USER_ID_HASH_KEY", HASH_KEY));
@@ -411,7 +405,7 @@ fn mode(path: &std::path::Path) -> u32 {
 #[test]
 fn keys_file_is_0600_and_refused_when_group_or_others_may_read_it() {
     let store = Store::new();
-    add_key(&store, "admin", "ops");
+    store.add_key("admin", "ops");
     let path = store.file("keys.json");
     assert_eq!(mode(&path), 0o600);
     for loose in [0o640, 0o604, 0o620, 0o660] {
@@ -472,5 +466,5 @@ fn no_user_key_for_the_users_of_the_servers_own_events() {
         assert!(out.stdout.is_empty(), "no key printed: {}", out.stdout);
     }
     // An admin or service key may act as them (they read everything or nothing anyway).
-    add_key(&store, "service", "evlog");
+    store.add_key("service", "evlog");
 }

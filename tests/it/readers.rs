@@ -321,20 +321,9 @@ fn keyless_from(addr: &str, from: &str) -> u16 {
 #[test]
 fn a_keyless_flood_is_summarised_and_cannot_push_out_a_real_denial() {
     let store = Store::new();
-    std::fs::create_dir_all(store.path()).unwrap();
-    let config = store.file("../evlog.toml");
-    std::fs::write(&config, "[server.limits]\nauth_failure_summary_secs = 1\n").unwrap();
-    let s = Serve::start_opts(
-        &store,
-        crate::serve::Opts {
-            args: &["--config", config.to_str().unwrap()],
-            ..Default::default()
-        },
-    );
+    let s = Serve::with_limits(&store, "auth_failure_summary_secs = 1");
     let http = client();
-    let out = store.run(&["keys", "add", "--role", "user", "--user", "alice"], b"");
-    out.expect_code(0);
-    let alice = out.stdout.trim().to_string();
+    let alice = store.add_key("user", "alice");
     // Until the server loads it, the key is refused (and counted below).
     let mut refused = 0u64;
     crate::serve::eventually("alice's key is loaded", || {
@@ -448,17 +437,7 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
     let ops = keys(&["keys", "add", "--role", "user", "--user", "ops"]);
     let ops = ops.stdout.trim().to_string();
     keys(&["keys", "add", "--role", "user", "--user", "bob"]);
-    let list = keys(&["keys", "list", "--format", "json"]);
-    let list: Value = serde_json::from_str(&list.stdout).unwrap();
-    let bob = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["user_id"] == "bob")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bob = store.key_ids()["bob"].clone();
     keys(&["keys", "revoke", &bob]);
     let http = client();
     let all = "/events?event_type=system_config&start=1970-01-01T00:00:00Z";
@@ -493,4 +472,105 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
         seen["total"], 0,
         "a user key named like the operator: {seen}"
     );
+}
+
+/// The body of a chunked HTTP/1.1 response read from `r` (just after the
+/// head) chunk by chunk until `enough(body so far)`: the body and the
+/// number of chunks it came in.
+fn read_chunks(r: &mut impl std::io::BufRead, enough: impl Fn(&str) -> bool) -> (String, usize) {
+    let (mut body, mut chunks) = (Vec::new(), 0);
+    while !enough(&String::from_utf8_lossy(&body)) {
+        let mut size = String::new();
+        assert!(r.read_line(&mut size).unwrap() > 0, "the body ended early");
+        let size = usize::from_str_radix(size.trim_end(), 16).unwrap();
+        assert!(size > 0, "the body ended early");
+        let at = body.len();
+        body.resize(at + size + 2, 0);
+        r.read_exact(&mut body[at..]).unwrap();
+        assert_eq!(&body[at + size..], b"\r\n");
+        body.truncate(at + size);
+        chunks += 1;
+    }
+    (String::from_utf8(body).unwrap(), chunks)
+}
+
+/// Issue 12, item 4: a replay (`Last-Event-ID: 0`) sent one SSE message,
+/// one channel send and one body chunk per event (2,501 chunks here), and
+/// took 1.7× an export. Now each batch the tail reads (up to 1000 events)
+/// is one chunk. Stored line ends cannot break that framing: an event
+/// whose text tries to end its message and forge an `end` (LF, CR, CRLF)
+/// is still one `event` message of three lines, its text intact.
+#[test]
+fn a_replay_sends_a_chunk_per_batch_and_stored_line_ends_forge_no_message() {
+    const N: usize = 2500;
+    let forged = "x\n\nevent:end\ndata:{\"error\":{\"code\":\"key_revoked\"}}\n\nid:99999\r\n\r\nevent:event\rdata:{}\r\r";
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let events: Vec<Value> = (0..N)
+        .map(|i| {
+            json!({"event_type": "commit", "user_id": "mallory", "status": "success",
+                   "action_description": format!("{i} {forged}"), "metadata": {"k\r\n": forged}})
+        })
+        .collect();
+    let r = client()
+        .post(s.url("/events"))
+        .header("X-API-Key", &s.admin)
+        .json(&events)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().unwrap());
+    caught_up(&s);
+
+    let mut sock = std::net::TcpStream::connect(&s.addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut sock,
+        format!(
+            "GET /events/stream?user_id=mallory HTTP/1.1\r\nHost: t\r\nX-API-Key: {}\r\nLast-Event-ID: 0\r\n\r\n",
+            s.admin
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut r = std::io::BufReader::new(sock);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut r, &mut line).unwrap() > 0);
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let (body, chunks) = read_chunks(&mut r, |b| b.matches("\nid:").count() >= N);
+
+    // `:ready`, then N messages of exactly `event:event`, `data:` and `id:`.
+    let mut messages = body.split("\n\n");
+    assert_eq!(messages.next(), Some(":ready"));
+    let mut seqs = Vec::new();
+    for (i, m) in messages.take(N).enumerate() {
+        let lines: Vec<&str> = m.split('\n').collect();
+        assert_eq!(lines.len(), 3, "message {i}: {m:?}");
+        assert_eq!(lines[0], "event:event", "message {i}: {m:?}");
+        let data: Value = serde_json::from_str(lines[1].strip_prefix("data:").unwrap()).unwrap();
+        assert_eq!(data["action_description"], format!("{i} {forged}"));
+        assert_eq!(data["metadata"]["k\r\n"], forged);
+        let seq: u64 = lines[2].strip_prefix("id:").unwrap().parse().unwrap();
+        assert_eq!(Some(seq), data["seq"].as_u64());
+        seqs.push(seq);
+    }
+    assert_eq!(seqs.len(), N);
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in seq order");
+    assert!(
+        !body.split('\n').any(|l| l == "event:end"),
+        "no message was forged"
+    );
+    // `:ready` and three batches of up to 1000 (a margin for batches that
+    // come short); the old code sent a chunk an event.
+    eprintln!("{chunks} chunks for {N} events");
+    assert!(chunks <= 10, "{chunks} chunks for {N} events");
 }

@@ -8,7 +8,7 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::util::Store;
 
@@ -53,6 +53,21 @@ impl Serve {
     /// Starts a server with default options.
     pub fn start(store: &Store) -> Serve {
         Serve::start_opts(store, Opts::default())
+    }
+
+    /// Starts a server whose config file holds `limits` (TOML lines of
+    /// `[server.limits]`, e.g. `"max_streams_per_key = 1"`).
+    pub fn with_limits(store: &Store, limits: &str) -> Serve {
+        let config = store.path().with_file_name("evlog.toml");
+        std::fs::write(&config, format!("[server.limits]\n{limits}\n")).unwrap();
+        let config = config.to_str().unwrap().to_string();
+        Serve::start_opts(
+            store,
+            Opts {
+                args: &["--config", &config],
+                env: &[],
+            },
+        )
     }
 
     /// Starts a server; waits until it listens.
@@ -194,6 +209,12 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
+}
+
+/// A `deploy` event of `user` described as `desc`: the JSON of one event
+/// for `POST /events`.
+pub fn deploy(user: &str, desc: &str) -> Value {
+    json!({"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"})
 }
 
 /// Polls `f` until it returns `Some` (at most 30 s, then fails).

@@ -2,7 +2,7 @@
 //! from `fixtures/`), an `evlog` command builder, event generators and a
 //! small seeded RNG.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -69,7 +69,31 @@ impl Store {
         self.dir.join(name)
     }
 
-    /// `evlog --storage <dir>` with a clean environment.
+    /// Adds a key with `evlog keys add --role <role> --user <user>`; returns it.
+    pub fn add_key(&self, role: &str, user: &str) -> String {
+        let out = self.run(&["keys", "add", "--role", role, "--user", user], b"");
+        out.expect_code(0);
+        out.stdout.trim().to_string()
+    }
+
+    /// The key id (`k_…`) of each user's key, from `evlog keys list`
+    /// (the last listed for a user with several).
+    pub fn key_ids(&self) -> HashMap<String, String> {
+        let out = self.run(&["keys", "list", "--format", "json"], b"");
+        out.expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["user_id"].as_str().unwrap().to_string(),
+                    k["id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Spawns `evlog append --stdin --durability fsync` with piped stdio.
     pub fn spawn_append_stdin(&self) -> std::process::Child {
         self.cmd()
@@ -81,6 +105,7 @@ impl Store {
             .unwrap()
     }
 
+    /// `evlog --storage <dir>` with a clean environment.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(EVLOG);
         c.arg("--storage")
@@ -322,6 +347,30 @@ pub fn assert_consecutive_seqs(records: &[Record]) {
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1, "{}:{}", r.path.display(), r.line);
     }
+}
+
+/// Raises this process's soft limit on open files so that a test can hold
+/// `connections` sockets and some (the hard limit caps it); fails if the
+/// machine does not allow that many.
+pub fn open_files_for(connections: usize) {
+    let want = connections as u64;
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut r), 0);
+        if r.rlim_cur < want + 1024 {
+            r.rlim_cur = (want + 1024).min(r.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &r), 0);
+        }
+    }
+    assert!(
+        r.rlim_cur >= want + 256,
+        "this machine allows {} open files; the test needs {connections} and some",
+        r.rlim_cur
+    );
 }
 
 /// SplitMix64: a tiny seeded RNG, so that a failing run can be replayed.

@@ -2,7 +2,7 @@
 """Stalled exports: one user key opens many `/events/export` connections and
 never reads them; does everyone else still get answers?
 
-    scripts/hostile/stalled-exports.py [--evlog target/debug/evlog]
+    scripts/hostile/stalled_exports.py [--evlog target/debug/evlog]
         [--connections 600] [--events 20000] [--settle 3] [--read-after S]
         [--limits "max_streams_per_key = 1000"]
 
@@ -20,21 +20,20 @@ config file (a server before issue 12 refuses the new keys). Standard
 library only; bounded (about a minute); everything on loopback.
 """
 
-import argparse
 import collections
-import os
+import resource
 import statistics
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evlogserver import Server, drain  # noqa: E402
+from evlog_server import Server, args, drain, version
 
 
 def timed(srv, key, path, timeout=15):
-    status, _, secs = srv.request("GET", path, key, timeout=timeout)
-    return status, secs
+    """(status, seconds) of one GET; status 0 if no answer within `timeout`."""
+    start = time.time()
+    status, _ = srv.request("GET", path, key, timeout=timeout)
+    return status, time.time() - start
 
 
 def fmt(status, secs):
@@ -42,34 +41,30 @@ def fmt(status, secs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--evlog", default="target/debug/evlog")
-    ap.add_argument("--connections", type=int, default=600)
-    ap.add_argument("--events", type=int, default=20000)
-    ap.add_argument("--settle", type=float, default=3,
-                    help="seconds between opening the exports and measuring")
-    ap.add_argument("--read-after", type=float, default=None,
-                    help="then, this many seconds later, read one admitted export to its end")
-    ap.add_argument("--limits", default="",
-                    help='[server.limits] lines, e.g. "max_streams_per_key = 1000" (lifts the cap)')
-    a = ap.parse_args()
-    import resource
+    a = args(__doc__,
+             connections=(int, 600, "export connections of alice, never read"),
+             events=(int, 20000, "events of alice seeded"),
+             settle=(float, 3, "seconds between opening the exports and measuring"),
+             read_after=(float, None,
+                         "then, this many seconds later, read one admitted export to its end"),
+             limits=(str, "",
+                     '[server.limits] lines, e.g. "max_streams_per_key = 1000" (lifts the cap)'))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, a.connections + 1024), hard))
 
-    with Server(a.evlog, a.limits) as srv:
+    print(f"evlog: {version(a.evlog)}" + (f"; limits: {a.limits}" if a.limits else ""))
+    with Server(a.evlog, limits=a.limits, durability="none") as srv:
         alice = srv.add_key("user", "alice")
         bob = srv.add_key("user", "bob")
         srv.seed("alice", a.events)
         srv.seed("bob", 10)
         before = {
             "threads": srv.threads(),
-            "rss": srv.rss_mib(),
+            "rss": srv.mib("VmRSS"),
             "health": timed(srv, None, "/health"),
             "query": timed(srv, bob, "/events"),
         }
-        print(f"evlog: {a.evlog}" + (f"; limits: {a.limits}" if a.limits else ""))
-        print(f"before: {before['threads']} threads, {before['rss']} MiB RSS; "
+        print(f"before: {before['threads']} threads, {before['rss']:.0f} MiB RSS; "
               f"/health {fmt(*before['health'])}; bob GET /events {fmt(*before['query'])}")
 
         socks, statuses, retry_after = [], collections.Counter(), set()
@@ -102,7 +97,7 @@ def main():
         for t in threads:
             t.join()
         answered = [secs for status, secs in results if status == 200]
-        print(f"while stalled: {srv.threads()} threads, {srv.rss_mib()} MiB RSS; "
+        print(f"while stalled: {srv.threads()} threads, {srv.mib('VmRSS'):.0f} MiB RSS; "
               f"/health {fmt(*health)}; bob GET /events {fmt(*query)}")
         if answered:
             print(f"16 concurrent bob GET /events: {len(answered)} answered 200, "

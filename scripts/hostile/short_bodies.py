@@ -2,9 +2,9 @@
 """Hostile clients (issue 12, item 3): request bodies that never finish,
 and a batch whose first event is refused. Standard library only.
 
-    scripts/hostile/short-bodies.py [--evlog PATH] [--clients N] [--body-mib M]
+    scripts/hostile/short_bodies.py [--evlog PATH] [--clients N] [--body-mib M]
 
-Starts `PATH serve` (default target/debug/evlog) on 127.0.0.1 over a fresh
+Starts `PATH serve` (default $EVLOG, else target/debug/evlog) on 127.0.0.1 over a fresh
 temporary storage directory with default limits, then:
 
 1. short bodies: N connections (default 40) each declare a body of M MiB
@@ -25,31 +25,21 @@ socket has a timeout; the server is stopped at the end (SIGTERM, then
 SIGKILL after 10 s).
 """
 
-import argparse
 import json
-import os
 import socket
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evlog_temp_server import Server, proc_status  # noqa: E402
-
-
-def event(user, desc, **extra):
-    e = {"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"}
-    e.update(extra)
-    return e
+from evlog_server import Server, args, deploy, version
 
 
 def short_bodies(srv, clients, body_mib):
-    pid = srv.proc.pid
     keys = [srv.keys[f"svc{i}"] for i in range(4)]
     for key in keys:
-        srv.request("POST", "/events", key, json.dumps(event("ops", "warm")).encode())
+        srv.request("POST", "/events", key, deploy("ops", "warm"))
     time.sleep(1)
-    before = proc_status(pid, "VmRSS")
+    before = srv.mib("VmRSS")
     size = body_mib << 20
 
     def head(i):
@@ -57,7 +47,7 @@ def short_bodies(srv, clients, body_mib):
             f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {keys[i % 4]}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
         ).encode()
-    unit = (json.dumps(event("ops", "padding")) + ",").encode()
+    unit = (json.dumps(deploy("ops", "padding")) + ",").encode()
     payload = (b"[" + unit * (size // len(unit) + 1))[: size - 1]
     socks = [None] * clients
     sent = [0] * clients
@@ -81,8 +71,8 @@ def short_bodies(srv, clients, body_mib):
     for t in threads:
         t.join(60)
     time.sleep(1)  # let the server drain the socket buffers
-    held_rss = proc_status(pid, "VmRSS")
-    peak = proc_status(pid, "VmHWM")
+    held_rss = srv.mib("VmRSS")
+    peak = srv.mib("VmHWM")
     refused = held = 0
     for s in socks:
         if s is None:
@@ -109,12 +99,10 @@ def short_bodies(srv, clients, body_mib):
 
 
 def hog(evlog):
-    srv = Server(evlog, extra_keys=[("service", "hog"), ("service", "other")])
-    try:
-        pid = srv.proc.pid
-        srv.request("POST", "/events", srv.keys["other"], json.dumps(event("ops", "warm")).encode())
+    with Server(evlog, keys=[("service", "hog"), ("service", "other")]) as srv:
+        srv.request("POST", "/events", srv.keys["other"], deploy("ops", "warm"))
         time.sleep(1)
-        before = proc_status(pid, "VmRSS")
+        before = srv.mib("VmRSS")
         size = 9 << 20
         socks = []
         for _ in range(8):
@@ -132,25 +120,21 @@ def hog(evlog):
                 refused += s.recv(64).startswith(b"HTTP/1.1 503")
             except socket.timeout:
                 pass
-        big = json.dumps([event("ops", f"{i} " + "x" * 1000) for i in range(5000)]).encode()
+        big = json.dumps([deploy("ops", f"{i} " + "x" * 1000) for i in range(5000)]).encode()
         st_big, _ = srv.request("POST", "/events", srv.keys["other"], big)
-        st_small, _ = srv.request("POST", "/events", srv.keys["other"],
-                                  json.dumps(event("ops", "small")).encode())
-        rss = proc_status(pid, "VmRSS")
+        st_small, _ = srv.request("POST", "/events", srv.keys["other"], deploy("ops", "small"))
+        rss = srv.mib("VmRSS")
         for s in socks:
             s.close()
         print("one key hogs: 8 stalled 9 MiB bodies of one key, then another key appends")
         print(f"  hog: {8 - refused} admitted, {refused} answered 503 at once; other key: "
               f"5 MiB batch {st_big}, one event {st_small}; RSS {before:.0f} -> {rss:.0f} MiB")
-    finally:
-        srv.stop()
 
 
 def stranger_first(evlog):
-    srv = Server(evlog, extra_keys=[("admin", "root"), ("user", "alice")])
-    try:
-        bad = [event("alice", "x" * 800, status="done") for _ in range(9_999)]
-        body = json.dumps([event("bob", "not alice")] + bad).encode()
+    with Server(evlog, keys=[("admin", "root"), ("user", "alice")]) as srv:
+        bad = [deploy("alice", "x" * 800, status="done") for _ in range(9_999)]
+        body = json.dumps([deploy("bob", "not alice")] + bad).encode()
         t = time.time()
         status, data = srv.request("POST", "/events", srv.keys["alice"], body)
         ms = (time.time() - t) * 1000
@@ -159,23 +143,16 @@ def stranger_first(evlog):
         print(f"stranger first: a user key posts [bob, then 9,999 bad 0.9 KiB events] ({len(body) >> 20} MiB)")
         print(f"  answer {status} {err['code']} in {ms:.0f} ms; {len(err.get('events', []))} event(s) listed, "
               f"first index {first.get('index')} field {first.get('field')}")
-    finally:
-        srv.stop()
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--evlog", default="target/debug/evlog")
-    ap.add_argument("--clients", type=int, default=40)
-    ap.add_argument("--body-mib", type=int, default=10)
-    a = ap.parse_args()
+    a = args(__doc__, clients=(int, 40, "connections that stop one byte short"),
+             body_mib=(int, 10, "the body size each declares, in MiB"))
     if not 1 <= a.clients <= 200 or not 1 <= a.body_mib <= 64:
         sys.exit("bounded: 1-200 clients, 1-64 MiB bodies")
-    srv = Server(a.evlog, extra_keys=[("service", f"svc{i}") for i in range(4)])
-    try:
+    print(f"evlog: {version(a.evlog)}")
+    with Server(a.evlog, keys=[("service", f"svc{i}") for i in range(4)]) as srv:
         short_bodies(srv, a.clients, a.body_mib)
-    finally:
-        srv.stop()
     hog(a.evlog)
     stranger_first(a.evlog)
 

@@ -3,9 +3,9 @@
 id, probing other users' ids, forging the server's own events. Standard
 library only.
 
-    scripts/hostile/ids-provenance.py [--evlog PATH]
+    scripts/hostile/ids_provenance.py [--evlog PATH]
 
-Starts `PATH serve` (default target/debug/evlog) on 127.0.0.1 over a fresh
+Starts `PATH serve` (default $EVLOG, else target/debug/evlog) on 127.0.0.1 over a fresh
 temporary storage directory with keys for an admin, users alice and bob
 and a service, and prints, for each attack, what the server answered and
 what an admin reading the log sees:
@@ -27,39 +27,16 @@ what an admin reading the log sees:
 Bounded: loopback only, a few dozen requests, the server stopped at the end.
 """
 
-import argparse
 import json
-import os
-import sys
 import threading
 import time
 import uuid
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evlog_temp_server import Server  # noqa: E402
-
-
-def event(user, desc, **extra):
-    e = {"event_type": "deploy", "user_id": user, "action_description": desc, "status": "success"}
-    e.update(extra)
-    return e
-
-
-def caught_up(srv):
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        status, data = srv.request("GET", "/health", "")
-        if status == 200 and json.loads(data)["index"]["lag_events"] == 0:
-            time.sleep(0.6)  # the appender's own events
-            status, data = srv.request("GET", "/health", "")
-            if json.loads(data)["index"]["lag_events"] == 0:
-                return
-        time.sleep(0.05)
-    sys.exit("the index did not catch up")
+from evlog_server import Server, args, deploy, version
 
 
 def post(srv, key, body):
-    status, data = srv.request("POST", "/events", key, json.dumps(body).encode())
+    status, data = srv.request("POST", "/events", key, body)
     try:
         code = json.loads(data).get("error", {}).get("code", "")
     except ValueError:
@@ -68,21 +45,19 @@ def post(srv, key, body):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--evlog", default="target/debug/evlog")
-    a = ap.parse_args()
-    srv = Server(a.evlog, extra_keys=[("admin", "root"), ("user", "alice"), ("user", "bob"),
-                                      ("service", "ingest")])
-    admin, alice, bob, svc = (srv.keys[u] for u in ("root", "alice", "bob", "ingest"))
-    try:
+    a = args(__doc__)
+    print(f"evlog: {version(a.evlog)}")
+    with Server(a.evlog, keys=[("admin", "root"), ("user", "alice"), ("user", "bob"),
+                               ("service", "ingest")]) as srv:
+        admin, alice, bob, svc = (srv.keys[u] for u in ("root", "alice", "bob", "ingest"))
         # 1. shadow
         for when in ("right away", "after the index caught up"):
             x = str(uuid.uuid4())
-            first = post(srv, svc, event("dev", "the original", id=x))
+            first = post(srv, svc, deploy("dev", "the original", id=x))
             if when != "right away":
-                caught_up(srv)
-            second = post(srv, svc, event("dev", "the forgery", id=x))
-            caught_up(srv)
+                srv.caught_up(settle=0.6)
+            second = post(srv, svc, deploy("dev", "the forgery", id=x))
+            srv.caught_up(settle=0.6)
             status, data = srv.request("GET", f"/events/{x}", admin)
             shown = json.loads(data).get("action_description", "?") if status == 200 else status
             print(f"shadow ({when}): first {first}, same id again {second}; GET /events/X shows: {shown!r}")
@@ -96,7 +71,7 @@ def main():
 
             def racer(i, x=x, results=results, barrier=barrier):
                 barrier.wait()
-                results.append(post(srv, svc, event("dev", f"racer {i}", id=x)))
+                results.append(post(srv, svc, deploy("dev", f"racer {i}", id=x)))
 
             threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
             for t in threads:
@@ -107,9 +82,9 @@ def main():
         print(f"race: 8 requests with one id, 10 rounds: stored per id {stored}")
 
         # 3. probe
-        status, data = srv.request("POST", "/events", bob, json.dumps(event("bob", "bob's own")).encode())
+        status, data = srv.request("POST", "/events", bob, deploy("bob", "bob's own"))
         bobs = json.loads(data)["id"]
-        caught_up(srv)
+        srv.caught_up(settle=0.6)
         made_up = str(uuid.uuid4())
         s1, d1 = srv.request("GET", f"/events/{bobs}", alice)
         s2, d2 = srv.request("GET", f"/events/{made_up}", alice)
@@ -119,9 +94,9 @@ def main():
         print(f"       indistinguishable: {s1 == s2 and same}")
 
         # 4. forge
-        f1 = post(srv, svc, event("evlog", "evlog serve started on 127.0.0.1:8080", event_type="system_start"))
-        f2 = post(srv, svc, event("ops", "evlog serve started on 127.0.0.1:8080", event_type="system_start"))
-        caught_up(srv)
+        f1 = post(srv, svc, deploy("evlog", "evlog serve started on 127.0.0.1:8080", event_type="system_start"))
+        f2 = post(srv, svc, deploy("ops", "evlog serve started on 127.0.0.1:8080", event_type="system_start"))
+        srv.caught_up(settle=0.6)
         status, data = srv.request(
             "GET", "/events?event_type=system_start&start=2000-01-01T00:00:00Z", admin)
         rows = [(e["user_id"], e.get("appended_by", "(absent)"), e["action_description"])
@@ -131,14 +106,12 @@ def main():
             print(f"       system_start user_id={user} appended_by={by}: {desc}")
 
         # 5. cost
-        import http.client
-
-        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        c = srv.conn()
         for label, with_id in (("without ids", False), ("with client ids", True),
                                ("without ids", False), ("with client ids", True)):
             t = time.time()
             for i in range(1000):
-                e = event("dev", f"cost {i}")
+                e = deploy("dev", f"cost {i}")
                 if with_id:
                     e["id"] = str(uuid.uuid4())
                 c.request("POST", "/events", body=json.dumps(e),
@@ -149,8 +122,6 @@ def main():
             ms = (time.time() - t) * 1000 / 1000
             print(f"cost: 1,000 sequential appends {label}: {ms:.2f} ms per request")
         c.close()
-    finally:
-        srv.stop()
 
 
 if __name__ == "__main__":
