@@ -2,6 +2,7 @@
 
 mod append;
 mod cat;
+mod export;
 mod filters;
 mod index;
 mod keys;
@@ -84,6 +85,12 @@ pub enum Command {
     /// The index is caught up with the day files first. Filters mirror the
     /// HTTP parameters; `--format json` prints exactly the body of GET /events.
     Query(query::Args),
+    /// Every matching event as CSV or NDJSON (no 1000 cap), to standard
+    /// output or --output FILE.
+    ///
+    /// The filters and columns of GET /events/export; the index is caught up
+    /// first, as for query. With --output, a progress bar on a terminal.
+    Export(export::Args),
     /// Statistics of the matching events: totals, by type/status/level,
     /// unique users, duration avg/p50/p95/p99, error rate and a histogram.
     ///
@@ -163,6 +170,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cat(a) => cat::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::Query(a) => query::run(&ctx, a),
+        Command::Export(a) => export::run(&ctx, a),
         Command::Stats(a) => stats::run(&ctx, a),
         Command::Tail(a) => tail::run(&ctx, a),
         Command::Index(a) => index::run(&ctx, a),

@@ -43,12 +43,14 @@ pub enum Format {
 #[command(after_help = "\
 Ages count from the end of a file's day (UTC): with --compress-after 7d, the
 file of Nov 15 is compressed from Nov 23 00:00 on. Today's file is never
-touched, and a day is compressed only once the index covers all of it.
+touched, and a day is compressed only once the index covers all of it:
+rotate catches the index up first (building it when there is none, e.g. a
+store written only through the library or `evlog append`), as query does.
 
 Settings come from flags, then the environment, then [rotation] of the
 config file, then the defaults. Exit codes: 0 done, 1 some file failed
 (logged as EVENT_ROTATE_FAILED; the others were processed), 2 an error
-(bad flags, another rotation running, no index).
+(bad flags, another rotation running).
 
 Examples:
   evlog rotate --dry-run

@@ -3,7 +3,11 @@
 //!
 //! An event is one JSON object on one line of a day file. Field order on disk
 //! is the order of the struct below; the store appends `seq` and `hash` (see
-//! [`crate::store::chain`]).
+//! [`crate::store::chain`]). `metadata` is written with its object keys
+//! sorted at every depth, whatever order a client gave them in: serde_json
+//! keeps the order of a parsed object (its `preserve_order` feature, so that
+//! stored events are read back in their stored order), and the bytes of the
+//! on-disk format must not depend on it.
 
 pub mod privacy;
 
@@ -72,8 +76,13 @@ pub struct Event {
     /// Free-form comments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
-    /// Arbitrary JSON object, searchable.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Arbitrary JSON object, searchable. Serialized with its keys sorted
+    /// at every depth (the on-disk form does not depend on the order given).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_sorted"
+    )]
     pub metadata: Option<Value>,
     /// Correlates the events of one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +114,36 @@ fn ser_timestamp<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::O
     match ts {
         Some(ts) => s.serialize_str(&format_timestamp(ts)),
         None => s.serialize_none(),
+    }
+}
+
+fn ser_sorted<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => Sorted(v).serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A JSON value serialized with the keys of every object in it sorted (by
+/// bytes, as a `BTreeMap<String, _>` orders them), without copying it.
+struct Sorted<'a>(&'a Value);
+
+impl Serialize for Sorted<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(m) => {
+                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &Sorted(v))?;
+                }
+                map.end()
+            }
+            Value::Array(items) => s.collect_seq(items.iter().map(Sorted)),
+            other => other.serialize(s),
+        }
     }
 }
 
@@ -765,6 +804,33 @@ mod tests {
             std::str::from_utf8(&line)
                 .unwrap()
                 .contains(r#""status":"in_progress""#)
+        );
+    }
+
+    /// serde_json keeps the order of a parsed object (`preserve_order`, so
+    /// that stored events come back in their stored order); the bytes
+    /// written for an event must not follow a client's key order, or the
+    /// same event would be stored two ways (the v1 fixtures would differ).
+    #[test]
+    fn metadata_is_serialized_with_keys_sorted_at_every_depth() {
+        let given = r#"{"z":1,"b":{"y":[{"d":1,"c":2}],"x":null},"a":"é","A":true,"é":0}"#;
+        let meta: Value = serde_json::from_str(given).unwrap();
+        // Parsed in the order given (what the read side relies on).
+        let keys: Vec<&str> = meta.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["z", "b", "a", "A", "é"]);
+        let line = serde_json::to_string(&base().metadata(meta.clone())).unwrap();
+        assert!(
+            line.contains(
+                r#""metadata":{"A":true,"a":"é","b":{"x":null,"y":[{"c":2,"d":1}]},"z":1,"é":0}"#
+            ),
+            "{line}"
+        );
+        // The value is the same, only its order changed.
+        assert_eq!(Event::from_json(line.as_bytes()).unwrap().metadata, Some(meta));
+        // Other JSON is written in the order it holds.
+        assert_eq!(
+            serde_json::from_str::<Value>(given).unwrap().to_string(),
+            given
         );
     }
 

@@ -104,9 +104,9 @@ pub type ProgressFn = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
 #[derive(Clone)]
 pub enum IndexMode {
     /// No indexer runs in this process (the CLI): catch the index up and
-    /// commit (if no other process holds its writer), compress what its
-    /// last commit covers, commit the removal of deleted days. Without an
-    /// index, [`run`] fails with [`Error::NoIndex`].
+    /// commit (if no other process holds its writer; building the index
+    /// from the files when there is none), compress what its last commit
+    /// covers, commit the removal of deleted days.
     Open,
     /// An indexer runs in this process (the server): read its last commit;
     /// after deletions call `wake` and wait for the commit that drops them.
@@ -210,7 +210,8 @@ pub enum Error {
     /// Another rotation holds `rotate.lock`.
     #[error("another rotation is running on {dir} (it holds rotate.lock)", dir = .0.display())]
     Busy(PathBuf),
-    /// There is no index to tell which days it covers.
+    /// There is no index to tell which days it covers (only when an
+    /// indexer of this process should have built it: [`IndexMode::Running`]).
     #[error(
         "no index at {}: rotation compresses only days the index covers; build it with \
          `evlog reindex` (or run the server or `evlog index`), or pass --no-index to rotate without one",
@@ -422,16 +423,31 @@ pub fn run(dir: &Path, opts: &Options) -> Result<Report, Error> {
     };
     let mut own: Option<Indexer> = None;
     let mut assume_covered = false;
+    let mut notes = Vec::new();
+    let had_index = has_index(dir);
     let checkpoint = match &opts.index {
         IndexMode::Without => None,
-        _ if !has_index(dir) => return Err(Error::NoIndex(dir.join(INDEX_DIR))),
+        IndexMode::Running { .. } if !had_index => {
+            return Err(Error::NoIndex(dir.join(INDEX_DIR)));
+        }
         IndexMode::Open if opts.dry_run => {
             assume_covered = true;
-            Some(committed_checkpoint(dir)?)
+            if had_index {
+                Some(committed_checkpoint(dir)?)
+            } else {
+                // A real run builds the index from the files first.
+                Some(Checkpoint::default())
+            }
         }
+        // Catch the index up (building it when there is none, as `evlog
+        // query` does), so a store written only by the library or the CLI
+        // rotates from a plain cron line.
         IndexMode::Open => match Indexer::open(IndexConfig::new(dir)) {
             Ok(mut ix) => {
                 ix.sync()?;
+                if !had_index {
+                    notes.push("built the index from the day files (there was none)".into());
+                }
                 let cp = ix.checkpoint().clone();
                 own = Some(ix);
                 Some(cp)
@@ -446,6 +462,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<Report, Error> {
         opts,
         report: Report {
             dry_run: opts.dry_run,
+            notes,
             ..Report::default()
         },
         checkpoint,

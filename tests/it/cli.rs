@@ -608,3 +608,68 @@ fn query_and_stats_match_user_id_as_stored_when_ids_are_hashed() {
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["total"], 0, "{v}");
 }
+
+/// Issue 14: `evlog export` writes every match (past the 1000 cap of a
+/// query page), newest first, to standard output or to a file, and a bad
+/// filter is a usage error that leaves no file behind.
+#[test]
+fn export_writes_every_match_to_stdout_or_a_file() {
+    let store = written_store(&[("2026-11-20T08:00:00Z", 1300), ("2026-11-21T08:00:00Z", 1200)]);
+    let all = ["--start", "2026-11-01T00:00:00Z"];
+    let out = store.run(&[&["export"][..], &all].concat(), b"");
+    out.expect_code(0);
+    let events = lines(&out.stdout);
+    assert_eq!(events.len(), 2500);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2500);
+    // Filters as for query: one day.
+    let out = store.run(&["export", "--date", "2026-11-21"], b"");
+    out.expect_code(0);
+    assert_eq!(lines(&out.stdout).len(), 1200);
+
+    let file = store.file("nov.csv");
+    let f = file.to_str().unwrap();
+    let out = store.run(
+        &[&["export"][..], &all, &["--format", "csv", "--output", f]].concat(),
+        b"",
+    );
+    out.expect_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(out.stderr.contains("exported 2500 event(s)"), "{}", out.stderr);
+    assert!(!store.file("nov.csv.part").exists());
+    let mut r = csv::Reader::from_path(&file).unwrap();
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        evlog::export::CSV_COLUMNS
+    );
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2500);
+    assert_eq!(&rows[0][1], events[0]["id"].as_str().unwrap());
+
+    // A bad filter: exit 2 naming it, no file written.
+    let bad = store.file("bad.csv");
+    let out = store.run(
+        &["export", "--status", "meh", "--output", bad.to_str().unwrap()],
+        b"",
+    );
+    out.expect_code(2);
+    assert!(out.stderr.contains("meh"), "{}", out.stderr);
+    assert!(!bad.exists());
+    let out = store.run(&["export", "--format", "xml"], b"");
+    out.expect_code(2);
+    let help = store.run(&["export", "--help"], b"");
+    help.expect_code(0);
+    for word in ["--format", "--output", "--event-type", "november.csv"] {
+        assert!(help.stdout.contains(word), "{word}: {}", help.stdout);
+    }
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}

@@ -99,6 +99,10 @@ fn csv_export_neutralises_formulas_over_http_and_in_the_cli() {
     let out = store.run(&["query", "--event-type", "commit", "--format", "csv"], b"");
     out.expect_code(0);
     check_csv(&out.stdout);
+    // `evlog export` writes the very bytes of the HTTP export.
+    let out = store.run(&["export", "--event-type", "commit", "--format", "csv"], b"");
+    out.expect_code(0);
+    assert_eq!(out.stdout, csv_text);
 }
 
 /// A description that would clear the screen, set the window title, ring
@@ -573,4 +577,66 @@ fn a_replay_sends_a_chunk_per_batch_and_stored_line_ends_forge_no_message() {
     // come short); the old code sent a chunk an event.
     eprintln!("{chunks} chunks for {N} events");
     assert!(chunks <= 10, "{chunks} chunks for {N} events");
+}
+
+/// The keys of a JSON object, in the order the text holds them.
+fn key_order(v: &Value) -> Vec<String> {
+    v.as_object().expect("an object").keys().cloned().collect()
+}
+
+/// Issue 14: events came back from the API and the CLI with their fields
+/// sorted by name (`action_description`, `appended_by`, …), not in the
+/// stored order README's file format lists.
+#[test]
+fn events_come_back_with_their_fields_in_the_stored_order() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let http = client();
+    let sent = json!({"user_id": "dev", "event_type": "deploy", "status": "success",
+        "action_description": "ship", "metadata": {"zone": "b", "app": {"z": 1, "a": 2}},
+        "request_id": "r-1", "duration_ms": 3.0});
+    let r = http
+        .post(s.url("/events"))
+        .header("X-API-Key", &s.admin)
+        .json(&sent)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    caught_up(&s);
+    let cat = store.run(&["cat"], b"");
+    let stored: Value = serde_json::from_str(cat.stdout.lines().next().unwrap()).unwrap();
+    let want = key_order(&stored);
+    assert_eq!(
+        &want[..4],
+        ["id", "timestamp", "event_type", "user_id"],
+        "{}",
+        cat.stdout
+    );
+    // Metadata is stored with its keys sorted, whatever order they came in.
+    assert_eq!(key_order(&stored["metadata"]), ["app", "zone"]);
+    assert_eq!(key_order(&stored["metadata"]["app"]), ["a", "z"]);
+    let id = stored["id"].as_str().unwrap().to_string();
+    let get = |path: &str| -> Value {
+        let text = http
+            .get(s.url(path))
+            .header("X-API-Key", &s.admin)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let page = get("/events?event_type=deploy");
+    assert_eq!(key_order(&page["events"][0]), want);
+    assert_eq!(key_order(&page["events"][0]["metadata"]["app"]), ["a", "z"]);
+    assert_eq!(key_order(&get(&format!("/events/{id}"))), want);
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let out = store.run(&["query", "--format", "json"], b"");
+    out.expect_code(0);
+    let body: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(key_order(&body["events"][0]), want);
+    let out = store.run(&["query", "--format", "ndjson"], b"");
+    let line: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(key_order(&line), want);
 }

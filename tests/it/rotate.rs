@@ -498,8 +498,40 @@ fn cli_rotates_reports_failures_and_exits_by_outcome() {
     assert!(v["bytes_after"].as_u64().is_some());
 }
 
+/// Issue 14: a store appended only through the library (no server, no
+/// `evlog index`) is rotated by a plain `evlog rotate`, which builds the
+/// index first instead of stopping with "no index".
 #[test]
-fn cli_settings_errors_lock_and_missing_index_exit_2() {
+fn cli_rotate_builds_a_missing_index_first() {
+    let starts = [
+        (format!("{}T12:00:00Z", days_ago(30)), 3),
+        (format!("{}T12:00:00Z", days_ago(0)), 2),
+    ];
+    let groups: Vec<(&str, u64)> = starts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    let store = written_store(&groups);
+    assert!(!store.file("index").exists());
+    // A dry run changes nothing, the index included, and says what a real run does.
+    let out = store.run(&["rotate", "--dry-run"], b"");
+    out.expect_code(0);
+    assert!(out.stdout.contains("would compress"), "{}", out.stdout);
+    assert!(out.stdout.contains("indexes it first"), "{}", out.stdout);
+    assert!(!store.file("index").exists());
+    let out = store.run(&["rotate"], b"");
+    out.expect_code(0);
+    assert!(out.stdout.contains("built the index"), "{}", out.stdout);
+    let old = days_ago(30);
+    assert!(
+        store.file(&format!("events_{old}.jsonl.gz")).exists(),
+        "{}",
+        out.stdout
+    );
+    assert!(!store.file(&format!("events_{old}.jsonl")).exists());
+    // The index it built covers every event, compressed day included.
+    assert_eq!(index_total(store.path()), 5);
+}
+
+#[test]
+fn cli_settings_errors_and_lock_exit_2() {
     let store = store_with(&[(days_ago(30), 3), (days_ago(0), 1)]);
     for (args, env, want) in [
         (vec!["--compress-after", "7x"], None, "7x"),
@@ -544,11 +576,8 @@ fn cli_settings_errors_lock_and_missing_index_exit_2() {
     let out = store.run(&["rotate", "--no-index"], b"");
     out.expect_code(2);
     assert!(out.stderr.contains("has an index"), "{}", out.stderr);
-    // No index: refused unless --no-index.
+    // No index and --no-index: old days are compressed without one.
     std::fs::remove_dir_all(store.file("index")).unwrap();
-    let out = store.run(&["rotate"], b"");
-    out.expect_code(2);
-    assert!(out.stderr.contains("--no-index"), "{}", out.stderr);
     let out = store.run(&["rotate", "--no-index"], b"");
     out.expect_code(0);
     assert!(out.stdout.contains("compressed"), "{}", out.stdout);
