@@ -95,11 +95,16 @@ fn cell(v: &Value, column: &str) -> String {
         Value::Null => return String::new(),
         Value::Number(n) => return n.to_string(),
         Value::String(s) => s.clone(),
-        Value::Array(items) if column == "files_changed" => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(";"),
+        // Each file neutralised on its own: a spreadsheet that splits cells
+        // on `;` (Excel in many locales) would start a cell with each.
+        Value::Array(items) if column == "files_changed" => {
+            return items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|f| neutralised(f.to_string()))
+                .collect::<Vec<_>>()
+                .join(";");
+        }
         other => other.to_string(),
     };
     neutralised(text)
@@ -193,6 +198,27 @@ mod tests {
             "duration_ms": 0.5}),
         );
         assert_eq!(r[10], "'=a.rs;b.rs");
+        // Review of issue 12: only the first file was neutralised, and a
+        // spreadsheet splitting on `;` ran the others.
+        let r = row(json!({"files_changed": ["a.rs", "=1+1", "@x", "b-c.rs"]}));
+        assert_eq!(r[10], "a.rs;'=1+1;'@x;b-c.rs");
+        let mut out = Vec::new();
+        Format::Csv
+            .write_rows(
+                &mut out,
+                &[json!({"files_changed": ["a.rs", "=1+1", "-2"]})],
+            )
+            .unwrap();
+        let mut semi = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(b';')
+            .flexible(true)
+            .from_reader(&out[..]);
+        for rec in semi.records() {
+            for cell in rec.unwrap().iter() {
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?}");
+            }
+        }
         assert_eq!(r[12], "{\"k\":\"=1\"}");
         assert_eq!(r[9], "0.5");
         // A number stays a number, even a negative one (not stored by evlog).

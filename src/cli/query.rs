@@ -59,8 +59,9 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Writes `resp` as `format`; on a `terminal`, JSON goes through
-/// [`term::json`] (tables always show control characters visibly).
+/// Writes `resp` as `format`; on a `terminal`, JSON, NDJSON and CSV go
+/// through [`term::json`] (stored control characters shown as `\uXXXX`,
+/// never obeyed; tables always show them visibly).
 fn write(
     out: &mut impl Write,
     format: Format,
@@ -80,7 +81,7 @@ fn write(
         }
         Format::Table => return write_table(out, resp),
     }
-    if terminal && matches!(format, Format::Json | Format::Ndjson) {
+    if terminal {
         out.write_all(&term::json_bytes(&buf))
     } else {
         out.write_all(&buf)

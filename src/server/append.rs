@@ -22,6 +22,7 @@ use super::ingest::{self, At, Framing, Refusal};
 use super::reject::{ApiError, EventReject};
 use super::{State, blocking};
 use crate::auth::{Principal, RESERVED_USERS, Role};
+use crate::event::ValidationError;
 use crate::index::IdsStored;
 
 /// `POST /events`.
@@ -83,24 +84,24 @@ where
         .submit_future(staged.bodies)
         .map_err(store_error)?;
     let waiting = std::time::Instant::now();
-    match claim {
-        None => committed.await.map_err(store_error)?,
-        // The claim ends once the lines are written (or failed), even if
-        // the client goes away meanwhile and this future is dropped.
-        Some(claim) => tokio::spawn(async move {
-            let done = committed.await;
-            drop(claim);
-            done
-        })
-        .await
-        .map_err(|e| ApiError::internal("an append task", e))?
-        .map_err(store_error)?,
-    }
+    // The append slot, the body's share of the budget and the id claim are
+    // held until the lines are written (or failed), even if the client goes
+    // away or the response deadline drops this future meanwhile: the lines
+    // stay queued for the committer until then, and a retry must not be
+    // admitted into budget they still hold.
+    let held = (ticket, claim);
+    tokio::spawn(async move {
+        let done = committed.await;
+        drop(held);
+        done
+    })
+    .await
+    .map_err(|e| ApiError::internal("an append task", e))?
+    .map_err(store_error)?;
     state
         .metrics
         .commit_wait
         .observe(waiting.elapsed().as_secs_f64());
-    drop(ticket);
     let (single, ids) = (staged.single, staged.ids);
     let body = if single {
         json!({ "id": ids[0] })
@@ -148,6 +149,15 @@ fn stage(
         if let Some(refusal) = refuse_user(who, at, &event.user_id) {
             state.metrics.rejected.inc_by(at.index as u64 + 1);
             return Err(Refusal::Request(state.deny(ctx, Some(who), refusal)));
+        }
+        if event.id.is_some() && who.role == Role::User {
+            // Whether an id is taken would tell a user key that another
+            // user's event exists (the 404 of GET /events/{id} does not).
+            return Err(Refusal::Event(ValidationError::new(
+                "id",
+                "a user key cannot choose an event id (the server assigns one); \
+                 send the event without `id`",
+            )));
         }
         if let Some(id) = event.id {
             match client.entry(id) {
@@ -297,7 +307,13 @@ async fn claim_ids(state: &Arc<State>, given: &[(At, Uuid)]) -> Result<Claim, Ap
     let ids: HashSet<Uuid> = claim.ids.iter().copied().collect();
     let search = state.search.clone();
     let storage = state.log.storage_path().to_path_buf();
-    let stored = blocking(move || search.stored_ids(&storage, &ids, MAX_ID_SCAN_BYTES)).await?;
+    // Up to MAX_ID_SCAN_BYTES read per request: such scans share the
+    // heavy-read permits (one per core) with export and stream pages, so a
+    // burst of them cannot take the blocking threads others need.
+    let stored = {
+        let _permit = state.streams.heavy_read().await?;
+        blocking(move || search.stored_ids(&storage, &ids, MAX_ID_SCAN_BYTES)).await?
+    };
     let behind = |why: String| {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "index_behind", why);
         e.retry_after = Some(1);

@@ -193,10 +193,6 @@ pub(crate) async fn export(
         let last = match ended {
             // Dropping the sender ends the body.
             Ok(()) | Err(Ending::Gone) => return,
-            Err(Ending::Stalled) => {
-                tracing::info!(key_id = %lease.who().key_id, "export closed: the client stopped reading (limit write_timeout_ms)");
-                None
-            }
             // The body breaks, so the client sees an incomplete transfer.
             Err(Ending::Key(code, message)) => {
                 tracing::info!(key_id = %lease.who().key_id, code, "export ended: {message}");
@@ -245,7 +241,7 @@ async fn feed_export(
         let query = q.clone();
         let page = lease
             .query(move || search.query(&query))
-            .await
+            .await?
             .map_err(|e| e.message)
             .and_then(|page| page.map_err(|e| e.to_string()));
         let page = match page {
@@ -316,10 +312,6 @@ pub(crate) async fn stream(
         let ended = tail(&state, &mut lease, follow, &tx).await;
         match ended {
             Ok(()) | Err(Ending::Gone) => {}
-            Err(Ending::Stalled) => {
-                tracing::info!(key_id = %lease.who().key_id, "live stream closed: the client stopped reading (limit write_timeout_ms)");
-                streams::end_early(tx, None, hangup.as_ref()).await;
-            }
             Err(Ending::Key(code, message)) => {
                 tracing::info!(key_id = %lease.who().key_id, code, "live stream ended: {message}");
                 let body = json!({ "error": { "code": code, "message": message } });
@@ -354,7 +346,7 @@ async fn tail(
                     let batch = follow.next_batch(&search);
                     (follow, batch)
                 })
-                .await;
+                .await?;
             let batch = match res {
                 Ok((f, Ok(b))) => {
                     follow = f;

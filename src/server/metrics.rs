@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     write_failures: IntCounter,
     dropped: IntCounter,
     indexed: IntCounter,
+    docs_examined: IntCounter,
     lag_events: IntGauge,
     lag_seconds: Gauge,
 }
@@ -42,6 +43,7 @@ pub(crate) struct Snapshot {
     pub write_failures: u64,
     pub dropped: u64,
     pub indexed: u64,
+    pub docs_examined: u64,
     pub lag_events: u64,
     pub lag_seconds: f64,
 }
@@ -163,6 +165,11 @@ impl Metrics {
                 "evlog_events_indexed_total",
                 "Documents added to the index by this server's indexer",
             ),
+            docs_examined: counter(
+                &registry,
+                "evlog_index_docs_examined_total",
+                "Documents whose timestamp or seq columns this server's queries, exports and live tails read (about one per event returned)",
+            ),
             registry,
             requests,
             latency,
@@ -189,6 +196,7 @@ impl Metrics {
         mirror(&self.write_failures, s.write_failures);
         mirror(&self.dropped, s.dropped);
         mirror(&self.indexed, s.indexed);
+        mirror(&self.docs_examined, s.docs_examined);
         self.lag_events
             .set(s.lag_events.min(i64::MAX as u64) as i64);
         self.lag_seconds.set(s.lag_seconds);
@@ -240,6 +248,7 @@ mod tests {
             write_failures: 0,
             dropped: 1,
             indexed: 5,
+            docs_examined: 11,
             lag_events: 2,
             lag_seconds: 0.5,
         };
@@ -256,6 +265,7 @@ mod tests {
         assert!(text.contains("evlog_append_commit_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("evlog_append_commit_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(text.contains("evlog_index_lag_events 2"));
+        assert!(text.contains("evlog_index_docs_examined_total 11"));
         // Mirroring twice does not double count.
         assert!(m.render(&snap).contains("evlog_events_appended_total 7"));
         assert_eq!(

@@ -92,6 +92,7 @@ pub(crate) async fn metrics(state: Arc<State>) -> Result<Response, ApiError> {
         write_failures: counters.write_failures.load(Ordering::Relaxed),
         dropped: state.appender.dropped(),
         indexed: state.indexer.stats().indexed.load(Ordering::Relaxed),
+        docs_examined: state.search.docs_examined(),
         lag_events: ix.lag.events,
         lag_seconds: ix.seconds,
     });

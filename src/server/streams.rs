@@ -11,14 +11,16 @@
 //!
 //! Responses are fed through a channel of [`Option`]s (`None` ends the body)
 //! by an async task that holds no blocking thread while it waits: each page
-//! query runs on the blocking pool, the send waits asynchronously, at most
-//! `write_timeout_ms` (the same limit the connection puts on each socket
-//! write). The page queries of all open exports and streams together run at
-//! most one per core at a time ([`Lease::query`]): hundreds of exports
-//! filling their buffers at once would otherwise queue every other
-//! request's query behind theirs on the blocking pool. A task that ends a response early — revoked key, stalled client
-//! — hangs up its connection ([`Hangup`]): hyper, blocked on a socket that
-//! is not being read, would not otherwise notice.
+//! query runs on the blocking pool, the send waits asynchronously for as
+//! long as the client keeps reading; a client that reads nothing for
+//! `write_timeout_ms` has its connection closed by the connection's write
+//! timeout, which ends the response. The page queries of all open exports
+//! and streams together run at most one per core at a time
+//! ([`Lease::query`]): hundreds of exports filling their buffers at once
+//! would otherwise queue every other request's query behind theirs on the
+//! blocking pool. A task that ends a response early (revoked key) hangs up
+//! its connection ([`Hangup`]): hyper, blocked on a socket that is not
+//! being read, would not otherwise notice before the write timeout.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,6 +60,18 @@ impl Default for Open {
     }
 }
 
+impl Open {
+    /// One of the permits of the heavy reads that requests other than
+    /// plain queries make (export and stream pages, the duplicate-id scan
+    /// of unindexed lines): one per core at a time, waiting without a thread.
+    pub(crate) async fn heavy_read(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.queries
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal("a page query", e))
+    }
+}
+
 /// Closes the connection a request came on (put into each request by the
 /// server's accept loop; absent under `warp::test`).
 #[derive(Debug, Clone, Default)]
@@ -80,9 +94,8 @@ impl Hangup {
 pub(crate) enum Ending {
     /// Its key no longer authenticates as it did: an error code and message.
     Key(&'static str, String),
-    /// Its client read nothing for `write_timeout_ms`.
-    Stalled,
-    /// Its client went away.
+    /// Its client went away, or stopped reading for `write_timeout_ms`
+    /// (the connection's write timeout closed it).
     Gone,
 }
 
@@ -139,19 +152,23 @@ impl Lease {
 
     /// Runs a page query on the blocking pool, once one of the page-query
     /// permits shared by every export and stream is free (waiting for it
-    /// holds no thread).
+    /// holds no thread, and ends early if the key goes meanwhile).
     pub(crate) async fn query<T: Send + 'static>(
-        &self,
+        &mut self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let _permit = self
-            .state
-            .streams
-            .queries
-            .acquire()
-            .await
-            .map_err(|e| ApiError::internal("a page query", e))?;
-        blocking(f).await
+    ) -> Result<Result<T, ApiError>, Ending> {
+        let state = self.state.clone();
+        let permit = loop {
+            tokio::select! {
+                permit = state.streams.heavy_read() => break permit,
+                checked = self.next_check() => checked?,
+            }
+        };
+        let _permit = match permit {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(blocking(f).await)
     }
 
     /// Whether the key still authenticates as the same key, role and user,
@@ -212,8 +229,11 @@ impl Lease {
         }
     }
 
-    /// A place in `tx` for one item, waiting at most `write_timeout_ms` for
-    /// the client to take what is queued; ends early if the key goes.
+    /// A place in `tx` for one item, once the client has taken what is
+    /// queued; ends early if the key goes. A slow client that keeps reading
+    /// is waited for however long its page takes: what ends a stalled one
+    /// is the connection's write timeout (`write_timeout_ms` without any
+    /// progress), which closes the connection and with it `tx`.
     pub(crate) async fn reserve<'a, T>(
         &mut self,
         tx: &'a mpsc::Sender<Option<T>>,
@@ -223,11 +243,9 @@ impl Lease {
             Err(mpsc::error::TrySendError::Closed(())) => return Err(Ending::Gone),
             Err(mpsc::error::TrySendError::Full(())) => {}
         }
-        let deadline = tokio::time::Instant::now() + self.state.limits.write_timeout();
         loop {
             tokio::select! {
                 permit = tx.reserve() => return permit.map_err(|_| Ending::Gone),
-                () = tokio::time::sleep_until(deadline) => return Err(Ending::Stalled),
                 checked = self.next_check() => checked?,
             }
         }
@@ -316,8 +334,7 @@ pub(crate) fn body<T: Send + 'static>(
 }
 
 /// Ends a body early: queues `last` (if there is room) and the end, waits a
-/// moment for the connection to take them, then hangs up. A stalled client
-/// is hung up on at once.
+/// moment for the connection to take them, then hangs up.
 pub(crate) async fn end_early<T>(
     tx: mpsc::Sender<Option<T>>,
     last: Option<T>,

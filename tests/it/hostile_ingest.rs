@@ -254,6 +254,76 @@ fn a_spent_body_budget_is_503_with_retry_after_until_it_comes_back() {
     });
 }
 
+/// Review of issue 12: an append answered 503 `timeout` (its commit stalled
+/// past twice `request_timeout_ms`) gave its body budget back while its
+/// lines still waited for the committer, so retries were admitted into it
+/// and queued memory grew without bound. Now what an append holds is held
+/// until its lines are written: the next large append is 503 `overloaded`
+/// at once, and every append that timed out is stored once the disk moves.
+#[test]
+fn an_append_that_times_out_holds_its_budget_until_its_lines_are_written() {
+    let store = Store::new();
+    let s = Serve::with_limits(
+        &store,
+        "request_timeout_ms = 300\nmax_body_bytes = 1048576\nmax_buffered_body_bytes = 2097152",
+    );
+    assert_eq!(post(&s, &s.admin, &deploy("ops", "first")).0, 201);
+    // The writers' lock held: every commit waits.
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.file("evlog.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let body = |n: usize| -> Value {
+        (0..700)
+            .map(|i| deploy("ops", &format!("stalled {n} {i} {}", "x".repeat(1000))))
+            .collect()
+    };
+    let mut timed_out = 0;
+    let mut refused = None;
+    for n in 0..4 {
+        let (status, v) = post(&s, &s.admin, &body(n));
+        assert_eq!(status, 503, "{v}");
+        match v["error"]["code"].as_str() {
+            Some("timeout") => timed_out += 1,
+            Some("overloaded") => {
+                refused = Some(v);
+                break;
+            }
+            _ => panic!("{v}"),
+        }
+    }
+    let refused = refused.expect("a third large append is refused while two are queued");
+    assert_eq!(timed_out, 2, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_buffered_body_bytes"),
+        "{refused}"
+    );
+    lock.unlock().unwrap();
+    // Written once the disk moves (a 503 `timeout` leaves the outcome to
+    // the server: here both were queued), each once; then the budget is back.
+    let stored = |s: &Serve| {
+        let (_, text) = get(
+            s,
+            &s.admin,
+            "/events?q=stalled&start=2000-01-01T00:00:00Z&limit=1",
+        );
+        serde_json::from_str::<Value>(&text).unwrap()["total"]
+            .as_u64()
+            .unwrap()
+    };
+    eventually("the timed-out appends are stored", || {
+        (stored(&s) >= 1400).then_some(())
+    });
+    caught_up(&s);
+    assert_eq!(stored(&s), 1400, "each timed-out append stored once");
+    assert_eq!(post(&s, &s.admin, &body(9)).0, 201);
+}
+
 fn with_id(id: Uuid, desc: &str) -> Value {
     let mut e = deploy("ops", desc);
     e["id"] = json!(id);
@@ -388,6 +458,22 @@ fn another_users_event_by_id_is_the_404_of_no_event() {
     let (none_status, none_text) = get(&s, &alice, &format!("/events/{made_up}"));
     assert_eq!((status, none_status), (404, 404), "{text}");
     assert_eq!(text.replace(&bobs, "ID"), none_text.replace(&made_up, "ID"));
+    // Nor does an append with that id tell (review of issue 12: bob's id
+    // was 409 `duplicate_id`, a made-up one 201): a user key cannot choose
+    // an id at all, whichever it is.
+    let as_alice = |id: &str| {
+        let mut e = deploy("alice", "alice's");
+        e["id"] = json!(id);
+        post(&s, &alice, &e)
+    };
+    let (status, taken) = as_alice(&bobs);
+    let (free_status, free) = as_alice(&made_up);
+    assert_eq!((status, free_status), (400, 400), "{taken}");
+    assert_eq!(taken["error"]["events"][0]["field"], "id", "{taken}");
+    assert_eq!(
+        taken.to_string().replace(&bobs, "ID"),
+        free.to_string().replace(&made_up, "ID")
+    );
     // Recorded for the admins, under the server's own user.
     let alice_key = store.key_ids()["alice"].clone();
     let recorded = eventually("the denial is recorded", || {

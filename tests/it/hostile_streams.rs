@@ -508,6 +508,46 @@ fn a_stalled_reader_is_dropped_after_the_write_timeout() {
     assert_eq!(status_of(&s, &keys.bob).0, 200);
 }
 
+/// Review of issue 12: a reader that kept reading, but took longer than
+/// `write_timeout_ms` to take one page, was cut as "stalled" (the wait for
+/// the page's place in the body had one deadline, whatever the socket did).
+/// Now only a socket write that makes no progress for `write_timeout_ms`
+/// ends it. Here pages of about 8 MB, a reader taking 64 KiB every 50 ms
+/// (about 1.3 MB/s: a page takes about 3 s to go, beyond the 2 s write
+/// timeout; the socket shows progress about every second, as each ~1.3 MB
+/// of its send buffer drains) gets the whole export.
+#[test]
+fn a_slow_reader_that_keeps_reading_gets_the_whole_export() {
+    const EVENTS: usize = 1_500;
+    let (store, keys) = big_store(0);
+    let log = EventLog::open(Config::new(store.path()).durability(Durability::None)).unwrap();
+    let filler = "y".repeat(8000);
+    log.append_batch(
+        (0..EVENTS)
+            .map(|i| Event::new(EventType::Commit, "alice", format!("slow {i} {filler}")))
+            .collect(),
+    )
+    .unwrap();
+    drop(log);
+    let s = Serve::with_limits(&store, "write_timeout_ms = 2000");
+    caught_up(&s);
+    let mut export = Raw::get(&s.addr, EXPORT, &keys.alice);
+    assert_eq!(export.status, 200);
+    let mut buf = vec![0u8; 64 << 10];
+    let started = Instant::now();
+    while !complete(&export.body) {
+        std::thread::sleep(Duration::from_millis(50));
+        match export.sock.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => export.body.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("the export was cut: {e}"),
+        }
+    }
+    eprintln!("{} bytes in {:?}", export.body.len(), started.elapsed());
+    assert!(complete(&export.body), "the export was cut");
+    assert_eq!(exported(&export.body), EVENTS);
+}
+
 /// Before: revoking a key changed nothing for its open stream and export,
 /// which went on sending whatever matched. Now they end within the
 /// keys-file check interval (200 ms) of the change, and nothing stored
@@ -540,10 +580,16 @@ fn revoking_a_key_ends_its_open_stream_and_export() {
     );
     let end = ended.end.expect("an end message");
     assert_eq!(end["error"]["code"], "key_revoked", "{end}");
-    assert!(took < Duration::from_secs(10), "ended after {took:?}");
+    // Issue 12: within 2 s of the keys file changing (about 0.2 s measured).
+    assert!(took < Duration::from_secs(2), "ended after {took:?}");
     eprintln!("stream ended {took:?} after the revocation");
-    // The export's connection is closed: cut, not completed.
+    // The export's connection is closed: cut, not completed, as soon.
     let body = export.drain();
+    let export_took = at.elapsed();
+    assert!(
+        export_took < Duration::from_secs(2),
+        "export cut after {export_took:?}"
+    );
     assert!(!complete(&body));
     assert!(exported(&body) < BIG);
     // The user's other key goes on.
@@ -615,7 +661,7 @@ fn an_expiring_key_works_until_its_expiry_and_its_stream_ends_then() {
     let end = ended.end.expect("an end message");
     assert_eq!(end["error"]["code"], "key_expired", "{end}");
     let late = chrono::Utc::now() - expires;
-    assert!(late < chrono::Duration::seconds(10), "ended {late} late");
+    assert!(late < chrono::Duration::seconds(2), "ended {late} late");
     let (status, body) = status_of(&s, &carol);
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "key_expired");
@@ -696,8 +742,11 @@ fn an_unusable_keys_file_fails_closed_until_it_loads_again() {
 
     // Not JSON.
     write_keys(&path, b"{\"version\": 1, \"keys\": [");
+    let at = Instant::now();
     let ended = stream.until_end();
     assert_eq!(ended.end.unwrap()["error"]["code"], "keys_unavailable");
+    let took = ended.at - at;
+    assert!(took < Duration::from_secs(2), "ended after {took:?}");
     let r = client()
         .get(s.url("/events"))
         .header("X-API-Key", &keys.admin)

@@ -100,7 +100,10 @@ fn csv_export_neutralises_formulas_over_http_and_in_the_cli() {
     out.expect_code(0);
     check_csv(&out.stdout);
     // `evlog export` writes the very bytes of the HTTP export.
-    let out = store.run(&["export", "--event-type", "commit", "--format", "csv"], b"");
+    let out = store.run(
+        &["export", "--event-type", "commit", "--format", "csv"],
+        b"",
+    );
     out.expect_code(0);
     assert_eq!(out.stdout, csv_text);
 }
@@ -227,6 +230,10 @@ fn terminal_output_shows_control_characters_instead_of_obeying_them() {
         );
         assert_eq!(descs.len(), 2, "evlog {args:?}: {text}");
     }
+    // CSV on a terminal too (review of issue 12: it was written raw).
+    let csv_text = on_a_terminal(&store, &["query", "--format", "csv"]);
+    assert_eq!(obeyable(&csv_text), None, "{csv_text:?}");
+    assert!(csv_text.contains("\\u001b[2J"), "{csv_text}");
     let text = on_a_terminal(&store, &["query", "--format", "json"]);
     assert_eq!(obeyable(&text), None, "{text:?}");
     let body: Value = serde_json::from_str(&text).unwrap();
@@ -524,6 +531,7 @@ fn a_replay_sends_a_chunk_per_batch_and_stored_line_ends_forge_no_message() {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().unwrap());
     caught_up(&s);
+    let examined_before = docs_examined(&s);
 
     let mut sock = std::net::TcpStream::connect(&s.addr).unwrap();
     sock.set_read_timeout(Some(std::time::Duration::from_secs(60)))
@@ -577,6 +585,82 @@ fn a_replay_sends_a_chunk_per_batch_and_stored_line_ends_forge_no_message() {
     // come short); the old code sent a chunk an event.
     eprintln!("{chunks} chunks for {N} events");
     assert!(chunks <= 10, "{chunks} chunks for {N} events");
+    // And it reads forward by seq: about one document per event sent (3,299
+    // measured). The newest-to-oldest walk of each batch read at least
+    // 2,500 + 1,500 + 500.
+    let examined = docs_examined(&s) - examined_before;
+    eprintln!("{examined} documents examined to replay {N} events");
+    assert!(
+        examined <= (N * 8 / 5) as u64,
+        "{examined} documents read to replay {N}"
+    );
+}
+
+/// `evlog_index_docs_examined_total` of the server's `/metrics`.
+fn docs_examined(s: &Serve) -> u64 {
+    let text = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("evlog_index_docs_examined_total "))
+        .unwrap_or_else(|| panic!("no evlog_index_docs_examined_total in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Issue 12, item 4: `evlog tail -f` follows forward by seq, every new event
+/// printed once, in order, however many arrive between two looks.
+#[test]
+fn tail_follow_prints_every_new_event_once_in_seq_order() {
+    const N: u64 = 2500;
+    let store = written_store(&[("2026-11-20T08:00:00Z", 3)]);
+    let mut child = store
+        .cmd()
+        .args(["tail", "-f", "-n", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The latest stored event first: the tail is up.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("tail printed the latest event");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(first["seq"], 3);
+    let log = EventLog::open(Config::new(store.path())).unwrap();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(500) {
+        log.append_batch(chunk.iter().map(|i| event("f", *i)).collect())
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while (seqs.len() as u64) < N {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{} of {N} followed", seqs.len()));
+        let e: Value = serde_json::from_str(&line).unwrap();
+        seqs.push(e["seq"].as_u64().unwrap());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        seqs,
+        (4..4 + N).collect::<Vec<_>>(),
+        "each once, in seq order"
+    );
 }
 
 /// The keys of a JSON object, in the order the text holds them.
@@ -604,7 +688,12 @@ fn events_come_back_with_their_fields_in_the_stored_order() {
     assert_eq!(r.status(), 201);
     caught_up(&s);
     let cat = store.run(&["cat"], b"");
-    let stored: Value = serde_json::from_str(cat.stdout.lines().next().unwrap()).unwrap();
+    let stored: Value = cat
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event_type"] == "deploy")
+        .expect("the deploy event is stored");
     let want = key_order(&stored);
     assert_eq!(
         &want[..4],
@@ -632,11 +721,12 @@ fn events_come_back_with_their_fields_in_the_stored_order() {
     assert_eq!(key_order(&get(&format!("/events/{id}"))), want);
     let (status, _) = s.terminate();
     assert!(status.success());
-    let out = store.run(&["query", "--format", "json"], b"");
+    let deploys = ["query", "--event-type", "deploy", "--format"];
+    let out = store.run(&[&deploys[..], &["json"]].concat(), b"");
     out.expect_code(0);
     let body: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(key_order(&body["events"][0]), want);
-    let out = store.run(&["query", "--format", "ndjson"], b"");
+    let out = store.run(&[&deploys[..], &["ndjson"]].concat(), b"");
     let line: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     assert_eq!(key_order(&line), want);
 }
