@@ -200,8 +200,8 @@ mod tests {
         assert_eq!(r[10], "'=a.rs;b.rs");
         // Review of issue 12: only the first file was neutralised, and a
         // spreadsheet splitting on `;` ran the others.
-        let r = row(json!({"files_changed": ["a.rs", "=1+1", "@x", "b-c.rs"]}));
-        assert_eq!(r[10], "a.rs;'=1+1;'@x;b-c.rs");
+        let files = row(json!({"files_changed": ["a.rs", "=1+1", "@x", "b-c.rs"]}));
+        assert_eq!(files[10], "a.rs;'=1+1;'@x;b-c.rs");
         let mut out = Vec::new();
         Format::Csv
             .write_rows(
