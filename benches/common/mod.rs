@@ -7,6 +7,7 @@
 
 pub mod flags;
 pub mod kinds;
+pub mod load;
 pub mod realistic;
 
 use std::path::PathBuf;
