@@ -44,7 +44,8 @@
 #
 # Environment:
 #   EVLOG_BENCH_DIR           where data goes (default /tmp; not tmpfs). At full size the
-#                             query phase needs ~15 GB (evlog's store, then one peer at a time)
+#                             query phase peaks at ~10 GB: evlog's store (6.5 GB; its index is
+#                             dropped once evlog is measured), then one peer at a time
 #   EVLOG_BENCH_SECS          seconds per append run (30)
 #   EVLOG_BENCH_THREADS       clients of the append phases (64)
 #   EVLOG_BENCH_EVENTS        events of the bulk load (1000000)
