@@ -1,8 +1,14 @@
-//! Helpers shared by the bench targets: a realistic event and the directory
-//! benchmark data goes to.
+//! Helpers shared by the bench targets: a simple event, the directory
+//! benchmark data goes to, and (in submodules) options, the realistic event
+//! generator and the query kinds.
 //!
 //! Each bench target compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
+
+pub mod flags;
+pub mod kinds;
+pub mod load;
+pub mod realistic;
 
 use std::path::PathBuf;
 

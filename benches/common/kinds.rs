@@ -1,0 +1,183 @@
+//! The query kinds of the index and peers benches: filter, full-text and
+//! stats questions, each run `k` with other parameters (day, user, term), so
+//! that every system answers the same questions.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use evlog::Status;
+use evlog::index::Query;
+
+use super::realistic::midnight;
+
+/// What a kind asks for.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Class {
+    /// Filters: the total and the 100 newest matches.
+    Filter,
+    /// Full text (`q`): the total and the 100 newest matches.
+    Text,
+    /// Statistics of a large range (with a latency goal).
+    Stats,
+    /// Statistics reported for information (no goal).
+    Info,
+}
+
+/// A query kind: its name, class, and the query of run `k`.
+pub struct Kind {
+    pub name: &'static str,
+    pub class: Class,
+    pub make: Box<dyn Fn(usize) -> Query>,
+}
+
+/// The `start` of the all-time kinds.
+pub fn all_time() -> Option<DateTime<Utc>> {
+    Some(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap())
+}
+
+/// A user for run `k`: alternately one of the 200 busy users and any of 10,000.
+pub fn query_user(k: usize) -> String {
+    if k.is_multiple_of(2) {
+        format!("user-{}", (k * 37) % 200)
+    } else {
+        format!("user-{}", (k * 7919) % 10_000)
+    }
+}
+
+/// The query kinds over a store of `days`; `request_ids` are ids to look up.
+pub fn kinds(days: &[NaiveDate], request_ids: Vec<String>) -> Vec<Kind> {
+    let days = days.to_vec();
+    let day = move |k: usize| days[(k * 7) % days.len()];
+    let d = day.clone();
+    let types = ["api_request", "commit", "auth_failure", "deploy.finished"];
+    let statuses = [
+        Status::Failure,
+        Status::Pending,
+        Status::InProgress,
+        Status::Success,
+    ];
+    let terms = ["timeout", "flaky", "deadlock", "rollback", "uploader"];
+    let phrases = [
+        "src/lib.rs",
+        "src/index/query.rs",
+        "Cargo.toml",
+        "tests/it/cli.rs",
+    ];
+    let meta = ["eu-west-1", "release/2.4", "cli/1.4.2", "infra-terraform"];
+    let hours = |k: usize| chrono::Duration::hours(((k * 5) % 21) as i64);
+    let mut v: Vec<Kind> = Vec::new();
+    let mut add =
+        |name, class, make: Box<dyn Fn(usize) -> Query>| v.push(Kind { name, class, make });
+    let dd = d.clone();
+    add(
+        "date+event_type",
+        Class::Filter,
+        Box::new(move |k| Query {
+            date: Some(dd(k)),
+            event_types: vec![types[k % types.len()].into()],
+            ..Default::default()
+        }),
+    );
+    let dd = d.clone();
+    add(
+        "date+user_id",
+        Class::Filter,
+        Box::new(move |k| Query {
+            date: Some(dd(k)),
+            user_id: Some(query_user(k)),
+            ..Default::default()
+        }),
+    );
+    let dd = d.clone();
+    add(
+        "date+status",
+        Class::Filter,
+        Box::new(move |k| Query {
+            date: Some(dd(k)),
+            status: Some(statuses[k % statuses.len()]),
+            ..Default::default()
+        }),
+    );
+    let dd = d.clone();
+    add(
+        "start/end 3 h",
+        Class::Filter,
+        Box::new(move |k| {
+            let s = midnight(dd(k)) + hours(k);
+            Query {
+                start: Some(s),
+                end: Some(s + chrono::Duration::hours(3)),
+                ..Default::default()
+            }
+        }),
+    );
+    let dd = d.clone();
+    add(
+        "start/end 3 h+event_type",
+        Class::Filter,
+        Box::new(move |k| {
+            let s = midnight(dd(k)) + hours(k);
+            Query {
+                start: Some(s),
+                end: Some(s + chrono::Duration::hours(3)),
+                event_types: vec![types[k % types.len()].into()],
+                ..Default::default()
+            }
+        }),
+    );
+    add(
+        "all-time user_id",
+        Class::Filter,
+        Box::new(move |k| Query {
+            start: all_time(),
+            user_id: Some(query_user(k)),
+            ..Default::default()
+        }),
+    );
+    add(
+        "all-time request_id",
+        Class::Filter,
+        Box::new(move |k| Query {
+            start: all_time(),
+            request_id: Some(request_ids[k % request_ids.len()].clone()),
+            ..Default::default()
+        }),
+    );
+    for (name, words, scoped) in [
+        ("date+q term", &terms[..], true),
+        ("date+q phrase (src/lib.rs)", &phrases[..], true),
+        ("date+q metadata value", &meta[..], true),
+        ("all-time q term", &terms[..], false),
+        ("all-time q phrase (src/lib.rs)", &phrases[..], false),
+        ("all-time q metadata value", &meta[..], false),
+    ] {
+        let dd = d.clone();
+        let words: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+        add(
+            name,
+            Class::Text,
+            Box::new(move |k| Query {
+                date: scoped.then(|| dd(k)),
+                start: if scoped { None } else { all_time() },
+                q: Some(words[k % words.len()].clone()),
+                ..Default::default()
+            }),
+        );
+    }
+    add(
+        "stats all-time",
+        Class::Stats,
+        Box::new(|_| Query {
+            start: all_time(),
+            ..Default::default()
+        }),
+    );
+    let dd = d.clone();
+    add(
+        "stats one day",
+        Class::Info,
+        Box::new(move |k| Query {
+            date: Some(dd(k)),
+            ..Default::default()
+        }),
+    );
+    v
+}
