@@ -13,7 +13,7 @@ use std::fs::File;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use evlog::rotate::compress;
+use evlog::rotate::gzip;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -40,13 +40,13 @@ fn run(input: &str, output: &str, threads: usize) -> Result<(), Box<dyn std::err
     // SAFETY: the input is not modified while this program runs.
     let data = unsafe { memmap2::Mmap::map(&f)? };
     let mut out = File::create(output)?;
-    let members = compress::compress_file(&data, &mut out, threads, &mut |_| {})?;
+    let members = gzip::compress_file(&data, &mut out, threads, &mut |_| {})?;
     let compress_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let back = File::open(output)?;
     // SAFETY: written above and no longer modified.
     let gz = unsafe { memmap2::Mmap::map(&back)? };
-    let lines = compress::check(&data, &gz, &members, threads)?;
+    let lines = gzip::check(&data, &gz, &members, threads)?;
     let check_s = t1.elapsed().as_secs_f64();
     println!(
         "compress_seconds={compress_s:.3} check_seconds={check_s:.3} members={} lines={lines} bytes_in={} bytes_out={} threads={threads}",

@@ -1,5 +1,5 @@
 //! Recording every request of your own warp service with
-//! [`evlog::warp::log_requests`]: one `api_request` (or, for 5xx,
+//! [`evlog::middleware::log_requests`]: one `api_request` (or, for 5xx,
 //! `api_error`) event per request, written through the fire-and-forget
 //! [`evlog::Appender`].
 //!
@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hello = warp::path!("hello" / String).map(|name| format!("hello {name}"));
     let fail =
         warp::path!("fail").map(|| warp::reply::with_status("oops", StatusCode::BAD_GATEWAY));
-    let routes = hello.or(fail).with(evlog::warp::log_requests(
+    let routes = hello.or(fail).with(evlog::middleware::log_requests(
         appender.clone(),
         |h: &HeaderMap| {
             h.get("x-user")

@@ -8,7 +8,7 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     /// From configuration.
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] crate::settings::ConfigError),
 }
 
 impl From<crate::event::ValidationError> for Error {

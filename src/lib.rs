@@ -27,9 +27,10 @@
 //! - [`rotate`]: compression and deletion of old day files (retention).
 //! - [`auth`]: API keys, roles, the keys file.
 //! - [`server`]: the HTTP API (warp on tokio).
-//! - [`mod@warp`]: request logging middleware for other warp services.
+//! - [`middleware`]: request logging middleware for other warp services.
 //! - [`export`]: events as CSV / NDJSON.
-//! - [`config`]: configuration from flags, environment, TOML file, defaults.
+//! - [`settings`]: configuration from flags, environment, TOML file, defaults.
+//! - [`limits`]: the server's request limits (a settings type below server and settings).
 //! - [`clock`]: where "now" comes from (injectable for tests).
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: the `evlog` command line.
@@ -37,17 +38,18 @@
 pub mod auth;
 pub mod cli;
 pub mod clock;
-pub mod config;
 pub mod error;
 pub mod event;
 pub mod export;
 pub mod index;
+pub mod limits;
+pub mod middleware;
 pub mod rotate;
 pub mod server;
+pub mod settings;
 pub mod store;
 #[cfg(test)]
 mod test_alloc;
-pub mod warp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};

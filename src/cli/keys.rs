@@ -80,7 +80,7 @@ enum ListFormat {
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
-    let path = crate::config::resolve_keys_file(args.keys, &ctx.file, &ctx.store.storage_path);
+    let path = crate::settings::resolve_keys_file(args.keys, &ctx.file, &ctx.store.storage_path);
     match args.action {
         Action::Add {
             role,

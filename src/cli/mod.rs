@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, FileConfig, Overrides};
+use crate::settings::{self, FileConfig, Overrides};
 use crate::store::{self, Durability, EventLog};
 
 /// evlog: an append-only, file-based event log.
@@ -159,7 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|s| !s.is_empty()),
     };
-    let mut store = config::resolve(&over, &file);
+    let mut store = settings::resolve(&over, &file);
     // A testing aid for fault scripts (see store::faults).
     store.faults = store::Faults::from_env().map_err(anyhow::Error::msg)?;
     let ctx = Context { store, file };

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Context, EXIT_PROBLEM};
-use crate::config::{self, RotationOverrides};
-use crate::rotate::settings::{format_age, human_bytes, parse_age, parse_size};
+use crate::rotate::policy::{format_age, human_bytes, parse_age, parse_size};
 use crate::rotate::{self, IndexMode, Options, Report};
+use crate::settings::{self, RotationOverrides};
 
 /// An age flag: `7d`, `12h`, `off`.
 #[derive(Debug, Clone, Copy)]
@@ -98,7 +98,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         max_total_size: args.max_total_size.map(|s| s.0),
         rotate_at: None,
     };
-    let settings = config::resolve_rotation(&over, &ctx.file)?;
+    let settings = settings::resolve_rotation(&over, &ctx.file)?;
     let dir = &ctx.store.storage_path;
     if !dir.is_dir() {
         anyhow::bail!("storage directory {} does not exist", dir.display());
@@ -106,7 +106,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = Options::new(settings.policy, ctx.store.clock.now());
     opts.dry_run = args.dry_run;
     if args.no_index {
-        if rotate::has_index(dir) {
+        if crate::index::checkpoint::exists(dir) {
             // The index would never read the rest of a day it has partly
             // read once that day is compressed.
             anyhow::bail!(

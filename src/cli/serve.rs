@@ -9,9 +9,9 @@ use anyhow::Context as _;
 
 use super::Context;
 use crate::auth::{self, KeyStore, KeysFile, Role};
-use crate::config::{self, ServerSettings};
 use crate::event::EventType;
 use crate::server::Server;
+use crate::settings::{self, ServerSettings};
 use crate::store::EventLog;
 
 /// Flags of `evlog serve`.
@@ -40,10 +40,11 @@ fn rotate_at_arg(s: &str) -> Result<RotateAt, String> {
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     raise_open_files_limit();
-    let settings = config::resolve_server(args.addr, args.keys, &ctx.file, &ctx.store.storage_path);
-    let mut over = config::RotationOverrides::from_env()?;
+    let settings =
+        settings::resolve_server(args.addr, args.keys, &ctx.file, &ctx.store.storage_path);
+    let mut over = settings::RotationOverrides::from_env()?;
     over.rotate_at = args.rotate_at.map(|a| a.0);
-    let rotation = config::resolve_rotation(&over, &ctx.file)?;
+    let rotation = settings::resolve_rotation(&over, &ctx.file)?;
     let log = ctx.open_log()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,7 +58,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 
 async fn serve(
     settings: &ServerSettings,
-    rotation: config::RotationSettings,
+    rotation: settings::RotationSettings,
     log: EventLog,
 ) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tantivy::Index;
 
-use super::indexer::read_checkpoint;
+use super::checkpoint::{Checkpoint, read_checkpoint};
 use super::{Error, IndexSearch};
 use crate::store::day::{self, DayRange};
 
@@ -36,7 +36,7 @@ pub fn lag(storage: &Path, index: &Index) -> Result<Lag, Error> {
 }
 
 /// The lag of `checkpoint` behind the day files of `storage`.
-fn lag_after(storage: &Path, checkpoint: &super::indexer::Checkpoint) -> Result<Lag, Error> {
+fn lag_after(storage: &Path, checkpoint: &Checkpoint) -> Result<Lag, Error> {
     let files = day::list(storage, DayRange::all()).map_err(|e| Error::io(storage, e))?;
     let mut lag = Lag {
         exact: true,

@@ -12,7 +12,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::{Order, Term};
 use uuid::Uuid;
 
-use super::indexer::{mark_matches, read_checkpoint};
+use super::checkpoint::{mark_matches, read_checkpoint};
 use super::{Error, IndexSearch};
 use crate::store::day::{self, DayRange};
 use crate::store::reader::LineReader;

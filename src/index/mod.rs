@@ -8,6 +8,7 @@
 //! - [`follow`] — live tails; [`lag`] — how far the index is behind;
 //!   `lookup` — one event by id, which ids are stored, the newest `seq`.
 
+pub mod checkpoint;
 pub mod follow;
 pub mod indexer;
 pub mod lag;
@@ -15,6 +16,7 @@ mod lookup;
 pub mod query;
 pub mod schema;
 pub mod stats;
+pub mod tail;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -22,10 +24,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use follow::Follow;
-pub use indexer::{IndexConfig, Indexer, IndexerHandle, Wake};
+pub use indexer::{IndexConfig, Indexer, Wake};
 pub use lookup::IdsStored;
 pub use query::{Query, QueryError, QueryResponse};
 pub use stats::StatsResponse;
+pub use tail::IndexerHandle;
 
 /// Errors of the index.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -32,26 +32,28 @@
 //! compressed, listings use only the plain file, and a reader that finds the
 //! plain file gone (renamed under it) opens the `.gz` instead.
 
-pub mod compress;
-pub mod settings;
+mod compress;
+mod delete;
+pub mod gzip;
+mod leftovers;
+mod plan;
+pub mod policy;
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use settings::{Policy, parse_age, parse_size, parse_time_of_day};
+pub use policy::{Policy, parse_age, parse_size, parse_time_of_day};
 
-use crate::index::indexer::{self, Checkpoint, INDEX_DIR, IndexConfig, Indexer};
-use crate::store::chain::{self, ChainHead};
-use crate::store::day::{self, DayFile};
-use crate::store::{DAY_FILE_MODE, reader, sync_dir, writer};
+use crate::index::checkpoint::{self, Checkpoint};
+use crate::index::indexer::{INDEX_DIR, IndexConfig, Indexer};
+use plan::Day;
 
 /// Lock file that keeps two rotations of one storage directory apart
 /// (an flock, released when the rotation ends or its process dies; safe to
@@ -251,53 +253,6 @@ impl<E: std::fmt::Display> From<E> for FileError {
     }
 }
 
-/// The files of one day.
-#[derive(Debug, Clone, Default)]
-struct Day {
-    plain: Option<u64>,
-    gz: Option<u64>,
-}
-
-impl Day {
-    fn bytes(&self) -> u64 {
-        self.plain.unwrap_or(0) + self.gz.unwrap_or(0)
-    }
-}
-
-/// Day files by day, both forms.
-fn scan(dir: &Path) -> Result<(BTreeMap<NaiveDate, Day>, Vec<PathBuf>), Error> {
-    let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
-    let mut tmps = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(base) = name.strip_suffix(".gz.tmp") {
-            if day::parse_name(base).is_some_and(|(_, c)| !c) {
-                tmps.push(entry.path());
-            }
-            continue;
-        }
-        let Some((d, compressed)) = day::parse_name(name) else {
-            continue;
-        };
-        let len = match entry.metadata() {
-            Ok(m) if m.is_file() => m.len(),
-            // A directory or something odd with a day's name: report it below.
-            Ok(_) => 0,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err(entry.path())(e)),
-        };
-        let slot = days.entry(d).or_default();
-        if compressed {
-            slot.gz = Some(len);
-        } else {
-            slot.plain = Some(len);
-        }
-    }
-    Ok((days, tmps))
-}
-
 /// Holds `rotate.lock`.
 struct RotateLock(File);
 
@@ -323,50 +278,6 @@ impl Drop for RotateLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
     }
-}
-
-/// The writers' storage lock, held for one rename or deletion.
-struct StorageLock {
-    _guard: writer::LockGuard,
-}
-
-impl StorageLock {
-    fn acquire(dir: &Path) -> Result<StorageLock, FileError> {
-        let f = Arc::new(writer::open_lock(dir)?);
-        Ok(StorageLock {
-            _guard: writer::LockGuard::acquire(&f, dir)?,
-        })
-    }
-}
-
-/// The end of day `d` (the next midnight, UTC): the last moment it could be appended to.
-fn day_end(d: NaiveDate) -> DateTime<Utc> {
-    (d + chrono::Duration::days(1))
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc()
-}
-
-/// Whether day `d` is older than `age` at `now` (counted from the end of the day).
-fn older_than(d: NaiveDate, age: Option<chrono::Duration>, now: DateTime<Utc>) -> bool {
-    age.is_some_and(|a| d < now.date_naive() && now - day_end(d) >= a)
-}
-
-/// Reads the checkpoint of the index's last commit without writing anything.
-pub fn committed_checkpoint(storage: &Path) -> Result<Checkpoint, crate::index::Error> {
-    let path = storage.join(INDEX_DIR);
-    let index = tantivy::Index::open_in_dir(&path).map_err(|e| {
-        crate::index::Error::Tantivy(format!(
-            "{}: {e} (run `evlog reindex` to rebuild)",
-            path.display()
-        ))
-    })?;
-    indexer::read_checkpoint(&index)
-}
-
-/// Whether `storage` has an index.
-pub fn has_index(storage: &Path) -> bool {
-    storage.join(INDEX_DIR).join("meta.json").is_file()
 }
 
 struct Ctx<'a> {
@@ -421,596 +332,86 @@ pub fn run(dir: &Path, opts: &Options) -> Result<Report, Error> {
     } else {
         Some(RotateLock::acquire(dir)?)
     };
-    let mut own: Option<Indexer> = None;
-    let mut assume_covered = false;
-    let mut notes = Vec::new();
-    let had_index = has_index(dir);
-    let checkpoint = match &opts.index {
-        IndexMode::Without => None,
-        IndexMode::Running { .. } if !had_index => {
-            return Err(Error::NoIndex(dir.join(INDEX_DIR)));
-        }
-        IndexMode::Open if opts.dry_run => {
-            assume_covered = true;
-            if had_index {
-                Some(committed_checkpoint(dir)?)
-            } else {
-                // A real run builds the index from the files first.
-                Some(Checkpoint::default())
-            }
-        }
-        // Catch the index up (building it when there is none, as `evlog
-        // query` does), so a store written only by the library or the CLI
-        // rotates from a plain cron line.
-        IndexMode::Open => match Indexer::open(IndexConfig::new(dir)) {
-            Ok(mut ix) => {
-                ix.sync()?;
-                if !had_index {
-                    notes.push("built the index from the day files (there was none)".into());
-                }
-                let cp = ix.checkpoint().clone();
-                own = Some(ix);
-                Some(cp)
-            }
-            Err(crate::index::Error::Locked) => Some(committed_checkpoint(dir)?),
-            Err(e) => return Err(e.into()),
-        },
-        IndexMode::Running { .. } => Some(committed_checkpoint(dir)?),
-    };
+    let mut index = IndexState::open(dir, opts)?;
     let mut cx = Ctx {
         dir,
         opts,
         report: Report {
             dry_run: opts.dry_run,
-            notes,
+            notes: std::mem::take(&mut index.notes),
             ..Report::default()
         },
-        checkpoint,
-        assume_covered,
+        checkpoint: index.checkpoint.take(),
+        assume_covered: index.assume_covered,
     };
-    let today = opts.now.date_naive();
-    let (mut days, tmps) = scan(dir)?;
+    let (mut days, tmps) = plan::scan(dir)?;
     cx.report.bytes_before = days.values().map(Day::bytes).sum();
-
     // 0. Leftovers of a crashed rotation.
-    for t in tmps {
-        if opts.dry_run {
-            cx.report.notes.push(format!(
-                "would remove {} (left by a crashed rotation)",
-                file_name(&t)
-            ));
-        } else if let Err(e) = std::fs::remove_file(&t) {
-            cx.fail(&t, format!("removing a leftover temporary file: {e}"));
-        } else {
-            cx.report.notes.push(format!(
-                "removed {} (left by a crashed rotation)",
-                file_name(&t)
-            ));
-        }
-    }
-    let both: Vec<NaiveDate> = days
-        .iter()
-        .filter(|(_, d)| d.plain.is_some() && d.gz.is_some())
-        .map(|(d, _)| *d)
-        .collect();
-    for d in both {
-        let res = resolve_both(&mut cx, d);
-        match res {
-            Ok(kept_plain) => {
-                let e = days.get_mut(&d).expect("listed");
-                if !opts.dry_run {
-                    if kept_plain {
-                        e.gz = None;
-                    } else {
-                        e.plain = None;
-                    }
-                }
-            }
-            Err(FileError::Crashed(s, p)) => return Err(Error::Crashed(s, p)),
-            Err(FileError::Failed(msg)) => cx.fail(&day::gz_path(dir, d), msg),
-        }
-    }
-    // A deletion interrupted after the anchor moved past its day.
-    let anchor = chain::read_anchor(dir).map_err(io_err(dir.join(chain::ANCHOR_FILE)))?;
-    let mut deleting_ok = true;
-    if let Some(a) = anchor {
-        let retired: Vec<NaiveDate> = days
-            .iter()
-            .take_while(|(d, e)| **d < today && first_seq(dir, **d, e).is_some_and(|s| s <= a.seq))
-            .map(|(d, _)| *d)
-            .collect();
-        for d in retired {
-            cx.report.notes.push(format!(
-                "{} lies before the chain anchor (an interrupted deletion): deleting it",
-                day::plain_name(d)
-            ));
-            if !delete_day(&mut cx, &mut days, d)? {
-                deleting_ok = false;
-                break;
-            }
-        }
-    }
-
+    let deleting_ok = leftovers::resolve(&mut cx, &mut days, tmps)?;
     // 1. Compress.
-    let policy = opts.policy;
-    let candidates: Vec<NaiveDate> = days
-        .iter()
-        .filter(|(d, e)| {
-            e.plain.is_some()
-                && e.gz.is_none()
-                && older_than(**d, policy.compress_after, opts.now)
-                && !older_than(**d, policy.delete_after, opts.now)
-        })
-        .map(|(d, _)| *d)
-        .collect();
-    for d in candidates {
-        match compress_day(&mut cx, d) {
-            Ok(Some(gz_len)) => {
-                let e = days.get_mut(&d).expect("listed");
-                cx.report.compressed.push(day::plain_name(d));
-                if !opts.dry_run {
-                    e.plain = None;
-                    e.gz = Some(gz_len);
-                }
-            }
-            Ok(None) => {}
-            Err(FileError::Crashed(s, p)) => return Err(Error::Crashed(s, p)),
-            Err(FileError::Failed(msg)) => cx.fail(&day::plain_path(dir, d), msg),
-        }
-    }
-
+    compress::compress_due(&mut cx, &mut days)?;
     // 2. Delete by age, then by total size; oldest first, never today.
-    let expired: Vec<NaiveDate> = days
-        .keys()
-        .filter(|d| older_than(**d, policy.delete_after, opts.now))
-        .copied()
-        .collect();
-    for d in expired {
-        if !deleting_ok {
-            break;
-        }
-        deleting_ok = delete_day(&mut cx, &mut days, d)?;
+    if deleting_ok {
+        delete::delete_due(&mut cx, &mut days)?;
     }
-    if let Some(max) = policy.max_total_size {
-        let mut total: u64 = days.values().map(Day::bytes).sum();
-        let oldest: Vec<NaiveDate> = days.keys().filter(|d| **d < today).copied().collect();
-        for d in oldest {
-            if total <= max || !deleting_ok {
-                break;
-            }
-            let bytes = days[&d].bytes();
-            deleting_ok = delete_day(&mut cx, &mut days, d)?;
-            if deleting_ok {
-                total -= bytes;
-            }
-        }
-        if total > max && deleting_ok {
-            cx.report.notes.push(format!(
-                "the day files still take {} bytes, over max_total_size {max}: only today's file is left and it is never deleted",
-                total
-            ));
-        }
-        if opts.dry_run && !cx.report.compressed.is_empty() {
-            cx.report.notes.push(
-                "files to be compressed are counted at their plain size: a real run may delete fewer days for max_total_size".into(),
-            );
-        }
-    }
-
     // 3. The index forgets deleted days.
-    if !opts.dry_run && !cx.report.deleted.is_empty() {
-        let gone: Vec<NaiveDate> = cx
-            .report
-            .deleted
-            .iter()
-            .filter_map(|n| day::parse_name(n).map(|(d, _)| d))
-            .collect();
-        match (&opts.index, own.as_mut()) {
-            (IndexMode::Without, _) => {}
-            (_, Some(ix)) => {
-                ix.catch_up()?;
-                ix.commit()?;
-            }
-            (mode, None) => {
-                if let IndexMode::Running { wake } = mode {
-                    wake();
-                }
-                if !wait_for_index(dir, &gone, opts.index_wait, mode) {
-                    cx.report.notes.push(
-                        "the running indexer has not yet dropped the deleted days; it will on its next pass".into(),
-                    );
-                }
-            }
-        }
-    }
-    drop(own);
+    delete::forget_deleted(&mut cx, index.own.as_mut())?;
+    drop(index);
     cx.report.bytes_after = days.values().map(Day::bytes).sum();
     Ok(cx.report)
 }
 
-/// Waits until the index's last commit no longer lists any of `gone`.
-fn wait_for_index(dir: &Path, gone: &[NaiveDate], patience: StdDuration, mode: &IndexMode) -> bool {
-    let deadline = Instant::now() + patience;
-    loop {
-        match committed_checkpoint(dir) {
-            Ok(cp) if !gone.iter().any(|d| cp.files.contains_key(d)) => return true,
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the index checkpoint");
-                return false;
+/// What rotation knows of the index: its checkpoint (which days it covers),
+/// and the index itself when this process catches it up ([`IndexMode::Open`]).
+struct IndexState {
+    own: Option<Indexer>,
+    checkpoint: Option<Checkpoint>,
+    assume_covered: bool,
+    notes: Vec<String>,
+}
+
+impl IndexState {
+    fn open(dir: &Path, opts: &Options) -> Result<IndexState, Error> {
+        let mut st = IndexState {
+            own: None,
+            checkpoint: None,
+            assume_covered: false,
+            notes: Vec::new(),
+        };
+        let had_index = checkpoint::exists(dir);
+        st.checkpoint = match &opts.index {
+            IndexMode::Without => None,
+            IndexMode::Running { .. } if !had_index => {
+                return Err(Error::NoIndex(dir.join(INDEX_DIR)));
             }
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        if let IndexMode::Running { wake } = mode {
-            wake();
-        }
-        std::thread::sleep(StdDuration::from_millis(50));
-    }
-}
-
-/// The `seq` of the first chained line of a day (plain preferred).
-fn first_seq(dir: &Path, d: NaiveDate, e: &Day) -> Option<u64> {
-    let file = if e.plain.is_some() {
-        DayFile {
-            day: d,
-            path: day::plain_path(dir, d),
-            compressed: false,
-        }
-    } else {
-        DayFile {
-            day: d,
-            path: day::gz_path(dir, d),
-            compressed: true,
-        }
-    };
-    let mut r = reader::LineReader::open(&file).ok()?;
-    let mut buf = Vec::new();
-    while let Ok(Some((_, line))) = r.next_line(&mut buf) {
-        if let Some(t) = chain::parse_tail(line) {
-            return Some(t.seq);
-        }
-    }
-    None
-}
-
-/// A day both plain and compressed: keeps the plain file unless the `.gz`
-/// holds exactly its bytes. Returns whether the plain file was kept.
-fn resolve_both(cx: &mut Ctx<'_>, d: NaiveDate) -> Result<bool, FileError> {
-    let plain = day::plain_path(cx.dir, d);
-    let gz = day::gz_path(cx.dir, d);
-    let same = same_content(&plain, &gz).unwrap_or(false);
-    if cx.opts.dry_run {
-        cx.report.notes.push(format!(
-            "{} exists plain and compressed (an interrupted rotation): a real run removes the {}",
-            day::plain_name(d),
-            if same { "plain file" } else { "unverified .gz" }
-        ));
-        return Ok(true);
-    }
-    let _l = StorageLock::acquire(cx.dir)?;
-    if same {
-        std::fs::remove_file(&plain)?;
-        cx.crash(Step::PlainRemoved, &plain)?;
-        sync_dir(cx.dir)?;
-        cx.report.notes.push(format!(
-            "{}: finished an interrupted compression (the .gz is complete; the plain file is removed)",
-            day::plain_name(d)
-        ));
-        Ok(false)
-    } else {
-        std::fs::remove_file(&gz)?;
-        sync_dir(cx.dir)?;
-        cx.report.notes.push(format!(
-            "{}: removed an incomplete .gz left by an interrupted rotation (the plain file is kept)",
-            day::plain_name(d)
-        ));
-        Ok(true)
-    }
-}
-
-/// Whether the `.gz` decompresses to exactly the complete lines of `plain`.
-fn same_content(plain: &Path, gz: &Path) -> io::Result<bool> {
-    let f = File::open(plain)?;
-    let len = f.metadata()?.len();
-    let complete = reader::complete_len(&f, len)?;
-    let mut p = io::BufReader::with_capacity(1 << 20, f).take(complete);
-    let mut g =
-        flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 20, File::open(gz)?));
-    let (mut a, mut b) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    loop {
-        let n = read_full(&mut p, &mut a)?;
-        let m = read_full(&mut g, &mut b)?;
-        if n != m || a[..n] != b[..m] {
-            return Ok(false);
-        }
-        if n == 0 {
-            return Ok(true);
-        }
-    }
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// Compresses the plain file of day `d`. `Ok(Some(gz bytes))` when done (or
-/// planned, in a dry run), `Ok(None)` when skipped.
-fn compress_day(cx: &mut Ctx<'_>, d: NaiveDate) -> Result<Option<u64>, FileError> {
-    let dir = cx.dir;
-    let plain = day::plain_path(dir, d);
-    let gz = day::gz_path(dir, d);
-    let tmp = dir.join(format!("{}.gz.tmp", day::plain_name(d)));
-    let file = File::open(&plain)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(FileError::Failed("not a regular file".into()));
-    }
-    let mut len = meta.len();
-    let mut complete = reader::complete_len(&file, len)?;
-    if complete < len && !cx.opts.dry_run {
-        // A writer crashed mid-line on this day: move the torn tail aside
-        // (as the next writer would), so the day ends with a whole line.
-        let _l = StorageLock::acquire(dir)?;
-        let rw = OpenOptions::new().read(true).write(true).open(&plain)?;
-        len = rw.metadata()?.len();
-        complete =
-            writer::recover_torn_tail(&rw, &plain, len, &Default::default(), &Default::default())?;
-        len = complete;
-    }
-    if let Some(cp) = &cx.checkpoint {
-        let mark = cp.files.get(&d).copied().unwrap_or_default();
-        let done = mark.offset;
-        if done > complete || (done == complete && !indexer::mark_matches(&plain, &mark)) {
-            // The index holds lines the file no longer has (cut back after a
-            // failed write or fdatasync): the indexer must index the day
-            // again before it is frozen into a .gz.
-            cx.skip(
-                &plain,
-                format!(
-                    "the index saw {done} bytes of a day file now {complete} bytes or changed \
-                     (cut back after a storage error): compressed once re-indexed"
-                ),
-            );
-            return Ok(None);
-        }
-        if done < complete {
-            if cx.assume_covered {
-                cx.report.notes.push(format!(
-                    "{} is not fully indexed yet: a real run indexes it first",
-                    day::plain_name(d)
-                ));
-            } else {
-                cx.skip(
-                    &plain,
-                    format!(
-                        "the index covers {done} of its {complete} bytes so far (compressed on a later run)"
-                    ),
-                );
-                return Ok(None);
+            IndexMode::Open if opts.dry_run => {
+                st.assume_covered = true;
+                if had_index {
+                    Some(checkpoint::committed(dir)?)
+                } else {
+                    // A real run builds the index from the files first.
+                    Some(Checkpoint::default())
+                }
             }
-        }
-    }
-    if cx.opts.dry_run {
-        return Ok(Some(len));
-    }
-    let data = if complete == 0 {
-        None
-    } else {
-        // SAFETY: a day file is only appended to, and a past day not at all;
-        // the mapping covers complete lines only (see store::reader).
-        Some(unsafe {
-            memmap2::MmapOptions::new()
-                .len(complete as usize)
-                .map(&file)?
-        })
-    };
-    let data: &[u8] = data.as_deref().unwrap_or(&[]);
-    let result = write_and_check(cx, data, &plain, &tmp);
-    let lines = match result {
-        Ok(n) => n,
-        Err(FileError::Failed(msg)) => {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(FileError::Failed(msg));
-        }
-        Err(crash) => return Err(crash),
-    };
-    let gz_len = std::fs::metadata(&tmp)?.len();
-    let lock = StorageLock::acquire(dir)?;
-    let now_len = std::fs::metadata(&plain)?.len();
-    if now_len != len {
-        drop(lock);
-        let _ = std::fs::remove_file(&tmp);
-        cx.skip(
-            &plain,
-            format!(
-                "it changed during compression ({len} -> {now_len} bytes); compressed on a later run"
-            ),
-        );
-        return Ok(None);
-    }
-    std::fs::rename(&tmp, &gz)?;
-    cx.crash(Step::Renamed, &gz)?;
-    sync_dir(dir)?;
-    cx.crash(Step::RenameSynced, &gz)?;
-    std::fs::remove_file(&plain)?;
-    cx.crash(Step::PlainRemoved, &plain)?;
-    sync_dir(dir)?;
-    drop(lock);
-    tracing::info!(file = %plain.display(), lines, bytes = complete, gz_bytes = gz_len, "compressed");
-    Ok(Some(gz_len))
-}
-
-/// Writes `tmp` (fsynced) and reads it back; returns the line count.
-fn write_and_check(cx: &Ctx<'_>, data: &[u8], plain: &Path, tmp: &Path) -> Result<u64, FileError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(DAY_FILE_MODE)
-        .open(tmp)?;
-    let total = data.len() as u64;
-    let progress = cx.opts.progress.clone();
-    let mut report = |done: u64| {
-        if let Some(p) = &progress {
-            p(plain, done, total);
-        }
-    };
-    let members = compress::compress_file(data, &mut out, cx.opts.threads, &mut report)?;
-    drop(out);
-    cx.crash(Step::TmpWritten, tmp)?;
-    let back = File::open(tmp)?;
-    let gz_len = back.metadata()?.len();
-    let map = if gz_len == 0 {
-        None
-    } else {
-        // SAFETY: the temporary file is ours (rotate.lock) and no longer written.
-        Some(unsafe { memmap2::Mmap::map(&back)? })
-    };
-    let lines = compress::check(
-        data,
-        map.as_deref().unwrap_or(&[]),
-        &members,
-        cx.opts.threads,
-    )?;
-    let expected = memchr::memchr_iter(b'\n', data).count() as u64;
-    if lines != expected {
-        return Err(FileError::Failed(format!(
-            "read back {lines} events, the day file has {expected}"
-        )));
-    }
-    cx.crash(Step::TmpChecked, tmp)?;
-    Ok(lines)
-}
-
-/// Deletes every file of day `d` after moving the chain anchor past it.
-/// Returns `Ok(false)` if it failed (reported; later days must stay, or the
-/// chain would have a hole), `Err` only for an injected crash.
-fn delete_day(
-    cx: &mut Ctx<'_>,
-    days: &mut BTreeMap<NaiveDate, Day>,
-    d: NaiveDate,
-) -> Result<bool, Error> {
-    let Some(e) = days.get(&d).cloned() else {
-        return Ok(true);
-    };
-    let mut names = Vec::new();
-    if e.plain.is_some() {
-        names.push(day::plain_name(d));
-    }
-    if e.gz.is_some() {
-        names.push(format!("{}.gz", day::plain_name(d)));
-    }
-    if cx.opts.dry_run {
-        cx.report.deleted.extend(names);
-        days.remove(&d);
-        return Ok(true);
-    }
-    match delete_files(cx, d, &e) {
-        Ok(()) => {
-            cx.report.deleted.extend(names);
-            days.remove(&d);
-            Ok(true)
-        }
-        Err(FileError::Crashed(s, p)) => Err(Error::Crashed(s, p)),
-        Err(FileError::Failed(msg)) => {
-            let path = if e.plain.is_some() {
-                day::plain_path(cx.dir, d)
-            } else {
-                day::gz_path(cx.dir, d)
-            };
-            cx.fail(
-                &path,
-                format!("{msg} (younger days are kept until it can be deleted)"),
-            );
-            Ok(false)
-        }
-    }
-}
-
-fn delete_files(cx: &Ctx<'_>, d: NaiveDate, e: &Day) -> Result<(), FileError> {
-    let dir = cx.dir;
-    let plain = day::plain_path(dir, d);
-    let gz = day::gz_path(dir, d);
-    let file = if e.plain.is_some() {
-        DayFile {
-            day: d,
-            path: plain.clone(),
-            compressed: false,
-        }
-    } else {
-        DayFile {
-            day: d,
-            path: gz.clone(),
-            compressed: true,
-        }
-    };
-    if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
-        return Err(FileError::Failed("not a regular file".into()));
-    }
-    let head = reader::last_head(&file)?;
-    let _l = StorageLock::acquire(dir)?;
-    if let Some(h) = head {
-        let current = chain::read_anchor(dir)?;
-        if current.is_none_or(|a| a.seq < h.seq) {
-            write_anchor(dir, &h)?;
-            cx.crash(Step::AnchorWritten, &file.path)?;
-        }
-    }
-    for p in [&plain, &gz] {
-        match std::fs::remove_file(p) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(FileError::Failed(err.to_string())),
-        }
-    }
-    let mut torn = plain.into_os_string();
-    torn.push(".torn");
-    let _ = std::fs::remove_file(torn);
-    cx.crash(Step::Deleted, &file.path)?;
-    sync_dir(dir)?;
-    Ok(())
-}
-
-/// Writes `chain.anchor` atomically (temporary file, fsync, rename, fsync dir).
-fn write_anchor(dir: &Path, head: &ChainHead) -> io::Result<()> {
-    let path = dir.join(chain::ANCHOR_FILE);
-    let tmp = dir.join(format!("{}.tmp", chain::ANCHOR_FILE));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .open(&tmp)?;
-    io::Write::write_all(&mut f, &serde_json::to_vec(head).map_err(io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    sync_dir(dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_count_from_the_end_of_the_day() {
-        let d = NaiveDate::from_ymd_opt(2026, 11, 15).unwrap();
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        let week = Some(chrono::Duration::days(7));
-        assert!(!older_than(d, week, at("2026-11-22T23:59:59Z")));
-        assert!(older_than(d, week, at("2026-11-23T00:00:00Z")));
-        // Today is never old, whatever the age.
-        let zero = Some(chrono::Duration::zero());
-        assert!(!older_than(d, zero, at("2026-11-15T23:00:00Z")));
-        assert!(older_than(d, zero, at("2026-11-16T00:00:00Z")));
-        assert!(!older_than(d, None, at("2030-01-01T00:00:00Z")));
+            // Catch the index up (building it when there is none, as `evlog
+            // query` does), so a store written only by the library or the CLI
+            // rotates from a plain cron line.
+            IndexMode::Open => match Indexer::open(IndexConfig::new(dir)) {
+                Ok(mut ix) => {
+                    ix.sync()?;
+                    if !had_index {
+                        st.notes
+                            .push("built the index from the day files (there was none)".into());
+                    }
+                    let cp = ix.checkpoint().clone();
+                    st.own = Some(ix);
+                    Some(cp)
+                }
+                Err(crate::index::Error::Locked) => Some(checkpoint::committed(dir)?),
+                Err(e) => return Err(e.into()),
+            },
+            IndexMode::Running { .. } => Some(checkpoint::committed(dir)?),
+        };
+        Ok(st)
     }
 }

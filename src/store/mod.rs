@@ -8,14 +8,17 @@
 
 pub mod appender;
 pub mod chain;
+mod commit;
 pub mod day;
 mod error;
 pub mod faults;
+pub mod lock;
 pub mod reader;
 #[cfg(test)]
 mod tests;
+mod torn;
 pub mod verify;
-pub(crate) mod writer;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -36,9 +39,11 @@ pub use appender::Appender;
 pub use day::DayRange;
 pub use error::Error;
 pub use faults::{Faults, StorageFault};
+pub use lock::{LOCK_FILE, StorageLock};
 pub use reader::{Record, Scan};
+pub use torn::cut_torn_tail;
 pub use verify::Report as VerifyReport;
-pub use writer::{DAY_FILE_MODE, LOCK_FILE, sync_dir};
+pub use writer::{DAY_FILE_MODE, sync_dir};
 
 /// Mode of a storage directory that `EventLog::open` creates (owner
 /// writes, group reads, others nothing), like the day files in it (0640).
@@ -158,10 +163,10 @@ struct Inner {
     dir: PathBuf,
     privacy: crate::event::privacy::Privacy,
     clock: Arc<dyn Clock>,
-    tx: Option<SyncSender<writer::Msg>>,
+    tx: Option<SyncSender<commit::Msg>>,
     committer: Option<JoinHandle<()>>,
     stats: Arc<Stats>,
-    hooks: writer::Hooks,
+    hooks: commit::Hooks,
     /// A slot for a higher layer's per-log state (the index reader), kept
     /// type-erased so that the store knows nothing of it.
     extension: std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>,
@@ -222,11 +227,11 @@ impl EventLog {
         let (tx, rx) = mpsc::sync_channel(4096);
         let durability = config.durability;
         let interval = config.batch_interval;
-        let hooks = writer::Hooks::default();
+        let hooks = commit::Hooks::default();
         let committer_hooks = hooks.clone();
         let committer = std::thread::Builder::new()
             .name("evlog-commit".into())
-            .spawn(move || writer::run_committer(w, rx, durability, interval, committer_hooks))
+            .spawn(move || commit::run_committer(w, rx, durability, interval, committer_hooks))
             .map_err(|e| Error::io(&dir, e))?;
         Ok(EventLog {
             inner: Arc::new(Inner {
@@ -356,9 +361,9 @@ impl EventLog {
     /// Submissions are written in the order they are made.
     pub(crate) fn submit_async(&self, bodies: Vec<Vec<u8>>) -> Result<Pending> {
         let (reply, rx) = mpsc::sync_channel(1);
-        self.send(writer::Msg::Append {
+        self.send(commit::Msg::Append {
             bodies,
-            reply: writer::Reply::Blocking(reply),
+            reply: commit::Reply::Blocking(reply),
         })?;
         Ok(Pending(rx))
     }
@@ -372,9 +377,9 @@ impl EventLog {
         bodies: Vec<Vec<u8>>,
     ) -> Result<impl Future<Output = Result<()>> + Send + 'static> {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let msg = writer::Msg::Append {
+        let msg = commit::Msg::Append {
             bodies,
-            reply: writer::Reply::Async(reply),
+            reply: commit::Reply::Async(reply),
         };
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         let queued = match tx.try_send(msg) {
@@ -396,7 +401,7 @@ impl EventLog {
         })
     }
 
-    fn send(&self, msg: writer::Msg) -> Result<()> {
+    fn send(&self, msg: commit::Msg) -> Result<()> {
         let tx = self.inner.tx.as_ref().ok_or(Error::Closed)?;
         tx.send(msg).map_err(|_| Error::Closed)
     }
@@ -433,7 +438,7 @@ impl EventLog {
     /// fsyncs everything appended so far (useful under `batch` and `none`).
     pub fn flush(&self) -> Result<()> {
         let (reply, rx) = mpsc::sync_channel(1);
-        self.send(writer::Msg::Flush(writer::Reply::Blocking(reply)))?;
+        self.send(commit::Msg::Flush(commit::Reply::Blocking(reply)))?;
         rx.recv().map_err(|_| Error::Closed)?
     }
 

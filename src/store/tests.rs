@@ -369,7 +369,7 @@ fn appender_flushes_counts_drops_and_reports_failures() {
     let log = open(dir.path(), clock_at(2026, 11, 23, 8));
     let app = Appender::with_capacity(log.clone(), 1);
     // Hold the storage lock, as another process would, so the worker blocks.
-    let lock = writer::open_lock(dir.path()).unwrap();
+    let lock = lock::open_lock(dir.path()).unwrap();
     lock.lock().unwrap();
     let mut accepted = 0;
     for i in 0..50 {

@@ -1,11 +1,9 @@
-//! Locked appends, the fsync policy and torn-tail recovery.
+//! The day-file writer: locked appends and the fsync policy.
 //!
-//! Only this module opens day files for writing. Every write happens under an
-//! exclusive `flock` on `<storage>/evlog.lock` (std's `File::lock`), held for
-//! one batch: it serialises writers across threads *and* processes, keeps the
-//! hash chain linear across day files, and is what rotation takes to exclude
-//! writers. The lock file is never deleted while evlog runs; deleting it
-//! between runs is harmless.
+//! Only this module opens day files for appending. Every write happens under
+//! the storage lock ([`super::lock`]), held for one batch. The group commit
+//! that feeds it runs in [`super::commit`]; a torn final line is moved aside
+//! by [`super::torn`].
 //!
 //! Under the lock a writer (1) picks the day file of "now", (2) notices writes
 //! by other processes by comparing the file length with the length it last
@@ -28,26 +26,22 @@
 //! (`ENOSPC`, `EROFS`, `EIO`) is cut back the same way.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
+use super::Stats;
 use super::chain::{self, ChainHead};
 use super::day::{self, DayFile, DayRange};
 use super::error::Error;
 use super::faults::Faults;
+use super::lock::{LockGuard, open_lock};
 use super::reader;
-use super::{Durability, Stats};
+use super::torn::recover_torn_tail;
 use crate::clock::Clock;
-
-/// Name of the lock file in the storage directory.
-pub const LOCK_FILE: &str = "evlog.lock";
 
 /// Mode of new day files: owner read/write, group read.
 pub const DAY_FILE_MODE: u32 = 0o640;
@@ -64,54 +58,54 @@ struct OpenDay {
 
 /// Holds the storage lock file and the current day file.
 pub(crate) struct Writer {
-    dir: PathBuf,
-    lock: Arc<File>,
+    pub(super) dir: PathBuf,
+    pub(super) lock: Arc<File>,
     current: Option<OpenDay>,
     clock: Arc<dyn Clock>,
-    stats: Arc<Stats>,
+    pub(super) stats: Arc<Stats>,
     /// Written but not yet fsynced (batch and none modes).
-    dirty: bool,
-    faults: Faults,
+    pub(super) dirty: bool,
+    pub(super) faults: Faults,
     /// Shared with the syncer: which writes are durable, which are poisoned.
-    sync: Arc<SyncState>,
+    pub(super) sync: Arc<SyncState>,
     /// Writes of this epoch are valid; a failed fdatasync poisons its epoch.
-    epoch: u64,
+    pub(super) epoch: u64,
     /// Written and handed to the syncer, not yet known durable (fsync mode).
     unsynced: std::collections::VecDeque<Unsynced>,
     /// Regions of day files that must be cut off before the next write.
     cuts: Vec<Cut>,
-    next_job: u64,
+    pub(super) next_job: u64,
     /// Whether writes are tracked until the syncer makes them durable (fsync mode).
-    track_sync: bool,
+    pub(super) track_sync: bool,
 }
 
 /// Between the committer and the syncer (fsync mode), behind one mutex so
 /// that "acknowledge these writes" (syncer) and "cut everything not
 /// acknowledged" (committer) never cross.
 #[derive(Debug, Default)]
-struct SyncState(std::sync::Mutex<Progress>);
+pub(super) struct SyncState(std::sync::Mutex<Progress>);
 
 #[derive(Debug, Default, Clone, Copy)]
-struct Progress {
+pub(super) struct Progress {
     /// The newest poisoned epoch (0: none).
-    failed_epoch: u64,
+    pub(super) failed_epoch: u64,
     /// Every job up to this number is durable and acknowledged.
-    synced_job: u64,
+    pub(super) synced_job: u64,
 }
 
 impl SyncState {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 /// One write waiting for its fdatasync.
 #[derive(Debug, Clone)]
-struct Unsynced {
-    job: u64,
-    path: PathBuf,
-    start: u64,
-    end: u64,
+pub(super) struct Unsynced {
+    pub(super) job: u64,
+    pub(super) path: PathBuf,
+    pub(super) start: u64,
+    pub(super) end: u64,
 }
 
 /// Bytes `start..end` of a day file whose fate is unknown (a failed write or
@@ -123,35 +117,6 @@ struct Cut {
     /// The file's length when we left it; longer means another process
     /// appended after us, and the cut would remove their lines.
     end: u64,
-}
-
-/// Holds the exclusive flock on the lock file; releases it when dropped.
-pub(crate) struct LockGuard(Arc<File>);
-
-impl LockGuard {
-    /// Blocks until the exclusive lock is ours.
-    pub(crate) fn acquire(lock: &Arc<File>, dir: &Path) -> Result<LockGuard, Error> {
-        lock.lock().map_err(|e| Error::io(dir.join(LOCK_FILE), e))?;
-        Ok(LockGuard(lock.clone()))
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        let _ = self.0.unlock();
-    }
-}
-
-/// Opens (creating if needed) the lock file of `dir`.
-pub(crate) fn open_lock(dir: &Path) -> Result<File, Error> {
-    let path = dir.join(LOCK_FILE);
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o640)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))
 }
 
 /// fsyncs a directory so that a new or renamed entry survives a crash.
@@ -316,7 +281,7 @@ impl Writer {
     /// After a failed write or fdatasync: cuts the day files back to what is
     /// known durable and starts a new epoch. Called with the lock held; an
     /// error means nothing may be written yet.
-    fn recover_from_failures(&mut self) -> Result<(), Error> {
+    pub(super) fn recover_from_failures(&mut self) -> Result<(), Error> {
         let Progress {
             synced_job: synced,
             failed_epoch: failed,
@@ -492,350 +457,11 @@ fn head_before(dir: &Path, day: NaiveDate) -> Result<ChainHead, Error> {
         .unwrap_or(ChainHead::GENESIS))
 }
 
-/// If the file does not end with a newline, moves the bytes after the last
-/// newline to `<file>.torn` (appended, followed by a newline), truncates the
-/// file and fsyncs both. Returns the new length. Called with the lock held.
-pub(crate) fn recover_torn_tail(
-    file: &File,
-    path: &Path,
-    len: u64,
-    stats: &Stats,
-    faults: &Faults,
-) -> Result<u64, Error> {
-    let io = |e| Error::io(path, e);
-    let complete = reader::complete_len(file, len).map_err(io)?;
-    if complete == len {
-        return Ok(len);
-    }
-    let mut torn = vec![0u8; (len - complete) as usize];
-    let mut f = file;
-    f.seek(SeekFrom::Start(complete)).map_err(io)?;
-    f.read_exact(&mut torn).map_err(io)?;
-    let mut torn_path = path.as_os_str().to_owned();
-    torn_path.push(".torn");
-    let torn_path = PathBuf::from(torn_path);
-    faults.check_open().map_err(|e| Error::io(&torn_path, e))?;
-    let mut side = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(DAY_FILE_MODE)
-        .open(&torn_path)
-        .map_err(|e| Error::io(&torn_path, e))?;
-    torn.push(b'\n');
-    side.write_all(&torn)
-        .and_then(|()| side.sync_all())
-        .map_err(|e| Error::io(&torn_path, e))?;
-    faults.set_len(file, complete).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    stats.torn_tails.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(
-        file = %path.display(),
-        bytes = torn.len() - 1,
-        moved_to = %torn_path.display(),
-        "torn final line (a writer crashed mid-write) moved aside; it was never acknowledged"
-    );
-    Ok(complete)
-}
-
-/// Callbacks run by the committer after every successful write.
-pub(crate) type Hooks = Arc<std::sync::Mutex<Vec<Box<dyn Fn() + Send + Sync>>>>;
-
-/// A request to the committer thread.
-pub(crate) enum Msg {
-    /// Append these bodies; reply when they are written (and durable under `fsync`).
-    Append { bodies: Vec<Vec<u8>>, reply: Reply },
-    /// fsync everything written so far, then reply.
-    Flush(Reply),
-}
-
-/// Where the outcome of a request goes: a blocked thread, or a future (an
-/// async caller waits without holding a thread).
-pub(crate) enum Reply {
-    Blocking(std::sync::mpsc::SyncSender<Result<(), Error>>),
-    Async(tokio::sync::oneshot::Sender<Result<(), Error>>),
-}
-
-impl Reply {
-    /// Delivers the outcome; a caller that stopped waiting is not an error.
-    fn send(self, r: Result<(), Error>) {
-        match self {
-            Reply::Blocking(tx) => {
-                let _ = tx.send(r);
-            }
-            Reply::Async(tx) => {
-                let _ = tx.send(r);
-            }
-        }
-    }
-}
-
-/// Most bytes one group commit gathers before writing.
-const MAX_GROUP_BYTES: usize = 16 << 20;
-
-/// Written data waiting for its fdatasync, with the callers to answer after it.
-struct SyncJob {
-    file: Arc<File>,
-    path: PathBuf,
-    replies: Vec<Reply>,
-    /// The writer's epoch when written: a job of a poisoned epoch is failed
-    /// without an fdatasync (its bytes are cut off by the committer).
-    epoch: u64,
-    /// The committer's number of the last write it covers.
-    job: u64,
-}
-
 impl Writer {
     /// The current day file, for the syncer.
-    fn current_file(&self) -> Option<(Arc<File>, PathBuf)> {
+    pub(super) fn current_file(&self) -> Option<(Arc<File>, PathBuf)> {
         self.current
             .as_ref()
             .map(|c| (c.file.clone(), c.path.clone()))
-    }
-}
-
-/// The syncer: fdatasyncs written batches back to back. Jobs that queue up
-/// while one fdatasync runs share the next one (a second level of group
-/// commit), and the answers go to the acker thread so that waking dozens of
-/// callers never delays the next fdatasync.
-fn run_syncer(
-    rx: Receiver<SyncJob>,
-    acks: std::sync::mpsc::Sender<(Result<(), Error>, Vec<Reply>)>,
-    stats: Arc<Stats>,
-    faults: Faults,
-    state: Arc<SyncState>,
-) {
-    // The error that poisoned the current epoch, told to its later jobs.
-    let mut poison: Option<Error> = None;
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while let Ok(j) = rx.try_recv() {
-            jobs.push(j);
-        }
-        let failed = state.lock().failed_epoch;
-        // Jobs written on top of bytes whose fdatasync failed: never
-        // acknowledged, whatever a new fdatasync would say.
-        let (doomed, jobs): (Vec<SyncJob>, Vec<SyncJob>) =
-            jobs.into_iter().partition(|j| j.epoch <= failed);
-        if !doomed.is_empty() {
-            let err = poison.clone().unwrap_or_else(|| in_doubt(&doomed[0].path));
-            if !answer(doomed, Err(err), &acks, &stats) {
-                return;
-            }
-        }
-        if jobs.is_empty() {
-            continue;
-        }
-        // Usually one file; two around midnight.
-        let mut result = Ok(());
-        let mut done: Vec<*const File> = Vec::new();
-        for j in &jobs {
-            let key = Arc::as_ptr(&j.file);
-            if done.contains(&key) {
-                continue;
-            }
-            done.push(key);
-            if let Err(e) = faults.sync_data(&j.file) {
-                result = Err(Error::sync(&j.path, e));
-                break;
-            }
-        }
-        let epoch = jobs.iter().map(|j| j.epoch).max().unwrap_or(0);
-        let last = jobs.iter().map(|j| j.job).max().unwrap_or(0);
-        {
-            let mut p = state.lock();
-            match &result {
-                // The committer poisoned the epoch meanwhile (a failed
-                // write it could not cut back): it cuts these bytes too.
-                Ok(()) if p.failed_epoch >= epoch => result = Err(in_doubt(&jobs[0].path)),
-                Ok(()) => p.synced_job = p.synced_job.max(last),
-                Err(e) => {
-                    tracing::error!(error = %e, "fdatasync failed: the events written since the last one are not acknowledged and will be cut off");
-                    poison = Some(e.clone());
-                    p.failed_epoch = p.failed_epoch.max(epoch);
-                }
-            }
-        }
-        if !answer(jobs, result, &acks, &stats) {
-            return;
-        }
-    }
-}
-
-/// The error of writes made on top of bytes of unknown fate.
-fn in_doubt(path: &Path) -> Error {
-    Error::sync(
-        path,
-        io::Error::other("an earlier write or fdatasync of this file failed"),
-    )
-}
-
-/// Answers the callers of `jobs`; false when the acker is gone.
-fn answer(
-    jobs: Vec<SyncJob>,
-    result: Result<(), Error>,
-    acks: &std::sync::mpsc::Sender<(Result<(), Error>, Vec<Reply>)>,
-    stats: &Stats,
-) -> bool {
-    let (replies, waiting): (Vec<Reply>, Vec<Reply>) = jobs
-        .into_iter()
-        .flat_map(|j| j.replies)
-        .partition(|r| matches!(r, Reply::Async(_)));
-    if result.is_err() {
-        stats
-            .write_failures
-            .fetch_add((replies.len() + waiting.len()) as u64, Ordering::Relaxed);
-    }
-    // Completing a future only queues its task: done here. Waking
-    // blocked threads is slow with dozens of them: the acker does it.
-    for r in replies {
-        r.send(result.clone());
-    }
-    waiting.is_empty() || acks.send((result, waiting)).is_ok()
-}
-
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .expect("spawning a store thread")
-}
-
-/// The committer loop: gathers every request waiting in the channel into one
-/// locked write, then (under `fsync`) hands the batch to the syncer thread and
-/// goes on to the next batch while the fdatasync runs. Runs until every
-/// sender is gone, then drains the syncer, fsyncs and returns.
-pub(crate) fn run_committer(
-    mut w: Writer,
-    rx: Receiver<Msg>,
-    durability: Durability,
-    interval: Duration,
-    hooks: Hooks,
-) {
-    let (sync_tx, sync_rx) = std::sync::mpsc::channel::<SyncJob>();
-    let (ack_tx, ack_rx) = std::sync::mpsc::channel::<(Result<(), Error>, Vec<Reply>)>();
-    let syncer_stats = w.stats.clone();
-    let syncer_faults = w.faults.clone();
-    let syncer_state = w.sync.clone();
-    let syncer = spawn_named("evlog-sync", move || {
-        run_syncer(sync_rx, ack_tx, syncer_stats, syncer_faults, syncer_state)
-    });
-    let acker = spawn_named("evlog-ack", move || {
-        for (result, replies) in ack_rx {
-            for r in replies {
-                r.send(result.clone());
-            }
-        }
-    });
-    let fsync_mode = durability == Durability::Fsync;
-    w.track_sync = fsync_mode;
-    let mut last_sync = Instant::now();
-    loop {
-        let first = if w.dirty && durability == Durability::Batch {
-            let wait = interval.saturating_sub(last_sync.elapsed());
-            match rx.recv_timeout(wait) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    if let Err(e) = w.sync() {
-                        tracing::error!(error = %e, "periodic fsync failed");
-                    }
-                    last_sync = Instant::now();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
-                Ok(m) => m,
-                Err(_) => break,
-            }
-        };
-        let mut bodies: Vec<Vec<u8>> = Vec::new();
-        let mut replies: Vec<Reply> = Vec::new();
-        let mut flushes: Vec<Reply> = Vec::new();
-        let mut bytes = 0usize;
-        let mut next = Some(first);
-        while let Some(m) = next {
-            match m {
-                Msg::Append { bodies: b, reply } => {
-                    bytes += b.iter().map(Vec::len).sum::<usize>();
-                    bodies.extend(b);
-                    replies.push(reply);
-                }
-                Msg::Flush(reply) => flushes.push(reply),
-            }
-            next = if bytes < MAX_GROUP_BYTES {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if !bodies.is_empty() {
-            match w.write_batch(&bodies, false) {
-                Ok(()) => {
-                    for hook in hooks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                        hook();
-                    }
-                    w.stats
-                        .appended
-                        .fetch_add(bodies.len() as u64, Ordering::Relaxed);
-                    w.stats.group_commits.fetch_add(1, Ordering::Relaxed);
-                    if !fsync_mode {
-                        for r in replies.drain(..) {
-                            r.send(Ok(()));
-                        }
-                    }
-                }
-                Err(e) => {
-                    w.stats
-                        .write_failures
-                        .fetch_add(bodies.len() as u64, Ordering::Relaxed);
-                    for r in replies.drain(..) {
-                        r.send(Err(e.clone()));
-                    }
-                }
-            }
-        }
-        if fsync_mode {
-            // Everything written is queued for the syncer, flushes included:
-            // they are answered after the fdatasync that follows all writes so far.
-            replies.append(&mut flushes);
-            if !replies.is_empty() {
-                match w.current_file() {
-                    Some((file, path)) => {
-                        w.dirty = false;
-                        let _ = sync_tx.send(SyncJob {
-                            file,
-                            path,
-                            replies,
-                            epoch: w.epoch,
-                            job: w.next_job,
-                        });
-                    }
-                    None => {
-                        for r in replies {
-                            r.send(Ok(()));
-                        }
-                    }
-                }
-            }
-        } else if !flushes.is_empty() {
-            let r = w.sync();
-            last_sync = Instant::now();
-            for reply in flushes {
-                reply.send(r.clone());
-            }
-        }
-    }
-    drop(sync_tx);
-    let _ = syncer.join();
-    let _ = acker.join();
-    // A failed fdatasync in the last moments: cut its lines now rather than
-    // leave them for the next process, which could not tell.
-    let cut = LockGuard::acquire(&w.lock, &w.dir).and_then(|_guard| w.recover_from_failures());
-    if let Err(e) = cut {
-        tracing::error!(error = %e, "lines whose fdatasync failed could not be cut off at close");
-    }
-    if let Err(e) = w.sync() {
-        tracing::error!(error = %e, "final fsync failed");
     }
 }

@@ -69,7 +69,7 @@ fn acks(child: &mut Child, first: SyncSender<()>) -> JoinHandle<Vec<Uuid>> {
 /// The committed state of the index: (documents, lines its checkpoint covers).
 fn committed(storage: &Path) -> (u64, u64) {
     let (index, _) = indexer::open_index(&storage.join(indexer::INDEX_DIR)).unwrap();
-    let cp = indexer::read_checkpoint(&index).unwrap();
+    let cp = evlog::index::checkpoint::read_checkpoint(&index).unwrap();
     let search = IndexSearch::open(storage).unwrap();
     (
         search.num_docs(),

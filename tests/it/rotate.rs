@@ -774,7 +774,7 @@ fn random_appends_rotations_and_crashes_keep_files_chain_and_index_in_step() {
                 if let Some(l) = &log {
                     l.flush().unwrap();
                 }
-                if !rotate::has_index(store.path()) {
+                if !evlog::index::checkpoint::exists(store.path()) {
                     index_total(store.path());
                 }
                 let p = Policy {

@@ -12,7 +12,7 @@
 //! let appender = Arc::new(Appender::new(log));
 //! let routes = warp::path!("hello" / String)
 //!     .map(|name| format!("hello {name}"))
-//!     .with(evlog::warp::log_requests(appender, |h: &warp::http::HeaderMap| {
+//!     .with(evlog::middleware::log_requests(appender, |h: &warp::http::HeaderMap| {
 //!         h.get("x-user").and_then(|v| v.to_str().ok()).map(String::from)
 //!     }));
 //! warp::serve(routes).run(([127, 0, 0, 1], 3030)).await;

@@ -34,7 +34,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::event::privacy::PrivacyConfig;
-use crate::server::Limits;
+use crate::limits::Limits;
 use crate::store::{self, DEFAULT_STORAGE_PATH, Durability};
 
 /// A configuration file that could not be read or parsed.
@@ -128,7 +128,7 @@ impl RotationOverrides {
     /// `EVLOG_MAX_TOTAL_SIZE` and `EVLOG_ROTATE_AT` (for commands whose flags
     /// do not read them already); an empty variable counts as unset.
     pub fn from_env() -> Result<RotationOverrides, ConfigError> {
-        use crate::rotate::settings::{parse_age, parse_size, parse_time_of_day};
+        use crate::rotate::policy::{parse_age, parse_size, parse_time_of_day};
         fn var<T>(
             name: &str,
             parse: impl Fn(&str) -> Result<T, String>,
@@ -168,7 +168,7 @@ pub fn resolve_rotation(
     over: &RotationOverrides,
     file: &FileConfig,
 ) -> Result<RotationSettings, ConfigError> {
-    use crate::rotate::settings::{self as s, parse_age, parse_size, parse_time_of_day};
+    use crate::rotate::policy::{self as s, parse_age, parse_size, parse_time_of_day};
     let section = file.rotation.clone().unwrap_or_default();
     let invalid = |key: &str| {
         let key = format!("config file [rotation] {key}");
