@@ -500,13 +500,7 @@ fn verify_exits_0_then_1_naming_file_line_and_kind_of_tampering() {
     ];
     for (what, tamper, file, line, kind) in cases {
         let store = two_day_store();
-        let out = store.run(&["verify"], b"");
-        out.expect_code(0);
-        assert!(
-            out.stdout.contains("9 line(s) in 2 file(s)"),
-            "{}",
-            out.stdout
-        );
+        store.expect_cli_verifies("9 line(s) in 2 file(s)");
 
         let read = |name: &str| -> Vec<String> {
             std::fs::read_to_string(store.file(name))

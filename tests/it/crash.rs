@@ -5,69 +5,18 @@
 //! must never count as an event.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Child;
-use std::sync::mpsc::{self, SyncSender};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::util::{Rng, Store, assert_consecutive_seqs, bulk_line, distinct_ids};
+use crate::util::{
+    Rng, Store, assert_consecutive_seqs, bulk_line, distinct_ids, feed_lines, read_acks,
+};
 
 const KILLS: u64 = 24;
-
-/// Feeds `child` events of round `round` until the pipe breaks, in writes
-/// of whole lines of at most `PIPE_BUF` bytes, which the kernel keeps whole:
-/// the child's reads then end at line boundaries, and it acknowledges what
-/// it read after each read instead of every 8192 events.
-fn feed(child: &mut Child, round: u64, seed: u64) -> JoinHandle<u64> {
-    const PIPE_BUF: usize = 4096;
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        let mut rng = Rng::new(seed);
-        let mut i = 0u64;
-        let mut block = String::new();
-        loop {
-            block.clear();
-            for _ in 0..rng.range(1, 20) {
-                let line = bulk_line(&format!("r{round}"), i);
-                if block.len() + line.len() > PIPE_BUF {
-                    break;
-                }
-                block.push_str(&line);
-                i += 1;
-            }
-            if stdin.write_all(block.as_bytes()).is_err() {
-                return i; // the child is gone
-            }
-        }
-    })
-}
-
-/// Collects the ids the child acknowledges: complete lines only (a kill can
-/// cut the last one short). Signals `first` at the first acknowledgement.
-fn acks(child: &mut Child, first: SyncSender<()>) -> JoinHandle<Vec<Uuid>> {
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(stdout);
-        let mut ids = Vec::new();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if r.read_until(b'\n', &mut line).unwrap() == 0 || line.last() != Some(&b'\n') {
-                return ids;
-            }
-            let text = std::str::from_utf8(&line).unwrap().trim_end();
-            ids.push(
-                text.parse()
-                    .unwrap_or_else(|e| panic!("`{text}` is not an id: {e}")),
-            );
-            let _ = first.try_send(());
-        }
-    })
-}
 
 #[test]
 fn sigkilled_appenders_lose_and_duplicate_no_acknowledged_event() {
@@ -75,10 +24,13 @@ fn sigkilled_appenders_lose_and_duplicate_no_acknowledged_event() {
     let store = Store::new();
     let mut acked: Vec<Uuid> = Vec::new();
     for round in 0..KILLS {
-        let mut child = store.spawn_append_stdin();
-        let feeder = feed(&mut child, round, rng.next_u64());
+        let mut child = store.spawn_append_stdin("fsync");
+        // Writes of whole lines let the child acknowledge what it read after
+        // each read instead of every 8192 events; they go on until the kill.
+        let tag = format!("r{round}");
+        let feeder = feed_lines(&mut child, &tag, rng.next_u64(), 20, |_| true);
         let (first_tx, first_rx) = mpsc::sync_channel(1);
-        let reader = acks(&mut child, first_tx);
+        let reader = read_acks(&mut child, first_tx);
         // Mostly kill in full flow, some time after the first acknowledgement
         // (however long a loaded machine takes to get there); sometimes at
         // any moment from the start, recovery and opening included.
@@ -99,7 +51,10 @@ fn sigkilled_appenders_lose_and_duplicate_no_acknowledged_event() {
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "round {round}: {status}");
-        feeder.join().unwrap();
+        feeder
+            .join()
+            .unwrap()
+            .expect_err("the feeder stops when the pipe breaks");
         let ids = reader.join().unwrap();
         acked.extend(ids);
     }

@@ -189,37 +189,33 @@ fn a_log_opened_on_read_only_storage_says_so() {
 #[test]
 fn the_cli_reports_a_full_disk_and_a_failed_fsync_in_words() {
     let store = Store::new();
-    let full = store
-        .cmd()
-        .env("EVLOG_FAULTS", "enospc_after=10")
-        .args(["append", "--type", "commit", "--user", "dev", "--desc", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(full.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&full.stderr);
-    assert!(
-        stderr.contains("disk holding the storage is full"),
-        "{stderr}"
-    );
-    let fsync = store
-        .cmd()
-        .env("EVLOG_FAULTS", "fsync_fail=1")
-        .args(["append", "--type", "commit", "--user", "dev", "--desc", "x"])
-        .output()
-        .unwrap();
-    assert_eq!(fsync.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&fsync.stderr);
-    assert!(
-        stderr.contains("could not make the events durable"),
-        "{stderr}"
-    );
-    let bad = store
-        .cmd()
-        .env("EVLOG_FAULTS", "disk_on_fire=1")
-        .args(["verify"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    let append: &[&str] = &["append", "--type", "commit", "--user", "dev", "--desc", "x"];
+    // (EVLOG_FAULTS, command, what its error says)
+    for (faults, args, says) in [
+        (
+            "enospc_after=10",
+            append,
+            Some("disk holding the storage is full"),
+        ),
+        (
+            "fsync_fail=1",
+            append,
+            Some("could not make the events durable"),
+        ),
+        ("disk_on_fire=1", &["verify"], None),
+    ] {
+        let out = store
+            .cmd()
+            .env("EVLOG_FAULTS", faults)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{faults}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(says) = says {
+            assert!(stderr.contains(says), "{faults}: {stderr}");
+        }
+    }
     // Nothing of the failed appends is stored; the next one works.
     store
         .run(
@@ -422,11 +418,7 @@ fn lines_cut_after_a_failed_fsync_leave_no_phantoms_in_the_index() {
     ix.sync().unwrap();
     let search = ix.search();
     let page = search.query(&all_time()).unwrap();
-    let mut indexed: Vec<String> = page
-        .events
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect();
+    let mut indexed = ids(&page.events);
     indexed.sort();
     let mut want: Vec<String> = acked.iter().map(Uuid::to_string).collect();
     want.sort();

@@ -17,7 +17,7 @@ use evlog::{Config, Durability, Event, EventLog, EventType, Level, ManualClock, 
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::util::{Store, fixtures_v1, utc};
+use crate::util::{Store, fixtures_v1, open_with_clock, utc};
 
 const DAY1: &str = "events_2026-01-14.jsonl";
 const DAY2_GZ: &str = "events_2026-01-15.jsonl.gz";
@@ -97,12 +97,7 @@ fn torn_events() -> Vec<Event> {
 
 fn append_all(dir: &Path, start: &str, events: Vec<Event>) {
     let clock = Arc::new(ManualClock::new(utc(start)));
-    let log = EventLog::open(
-        Config::new(dir)
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(dir, &clock);
     for e in events {
         log.append(e).unwrap();
         clock.advance(Duration::milliseconds(1500) + Duration::microseconds(7));
@@ -285,15 +280,18 @@ fn cat_prints_plain_and_gz_fixture_days() {
     assert_eq!(out.stdout, format!("{plain}{gz}"));
     assert_eq!(out.stderr, "");
 
-    let out = store.run(&["cat", "--date", "2026-01-15"], b"");
-    out.expect_code(0);
-    assert_eq!(out.stdout, gz);
-    let out = store.run(&["cat", "--from", "2026-01-10", "--to", "2026-01-14"], b"");
-    out.expect_code(0);
-    assert_eq!(out.stdout, plain);
-    let out = store.run(&["cat", "--date", "2026-01-16"], b"");
-    out.expect_code(0);
-    assert_eq!(out.stdout, "");
+    for (args, want) in [
+        (&["cat", "--date", "2026-01-15"][..], gz.as_str()),
+        (
+            &["cat", "--from", "2026-01-10", "--to", "2026-01-14"],
+            &plain,
+        ),
+        (&["cat", "--date", "2026-01-16"], ""),
+    ] {
+        let out = store.run(args, b"");
+        out.expect_code(0);
+        assert_eq!(out.stdout, want, "{args:?}");
+    }
 }
 
 #[test]
@@ -304,13 +302,7 @@ fn verify_passes_on_the_good_fixture() {
     assert_eq!((report.files, report.lines), (2, 8));
     assert_eq!(report.last.unwrap().seq, 8);
 
-    let out = store.run(&["verify"], b"");
-    out.expect_code(0);
-    assert!(
-        out.stdout.contains("8 line(s) in 2 file(s)"),
-        "{}",
-        out.stdout
-    );
+    store.expect_cli_verifies("8 line(s) in 2 file(s)");
     // A range that starts at day 2 continues from the last line of day 1.
     let out = store.run(&["verify", "--from", "2026-01-15"], b"");
     out.expect_code(0);
@@ -376,12 +368,7 @@ fn opening_over_the_torn_fixture_moves_the_tail_aside() {
     let (complete, tail) = torn_fixture_parts();
     let store = Store::from_fixture("torn");
     let clock = Arc::new(ManualClock::new(utc("2026-01-16T09:00:00Z")));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     // Open alone recovers: the tail is in `.torn` (with a newline), the day
     // file ends at its last complete line.
     let torn_path = store.file(&format!("{TORN_DAY}.torn"));

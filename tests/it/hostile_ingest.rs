@@ -269,12 +269,7 @@ fn an_append_that_times_out_holds_its_budget_until_its_lines_are_written() {
     );
     assert_eq!(post(&s, &s.admin, &deploy("ops", "first")).0, 201);
     // The writers' lock held: every commit waits.
-    let lock = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(store.file("evlog.lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = store.hold_writers_lock();
     let body = |n: usize| -> Value {
         (0..700)
             .map(|i| deploy("ops", &format!("stalled {n} {i} {}", "x".repeat(1000))))

@@ -279,6 +279,25 @@ fn status_of(s: &Serve, key: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))
 }
 
+/// `n` requests `GET url` with `key` at once, each from its own thread:
+/// their statuses (0 for no answer).
+fn at_once(n: usize, http: &reqwest::blocking::Client, url: &str, key: &str) -> Vec<u16> {
+    std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                sc.spawn(|| {
+                    http.get(url)
+                        .header("X-API-Key", key)
+                        .send()
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn health(s: &Serve) -> Value {
     client()
         .get(s.url("/health"))
@@ -345,21 +364,7 @@ fn stalled_exports_hold_no_blocking_thread() {
     std::thread::sleep(Duration::from_secs(3));
 
     // Sixteen queries at once, and /health, are all answered.
-    let answered: Vec<u16> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..16)
-            .map(|_| {
-                sc.spawn(|| {
-                    client()
-                        .get(format!("{base}/events"))
-                        .header("X-API-Key", &keys.bob)
-                        .send()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answered = at_once(16, &client(), &format!("{base}/events"), &keys.bob);
     assert_eq!(answered, vec![200; 16], "queries while 6 exports stall");
     let h = http.get(format!("{base}/health")).send().unwrap();
     assert_eq!(h.status(), 200);
@@ -419,21 +424,7 @@ fn six_hundred_stalled_exports_of_one_user_leave_others_served() {
         .unwrap();
     let h = quick.get(s.url("/health")).send().unwrap();
     assert_eq!(h.status(), 200);
-    let answered: Vec<u16> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..16)
-            .map(|_| {
-                sc.spawn(|| {
-                    quick
-                        .get(s.url("/events"))
-                        .header("X-API-Key", &keys.bob)
-                        .send()
-                        .map(|r| r.status().as_u16())
-                        .unwrap_or(0)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let answered = at_once(16, &quick, &s.url("/events"), &keys.bob);
     assert_eq!(answered, vec![200; 16]);
     // Another key of the same user has its own four.
     let other = Raw::get(&s.addr, EXPORT, &keys.alice2);

@@ -29,13 +29,6 @@ fn expected(records: &[Record], keep: impl Fn(&Record) -> bool) -> Vec<String> {
     v.iter().map(|r| r.event.id.unwrap().to_string()).collect()
 }
 
-fn ids(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn two_day_store() -> Store {
     written_store(&[("2026-03-01T22:00:00Z", 45), ("2026-03-02T09:30:00Z", 45)])
 }

@@ -5,66 +5,21 @@
 //! and after a final catch-up exactly the lines of the files, each once.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, SyncSender};
-use std::thread::JoinHandle;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use evlog::index::indexer::{self, IndexConfig, Indexer};
 use evlog::index::{IndexSearch, Query};
-use uuid::Uuid;
 
-use crate::util::{Rng, Store, bulk_line, utc};
+use crate::util::{Rng, Store, feed_lines, ids, read_acks, utc};
 
 const KILLS: u64 = 12;
-
-/// Feeds `child` blocks of whole lines (at most `PIPE_BUF` bytes each, so
-/// the child reads whole lines), a few milliseconds apart, until `stop`;
-/// then closes its stdin. Returns the number of lines written.
-fn feed(child: &mut Child, seed: u64, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
-    const PIPE_BUF: usize = 4096;
-    let mut stdin = child.stdin.take().unwrap();
-    std::thread::spawn(move || {
-        let mut rng = Rng::new(seed);
-        let mut i = 0u64;
-        let mut block = String::new();
-        while !stop.load(Ordering::SeqCst) {
-            block.clear();
-            for _ in 0..rng.range(1, 10) {
-                let line = bulk_line("ix", i);
-                if block.len() + line.len() > PIPE_BUF {
-                    break;
-                }
-                block.push_str(&line);
-                i += 1;
-            }
-            stdin
-                .write_all(block.as_bytes())
-                .expect("the appender stopped reading");
-            std::thread::sleep(Duration::from_millis(rng.range(1, 5)));
-        }
-        i
-    })
-}
-
-/// Collects the acknowledged ids; signals `first` at the first one.
-fn acks(child: &mut Child, first: SyncSender<()>) -> JoinHandle<Vec<Uuid>> {
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        let r = BufReader::new(stdout);
-        let mut ids = Vec::new();
-        for line in r.lines() {
-            ids.push(line.unwrap().trim().parse().unwrap());
-            let _ = first.try_send(());
-        }
-        ids
-    })
-}
 
 /// The committed state of the index: (documents, lines its checkpoint covers).
 fn committed(storage: &Path) -> (u64, u64) {
@@ -87,11 +42,7 @@ fn all_indexed_ids(search: &IndexSearch) -> Vec<String> {
     let mut out = Vec::new();
     loop {
         let resp = search.query(&q).unwrap();
-        out.extend(
-            resp.events
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_string()),
-        );
+        out.extend(ids(&resp.events));
         match resp.next_cursor {
             Some(c) => q.cursor = Some(c),
             None => return out,
@@ -108,18 +59,16 @@ fn sigkilled_indexers_index_every_line_exactly_once() {
     } else {
         "none"
     };
-    let mut appender = store
-        .cmd()
-        .args(["append", "--stdin", "--durability", durability])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut appender = store.spawn_append_stdin(durability);
+    // Blocks of lines a few milliseconds apart until `stop`.
     let stop = Arc::new(AtomicBool::new(false));
-    let feeder = feed(&mut appender, rng.next_u64(), stop.clone());
+    let stopped = stop.clone();
+    let feeder = feed_lines(&mut appender, "ix", rng.next_u64(), 10, move |rng| {
+        std::thread::sleep(Duration::from_millis(rng.range(1, 5)));
+        !stopped.load(Ordering::SeqCst)
+    });
     let (first_tx, first_rx) = mpsc::sync_channel(1);
-    let reader = acks(&mut appender, first_tx);
+    let reader = read_acks(&mut appender, first_tx);
     first_rx.recv().expect("the appender acknowledged nothing");
 
     let mut last_docs = 0;
@@ -178,7 +127,10 @@ fn sigkilled_indexers_index_every_line_exactly_once() {
     );
 
     stop.store(true, Ordering::SeqCst);
-    let fed = feeder.join().unwrap();
+    let fed = feeder
+        .join()
+        .unwrap()
+        .expect("the appender stopped reading");
     let status = appender.wait().unwrap();
     let mut err = String::new();
     appender

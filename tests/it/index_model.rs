@@ -13,13 +13,12 @@ use chrono::{DateTime, Duration, Utc};
 use evlog::index::indexer::{IndexConfig, Indexer};
 use evlog::index::schema::MAX_RUN;
 use evlog::index::{IndexSearch, Query, QueryResponse, StatsResponse};
-use evlog::{
-    Config, DayRange, Durability, Event, EventLog, EventType, Level, ManualClock, Record, Status,
-};
+use evlog::{DayRange, Event, EventLog, EventType, Level, ManualClock, Record, Status};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::util::utc;
+use crate::clock_model::{Step, start_time, step};
+use crate::util::{ids, open_with_clock, utc};
 
 // ---------------------------------------------------------------------------
 // Vocabulary: small pools so that filters and full text often hit.
@@ -189,14 +188,6 @@ struct EventSpec {
     metadata: Option<Vec<(usize, MetaVal)>>,
     duration: Option<f64>,
     ts: Option<ClientTs>,
-}
-
-#[derive(Debug, Clone)]
-enum Step {
-    Micros(i64),
-    Hours(i64),
-    BeforeMidnight(i64),
-    PastMidnight(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -392,15 +383,9 @@ fn query_spec() -> impl Strategy<Value = QuerySpec> {
 }
 
 fn action() -> impl Strategy<Value = Action> {
-    let step = prop_oneof![
-        (0i64..5_000_000).prop_map(Step::Micros),
-        (1i64..30).prop_map(Step::Hours),
-        (1i64..3).prop_map(Step::BeforeMidnight),
-        (0i64..2).prop_map(Step::PastMidnight),
-    ];
     prop_oneof![
         5 => prop::collection::vec(event_spec(), 1..10).prop_map(Action::Append),
-        2 => step.prop_map(Action::AdvanceClock),
+        2 => step(0..5_000_000).prop_map(Action::AdvanceClock),
         2 => any::<bool>().prop_map(Action::RestartIndexer),
         3 => Just(Action::Sync),
         4 => query_spec().prop_map(Action::Query),
@@ -622,13 +607,6 @@ fn brute_force<'a>(records: &'a [Record], q: &Query) -> Vec<&'a Record> {
     v
 }
 
-fn ids(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 fn record_ids(v: &[&Record]) -> Vec<String> {
     v.iter().map(|r| r.event.id.unwrap().to_string()).collect()
 }
@@ -760,12 +738,7 @@ impl Harness {
     fn new(start: DateTime<Utc>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let log = EventLog::open(
-            Config::new(dir.path())
-                .durability(Durability::None)
-                .clock(clock.clone()),
-        )
-        .unwrap();
+        let log = open_with_clock(dir.path(), &clock);
         let indexer = Indexer::open(index_config(dir.path())).unwrap();
         let search = IndexSearch::open(dir.path()).unwrap();
         Harness {
@@ -802,20 +775,7 @@ impl Harness {
                     self.log.append(e).unwrap();
                 }
             }
-            Action::AdvanceClock(step) => {
-                let now = self.now();
-                let midnight = (now.date_naive() + Duration::days(1))
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap()
-                    .and_utc();
-                let to = match step {
-                    Step::Micros(us) => now + Duration::microseconds(*us),
-                    Step::Hours(h) => now + Duration::hours(*h),
-                    Step::BeforeMidnight(us) => midnight - Duration::microseconds(*us),
-                    Step::PastMidnight(us) => midnight + Duration::microseconds(*us),
-                };
-                self.clock.set(to.max(now));
-            }
+            Action::AdvanceClock(step) => step.apply(&self.clock),
             Action::RestartIndexer(crash) => {
                 let mut ix = self.indexer.take().unwrap();
                 if *crash {
@@ -944,13 +904,6 @@ impl Harness {
             );
         }
     }
-}
-
-fn start_time() -> impl Strategy<Value = DateTime<Utc>> {
-    prop_oneof![
-        (0i64..2 * DAY_US).prop_map(|us| utc("2026-03-01T00:00:00Z") + Duration::microseconds(us)),
-        (1i64..1_000).prop_map(|us| utc("2026-03-02T00:00:00Z") - Duration::microseconds(us)),
-    ]
 }
 
 proptest! {

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use evlog::index::indexer::{IndexConfig, Indexer};
 use evlog::index::{IndexSearch, Query};
-use evlog::{Config, Durability, Event, EventLog, EventType, ManualClock};
+use evlog::{Event, EventType, ManualClock};
 
-use crate::util::{Store, utc};
+use crate::util::{Store, open_with_clock, utc};
 
 /// The percentiles come from a sketch accurate to 1% of a value: one event
 /// with `duration_ms` 0.25 reported a p50 of 0.249, below every duration.
@@ -15,12 +15,7 @@ fn stats_percentiles_fell_outside_the_durations() {
     for durations in [&[0.25][..], &[7.0, 7.0, 7.0], &[0.0, 3.3], &[1e6 + 0.5]] {
         let store = Store::new();
         let clock = Arc::new(ManualClock::new(utc("2026-04-01T10:00:00Z")));
-        let log = EventLog::open(
-            Config::new(store.path())
-                .durability(Durability::None)
-                .clock(clock),
-        )
-        .unwrap();
+        let log = open_with_clock(store.path(), &clock);
         for d in durations {
             log.append(Event::new(EventType::Commit, "u", "d").duration_ms(*d))
                 .unwrap();

@@ -5,22 +5,17 @@ use std::sync::Arc;
 
 use evlog::index::indexer::{IndexConfig, Indexer};
 use evlog::index::{IndexSearch, Query};
-use evlog::{Config, Durability, Event, EventLog, EventType, ManualClock};
+use evlog::{Event, EventType, ManualClock};
 use serde_json::{Value, json};
 
-use crate::util::{Store, utc};
+use crate::util::{Store, open_with_clock, utc};
 
 /// Appends `events` one second apart (the first is the oldest), indexes
 /// them, and returns the store, a searcher and the ids in append order.
 fn indexed(events: Vec<Event>) -> (Store, IndexSearch, Vec<String>) {
     let store = Store::new();
     let clock = Arc::new(ManualClock::new(utc("2026-04-01T10:00:00Z")));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     let mut ids = Vec::new();
     for e in events {
         ids.push(log.append(e).unwrap().to_string());
@@ -144,12 +139,7 @@ fn cli_query_q_finds_a_file_name_as_a_phrase() {
         out.expect_code(0);
         let v: Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["filters_applied"]["q"], q);
-        v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_str().unwrap().to_string())
-            .collect()
+        crate::util::ids(v["events"].as_array().unwrap())
     };
     assert_eq!(query("Cargo.toml"), [ids[0].clone()]);
     assert_eq!(query("cargo toml"), [ids[1].clone(), ids[0].clone()]);

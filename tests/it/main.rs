@@ -4,6 +4,8 @@ mod util;
 
 /// The `evlog` binary: flags, stdin import, cat, verify, help, exit codes.
 mod cli;
+/// The clock-step model of the model tests (shared helper).
+mod clock_model;
 /// The web console in headless Chromium (WebDriver) against `evlog serve`.
 mod console;
 /// SIGKILLed appenders lose no acknowledged event.

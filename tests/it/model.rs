@@ -7,13 +7,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use evlog::store::day;
 use evlog::{Config, DayRange, Durability, Event, EventLog, ManualClock};
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use crate::util::{event, utc};
+use crate::clock_model::{Step, start_time, step};
+use crate::util::event;
 
 #[derive(Debug, Clone)]
 enum Action {
@@ -30,23 +31,7 @@ enum Action {
     Flush,
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Micros(i64),
-    Hours(i64),
-    /// To `micros` before the next UTC midnight.
-    BeforeMidnight(i64),
-    /// To `micros` after the next UTC midnight.
-    PastMidnight(i64),
-}
-
 fn action() -> impl Strategy<Value = Action> {
-    let step = prop_oneof![
-        (1i64..5_000_000).prop_map(Step::Micros),
-        (1i64..30).prop_map(Step::Hours),
-        (1i64..3).prop_map(Step::BeforeMidnight),
-        (0i64..2).prop_map(Step::PastMidnight),
-    ];
     let garbage = prop::collection::vec(
         any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
         1..64,
@@ -54,7 +39,7 @@ fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         5 => (1u8..5).prop_map(Action::Append),
         3 => (0u8..6).prop_map(Action::AppendBatch),
-        3 => step.prop_map(Action::AdvanceClock),
+        3 => step(1..5_000_000).prop_map(Action::AdvanceClock),
         2 => Just(Action::Reopen),
         2 => garbage.prop_map(Action::TornWrite),
         1 => Just(Action::Flush),
@@ -173,21 +158,7 @@ impl Harness {
                     self.recovered(self.now().date_naive());
                 }
             }
-            Action::AdvanceClock(step) => {
-                let now = self.now();
-                let midnight = (now.date_naive() + Duration::days(1))
-                    .and_hms_opt(0, 0, 0)
-                    .unwrap()
-                    .and_utc();
-                let to = match step {
-                    Step::Micros(us) => now + Duration::microseconds(*us),
-                    Step::Hours(h) => now + Duration::hours(*h),
-                    Step::BeforeMidnight(us) => midnight - Duration::microseconds(*us),
-                    Step::PastMidnight(us) => midnight + Duration::microseconds(*us),
-                };
-                // Time only moves forward (already within `us` of midnight: stay).
-                self.clock.set(to.max(now));
-            }
+            Action::AdvanceClock(step) => step.apply(&self.clock),
             Action::Reopen => self.open(),
             Action::TornWrite(garbage) => {
                 let day = self.now().date_naive();
@@ -254,15 +225,6 @@ impl Harness {
             );
         }
     }
-}
-
-fn start_time() -> impl Strategy<Value = DateTime<Utc>> {
-    // Anywhere in two days, sometimes a hair before midnight.
-    prop_oneof![
-        (0i64..2 * 86_400_000_000)
-            .prop_map(|us| utc("2026-03-01T00:00:00Z") + Duration::microseconds(us)),
-        (1i64..1_000).prop_map(|us| utc("2026-03-02T00:00:00Z") - Duration::microseconds(us)),
-    ]
 }
 
 proptest! {

@@ -26,7 +26,7 @@ fn four_processes_appending_at_once_write_one_intact_chain() {
 
     let mut children = Vec::new();
     for _ in 0..PROCS {
-        children.push(store.spawn_append_stdin());
+        children.push(store.spawn_append_stdin("fsync"));
     }
     // Every feeder starts writing at the same moment.
     let start = Arc::new(Barrier::new(PROCS));
@@ -98,12 +98,5 @@ fn four_processes_appending_at_once_write_one_intact_chain() {
         );
     }
 
-    let out = store.run(&["verify"], b"");
-    out.expect_code(0);
-    assert!(
-        out.stdout
-            .contains(&format!("{} line(s)", PROCS * PER_PROC as usize)),
-        "{}",
-        out.stdout
-    );
+    store.expect_cli_verifies(&format!("{} line(s)", PROCS * PER_PROC as usize));
 }

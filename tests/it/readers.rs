@@ -348,12 +348,7 @@ fn a_keyless_flood_is_summarised_and_cannot_push_out_a_real_denial() {
     });
 
     // Nothing is written while the test holds the writers' lock.
-    let lock = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(store.file("evlog.lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = store.hold_writers_lock();
     let started = std::time::Instant::now();
     let flooded = 20_000;
     assert_eq!(keyless_flood(&s.addr, flooded, 4), flooded);

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use evlog::index::{IndexConfig, Indexer, Query};
 use evlog::rotate::{self, IndexMode, Options, Policy, Step};
-use evlog::{Clock, Config, Durability, EventLog, ManualClock};
+use evlog::{Clock, ManualClock};
 
-use crate::util::{Store, distinct_ids, event, written_store};
+use crate::util::{Store, distinct_ids, event, open_with_clock, written_store};
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -268,12 +268,7 @@ fn appends_rotation_and_queries_run_at_once() {
     let store = store_with(&old);
     let today = day("2026-06-30");
     let clock = Arc::new(ManualClock::new(noon(today)));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     let indexer = log.start_indexer(IndexConfig::new(store.path())).unwrap();
     let search = indexer.search().clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -610,12 +605,7 @@ mod http {
             (day("2026-03-30"), 2),
         ]);
         let clock = Arc::new(ManualClock::new(noon(day("2026-03-30"))));
-        let log = EventLog::open(
-            Config::new(store.path())
-                .durability(Durability::None)
-                .clock(clock),
-        )
-        .unwrap();
+        let log = open_with_clock(store.path(), &clock);
         let keys = store.file("keys.json");
         let add = |role, user: &str| auth::update(&keys, |f| f.add(role, user, None)).unwrap().0;
         let (admin, user, service) = (
@@ -664,20 +654,15 @@ mod http {
         );
         assert!(after < before, "{v}");
         // Answered after the index dropped the deleted day.
-        let q = warp::test::request()
-            .path("/events?date=2026-01-01")
-            .header("x-api-key", &admin)
-            .reply(&routes)
-            .await;
-        let q: serde_json::Value = serde_json::from_slice(q.body()).unwrap();
-        assert_eq!(q["total"], 0, "{q}");
-        let q = warp::test::request()
-            .path("/events?date=2026-03-01")
-            .header("x-api-key", &admin)
-            .reply(&routes)
-            .await;
-        let q: serde_json::Value = serde_json::from_slice(q.body()).unwrap();
-        assert_eq!(q["total"], 6, "{q}");
+        for (date, total) in [("2026-01-01", 0), ("2026-03-01", 6)] {
+            let q = warp::test::request()
+                .path(&format!("/events?date={date}"))
+                .header("x-api-key", &admin)
+                .reply(&routes)
+                .await;
+            let q: serde_json::Value = serde_json::from_slice(q.body()).unwrap();
+            assert_eq!(q["total"], total, "{q}");
+        }
         drop(routes);
         tokio::task::spawn_blocking(move || server.close().unwrap())
             .await
@@ -737,14 +722,7 @@ fn random_appends_rotations_and_crashes_keep_files_chain_and_index_in_step() {
     let mut rng = crate::util::Rng::from_env_or(0x5eed_0005);
     let store = Store::new();
     let clock = Arc::new(ManualClock::new(noon(day("2026-01-01"))));
-    let open = |clock: &Arc<ManualClock>| {
-        EventLog::open(
-            Config::new(store.path())
-                .durability(Durability::None)
-                .clock(clock.clone()),
-        )
-        .unwrap()
-    };
+    let open = |clock: &Arc<ManualClock>| open_with_clock(store.path(), clock);
     let mut log = Some(open(&clock));
     // The model: ids appended per day.
     let mut model: BTreeMap<NaiveDate, Vec<uuid::Uuid>> = BTreeMap::new();
@@ -913,12 +891,7 @@ fn a_clock_stepping_back_onto_a_compressed_day_appends_to_a_later_day() {
     let clock = Arc::new(ManualClock::new(
         d1.and_hms_opt(23, 50, 0).unwrap().and_utc(),
     ));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     log.append(event("rot", 100)).unwrap();
     log.flush().unwrap();
     drop(log);

@@ -1,12 +1,14 @@
 //! Helpers shared by the integration tests: temporary stores (fresh or copied
-//! from `fixtures/`), an `evlog` command builder, event generators and a
-//! small seeded RNG.
+//! from `fixtures/`), an `evlog` command builder, feeding a child `evlog`
+//! and reading its acknowledgements, event generators and a small seeded RNG.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use evlog::store::VerifyReport;
@@ -15,7 +17,7 @@ use evlog::store::reader::LineReader;
 use evlog::{
     Config, DayRange, Durability, Event, EventLog, EventType, Level, ManualClock, Record, Status,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The `evlog` binary built for these tests.
 pub const EVLOG: &str = env!("CARGO_BIN_EXE_evlog");
@@ -94,15 +96,27 @@ impl Store {
             .collect()
     }
 
-    /// Spawns `evlog append --stdin --durability fsync` with piped stdio.
-    pub fn spawn_append_stdin(&self) -> std::process::Child {
+    /// Spawns `evlog append --stdin --durability <durability>` with piped stdio.
+    pub fn spawn_append_stdin(&self, durability: &str) -> Child {
         self.cmd()
-            .args(["append", "--stdin", "--durability", "fsync"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .args(["append", "--stdin", "--durability", durability])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap()
+    }
+
+    /// Takes the writers' lock (`evlog.lock`) as another writer would: every
+    /// commit waits until the returned file is unlocked or dropped.
+    pub fn hold_writers_lock(&self) -> std::fs::File {
+        let lock = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(self.file("evlog.lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        lock
     }
 
     /// `evlog --storage <dir>` with a clean environment.
@@ -163,6 +177,15 @@ impl Store {
     /// Verifies the whole chain with the library.
     pub fn verify(&self) -> VerifyReport {
         evlog::store::verify::verify(&self.dir, DayRange::all()).unwrap()
+    }
+
+    /// Runs `evlog verify`: exit 0, and its report says `says` (e.g.
+    /// `"8 line(s) in 2 file(s)"`).
+    #[track_caller]
+    pub fn expect_cli_verifies(&self, says: &str) {
+        let out = self.run(&["verify"], b"");
+        out.expect_code(0);
+        assert!(out.stdout.contains(says), "{}", out.stdout);
     }
 
     /// Names of the `*.torn` files, sorted.
@@ -239,9 +262,86 @@ pub fn run(cmd: &mut Command, stdin: &[u8]) -> Out {
     }
 }
 
+/// The most bytes one write to a pipe may carry and still reach the reader
+/// whole (Linux's `PIPE_BUF`).
+pub const PIPE_BUF: usize = 4096;
+
+/// Feeds `child`'s standard input from a thread with the lines
+/// `bulk_line(tag, i)`, `i` from 0, in blocks of 1 to `max_lines - 1` whole
+/// lines (as drawn by `Rng::new(seed)`) and at most [`PIPE_BUF`] bytes, which
+/// the kernel writes whole: the child's reads then end at line boundaries.
+/// After each block, `go_on` (given the same RNG) says whether to write
+/// another. Returns the number of lines written when `go_on` stopped it (its
+/// stdin is then closed), or the error of the write that failed (the child
+/// is gone).
+pub fn feed_lines(
+    child: &mut Child,
+    tag: &str,
+    seed: u64,
+    max_lines: u64,
+    mut go_on: impl FnMut(&mut Rng) -> bool + Send + 'static,
+) -> JoinHandle<std::io::Result<u64>> {
+    let mut stdin = child.stdin.take().unwrap();
+    let tag = tag.to_string();
+    std::thread::spawn(move || {
+        let mut rng = Rng::new(seed);
+        let mut i = 0u64;
+        let mut block = String::new();
+        loop {
+            block.clear();
+            for _ in 0..rng.range(1, max_lines) {
+                let line = bulk_line(&tag, i);
+                if block.len() + line.len() > PIPE_BUF {
+                    break;
+                }
+                block.push_str(&line);
+                i += 1;
+            }
+            stdin.write_all(block.as_bytes())?;
+            if !go_on(&mut rng) {
+                return Ok(i);
+            }
+        }
+    })
+}
+
+/// Collects from a thread the ids `child` acknowledges on its standard
+/// output, one a line: complete lines only (a kill can cut the last one
+/// short). Signals `first` at the first acknowledgement.
+pub fn read_acks(child: &mut Child, first: SyncSender<()>) -> JoinHandle<Vec<uuid::Uuid>> {
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut ids = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line).unwrap() == 0 || line.last() != Some(&b'\n') {
+                return ids;
+            }
+            let text = std::str::from_utf8(&line).unwrap().trim_end();
+            ids.push(
+                text.parse()
+                    .unwrap_or_else(|e| panic!("`{text}` is not an id: {e}")),
+            );
+            let _ = first.try_send(());
+        }
+    })
+}
+
 /// A UTC time from an RFC 3339 literal.
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// An `EventLog` on `dir` that does not fsync, reading the time from `clock`.
+pub fn open_with_clock(dir: &Path, clock: &Arc<ManualClock>) -> EventLog {
+    EventLog::open(
+        Config::new(dir)
+            .durability(Durability::None)
+            .clock(clock.clone()),
+    )
+    .unwrap()
 }
 
 /// A store written with the library and a manual clock: for each `(start,
@@ -250,12 +350,7 @@ pub fn utc(s: &str) -> DateTime<Utc> {
 pub fn written_store(groups: &[(&str, u64)]) -> Store {
     let store = Store::new();
     let clock = Arc::new(ManualClock::new(utc(groups[0].0)));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock.clone()),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     let mut i = 0;
     for (start, n) in groups {
         clock.set(utc(start));
@@ -324,6 +419,14 @@ pub fn bulk_line(tag: &str, i: u64) -> String {
         tag,
         i
     )
+}
+
+/// The `id` of each event of an answer (`"events"` of `GET /events`), in order.
+pub fn ids(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The ids of a store's records, asserting that none repeats.

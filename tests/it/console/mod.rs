@@ -22,7 +22,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::serve::{Serve, caught_up, client};
-use crate::util::Store;
+use crate::util::{Store, ids};
 
 pub use browser::Browser;
 
@@ -117,12 +117,7 @@ pub async fn api_ids(base: &str, key: &str, params: &[(&str, String)]) -> Vec<St
     let (status, body) = api(base, key, "/events", &p).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    v["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_string())
-        .collect()
+    ids(v["events"].as_array().unwrap())
 }
 
 /// `now - hours`, as the API takes it.

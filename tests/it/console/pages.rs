@@ -163,6 +163,14 @@ impl Events<'_> {
         Some(rest[..end].trim().to_string())
     }
 
+    /// Waits until the pager reads `text` ("Page 2 of 2").
+    pub async fn until_page(&self, text: &str) {
+        self.until(text, async |e: &Self| {
+            e.page_text().await.as_deref() == Some(text)
+        })
+        .await;
+    }
+
     /// The pager's button `text` (`Previous`, `Next`) and whether it is enabled.
     pub async fn pager_button(&self, text: &str) -> (Element, bool) {
         let b = self

@@ -20,6 +20,15 @@ async fn show_user(b: &Browser, user: &str) {
     Events(b).settled().await;
 }
 
+/// The URLs of the `/events` requests the page made, oldest first.
+async fn events_requests(b: &Browser) -> Vec<String> {
+    b.js(
+        "return performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/events?'))",
+        vec![],
+    )
+    .await
+}
+
 #[test]
 fn sign_in_paging_checklist_keyboard_and_sign_out() {
     let site = Site::start();
@@ -128,11 +137,7 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
         let first = events.ids().await;
         assert_eq!(first, want[..50], "page 1 is the newest 50, as the API orders them");
         next.click().await.unwrap();
-        events
-            .until("page 2", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 2 of 2")
-            })
-            .await;
+        events.until_page("Page 2 of 2").await;
         assert_eq!(events.ids().await, want[50..], "page 2 holds the 51st");
         assert!(events.pager_button("Previous").await.1);
         assert!(!events.pager_button("Next").await.1);
@@ -141,21 +146,13 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
 
         // A link past the end shows the last page; a reload keeps the page.
         b.goto("/?user_id=p51&page=9").await;
-        events
-            .until("the last page", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 2 of 2")
-            })
-            .await;
+        events.until_page("Page 2 of 2").await;
         assert!(b.location().await.contains("page=2"), "the URL names the page shown");
 
         // Keyboard: Previous by Enter; rows by arrows; Enter opens; Escape closes.
         let (prev, _) = events.pager_button("Previous").await;
         press(&prev, Key::Enter).await;
-        events
-            .until("page 1", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 1 of 2")
-            })
-            .await;
+        events.until_page("Page 1 of 2").await;
         events.key_on_row(0, Key::Down).await;
         assert_eq!(events.focused_row().await.as_deref(), Some(want[1].as_str()));
         events.key_on_row(1, Key::End).await;
@@ -256,56 +253,41 @@ fn deep_pages_hop_by_cursor_past_the_offset_limit() {
         b.goto("/?user_id=deep&limit=200&page=502").await;
         SignIn(&b).sign_in(&admin).await;
         let events = Events(&b);
-        events
-            .until("page 502", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 502 of 502")
-            })
-            .await;
+        events.until_page("Page 502 of 502").await;
         assert_eq!(events.ids().await, want);
-        let asked: Vec<String> = b
-            .js(
-                "return performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/events?'))",
-                vec![],
-            )
-            .await;
+        let asked = events_requests(&b).await;
         let last = &asked[asked.len() - 2..];
         assert!(
             last[0].contains("offset=99999") && last[0].contains("limit=1"),
             "the hop: {last:?}"
         );
         assert!(
-            last[1].contains("cursor=") && last[1].contains("offset=200") && last[1].contains("limit=200"),
+            last[1].contains("cursor=")
+                && last[1].contains("offset=200")
+                && last[1].contains("limit=200"),
             "the page from the hop's cursor: {last:?}"
         );
         // Back one page, then Next: from the cursor of page 501, no offset.
-        events.pager_button("Previous").await.0.click().await.unwrap();
         events
-            .until("page 501", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 501 of 502")
-            })
-            .await;
+            .pager_button("Previous")
+            .await
+            .0
+            .click()
+            .await
+            .unwrap();
+        events.until_page("Page 501 of 502").await;
         events.pager_button("Next").await.0.click().await.unwrap();
-        events
-            .until("page 502 again", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 502 of 502")
-            })
-            .await;
+        events.until_page("Page 502 of 502").await;
         assert_eq!(events.ids().await, want);
-        let asked: Vec<String> = b
-            .js(
-                "return performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/events?'))",
-                vec![],
-            )
-            .await;
+        let asked = events_requests(&b).await;
         let next = asked.last().unwrap();
-        assert!(next.contains("cursor=") && !next.contains("offset="), "{next}");
+        assert!(
+            next.contains("cursor=") && !next.contains("offset="),
+            "{next}"
+        );
         // A link far past the end shows the last page.
         b.goto("/?user_id=deep&limit=200&page=9999").await;
-        events
-            .until("the last page", async |e: &Events<'_>| {
-                e.page_text().await.as_deref() == Some("Page 502 of 502")
-            })
-            .await;
+        events.until_page("Page 502 of 502").await;
         assert_eq!(events.ids().await, want);
         b.assert_no_errors(&[]).await;
         b.quit().await;

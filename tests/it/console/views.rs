@@ -6,26 +6,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use evlog::{Config, Durability, Event, EventLog, EventType, ManualClock};
+use evlog::{Event, EventType, ManualClock};
 use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 use super::browser::{press, screenshot_dir};
 use super::pages::{Admin, Details, Events, Header, SignIn, Stats};
 use super::{Browser, Site, ago, api, api_ids, runtime};
-use crate::util::Store;
+use crate::util::{Store, open_with_clock};
 
 /// A store with two events of ten days ago (a day file rotation compresses).
 fn store_with_an_old_day() -> (Store, Vec<String>) {
     let store = Store::new();
     let ten_days_ago = chrono::Utc::now() - chrono::Duration::days(10);
     let clock = Arc::new(ManualClock::new(ten_days_ago));
-    let log = EventLog::open(
-        Config::new(store.path())
-            .durability(Durability::None)
-            .clock(clock),
-    )
-    .unwrap();
+    let log = open_with_clock(store.path(), &clock);
     let ids = (0..2)
         .map(|i| {
             log.append(Event::new(
