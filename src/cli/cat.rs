@@ -3,8 +3,8 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
 
+use super::filters::DayRangeArgs;
 use super::{Context, term};
 use crate::store::day;
 use crate::store::reader::{LineReader, parse_record};
@@ -12,20 +12,13 @@ use crate::store::reader::{LineReader, parse_record};
 /// Flags of the subcommand (documented on `Command`).
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this day (YYYY-MM-DD, UTC day of the append).
-    #[arg(long, value_parser = super::parse_day, value_name = "DAY", conflicts_with_all = ["from", "to"])]
-    pub date: Option<NaiveDate>,
-    /// First day (inclusive).
-    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
-    pub from: Option<NaiveDate>,
-    /// Last day (inclusive).
-    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
-    pub to: Option<NaiveDate>,
+    #[command(flatten)]
+    days: DayRangeArgs,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let dir = &ctx.store.storage_path;
-    let range = super::day_range(args.date, args.from, args.to);
+    let range = args.days.range();
     let files = day::list(dir, range)?;
     let stdout = io::stdout();
     // Piped, the stored lines as they are; on a terminal, their DEL, C1 and

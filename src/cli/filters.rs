@@ -1,11 +1,13 @@
-//! Filter flags shared by `query`, `stats` and `tail`; they mirror the HTTP
-//! parameter names.
+//! Flags shared by several subcommands: the event filters of `query`,
+//! `export`, `stats` and `tail` (they mirror the HTTP parameter names), paging,
+//! and the day range of `cat` and `verify`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::event::privacy::PrivacyConfig;
 use crate::event::{Level, Status, parse_timestamp};
 use crate::index::Query;
+use crate::store::DayRange;
 
 /// Filters of the events (same names as the HTTP query parameters).
 #[derive(Debug, Clone, clap::Args)]
@@ -90,4 +92,31 @@ fn parse_status(s: &str) -> Result<Status, String> {
 
 fn parse_level(s: &str) -> Result<Level, String> {
     s.parse::<Level>().map_err(|e| e.message)
+}
+
+/// Which day files (`cat`, `verify`): one day, or a range of days.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DayRangeArgs {
+    /// Only this day (YYYY-MM-DD, the UTC day of the append).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY", conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// First day (YYYY-MM-DD, inclusive).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
+    pub from: Option<NaiveDate>,
+    /// Last day (YYYY-MM-DD, inclusive).
+    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
+    pub to: Option<NaiveDate>,
+}
+
+impl DayRangeArgs {
+    /// The days of `--date`, or of `--from`/`--to` (all days without either).
+    pub fn range(&self) -> DayRange {
+        match self.date {
+            Some(d) => DayRange::day(d),
+            None => DayRange {
+                from: self.from,
+                to: self.to,
+            },
+        }
+    }
 }

@@ -183,15 +183,3 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 pub(crate) fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
     store::day::parse_day(s)
 }
-
-/// Builds a day range from `--date` or `--from`/`--to`.
-pub(crate) fn day_range(
-    date: Option<chrono::NaiveDate>,
-    from: Option<chrono::NaiveDate>,
-    to: Option<chrono::NaiveDate>,
-) -> store::DayRange {
-    match date {
-        Some(d) => store::DayRange::day(d),
-        None => store::DayRange { from, to },
-    }
-}

@@ -16,7 +16,7 @@ pub fn fresh_search(storage: &Path) -> anyhow::Result<IndexSearch> {
     }
     match Indexer::open(IndexConfig::new(storage)) {
         Ok(mut ix) => {
-            ix.sync()?;
+            ix.catch_up_and_commit()?;
             Ok(ix.search())
         }
         Err(Error::Locked) => {

@@ -54,7 +54,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut own = Indexer::open(IndexConfig::new(storage)).ok();
     while !stop.load(Ordering::SeqCst) {
         if let Some(ix) = own.as_mut() {
-            ix.sync()?;
+            ix.catch_up_and_commit()?;
         }
         search.reload()?;
         loop {

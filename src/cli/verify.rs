@@ -2,20 +2,17 @@
 
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
 
+use super::filters::DayRangeArgs;
 use super::{Context, EXIT_PROBLEM};
 use crate::store::verify;
 
-/// Flags of the subcommand (documented on `Command`).
+/// Flags of the subcommand (documented on `Command`): the days to check;
+/// the chain of the first must continue from the day before.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// First day to check (YYYY-MM-DD); the chain must continue from the day before.
-    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
-    pub from: Option<NaiveDate>,
-    /// Last day to check (YYYY-MM-DD).
-    #[arg(long, value_parser = super::parse_day, value_name = "DAY")]
-    pub to: Option<NaiveDate>,
+    #[command(flatten)]
+    days: DayRangeArgs,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
@@ -23,7 +20,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     if !dir.is_dir() {
         anyhow::bail!("storage directory {} does not exist", dir.display());
     }
-    let range = super::day_range(None, args.from, args.to);
+    let range = args.days.range();
     let report = verify::verify(dir, range)?;
     for note in &report.notes {
         eprintln!("note: {note}");

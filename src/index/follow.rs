@@ -262,7 +262,7 @@ mod tests {
         let search = IndexSearch::from_reader(ix.reader());
         log.append(Event::new(EventType::Push, "dev", "before"))
             .unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let mut follow = Follow::new(
             Query {
                 event_types: vec!["commit".into()],
@@ -281,7 +281,7 @@ mod tests {
             })
             .collect();
         log.append_batch(events).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let mut seen = Vec::new();
         loop {
             let batch = follow.next_batch(&search).unwrap();
@@ -337,7 +337,7 @@ mod tests {
                 })
                 .collect();
             log.append_batch(events).unwrap();
-            ix.sync().unwrap();
+            ix.catch_up_and_commit().unwrap();
         }
         let before = search.docs_examined();
         let mut follow = Follow::new(

@@ -476,8 +476,9 @@ impl Indexer {
         Ok(())
     }
 
-    /// `catch_up` then `commit`.
-    pub fn sync(&mut self) -> Result<u64, Error> {
+    /// [`Indexer::catch_up`] then [`Indexer::commit`]: the index covers every
+    /// complete line on disk when it returns. Returns the documents added.
+    pub fn catch_up_and_commit(&mut self) -> Result<u64, Error> {
         let n = self.catch_up()?;
         self.commit()?;
         Ok(n)
@@ -540,7 +541,7 @@ mod tests {
         log.flush().unwrap();
         drop(log);
         let mut ix = Indexer::open(IndexConfig::new(dir.path())).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let count = |ix: &Indexer, q: &str| {
             ix.search()
                 .query(&crate::index::Query {
@@ -560,7 +561,7 @@ mod tests {
         let len = text.len();
         std::fs::write(&file, text.replacen("charlie", "delta!x", 1)).unwrap();
         assert_eq!(std::fs::metadata(&file).unwrap().len() as usize, len);
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         assert_eq!(count(&ix, "charlie"), 0, "the cut event left the index");
         assert_eq!(count(&ix, "delta"), 1, "its replacement is indexed");
         assert_eq!(count(&ix, "alpha"), 1, "nothing twice");

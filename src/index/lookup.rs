@@ -215,7 +215,7 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let e = search.get(ids[1]).unwrap().expect("indexed");
         assert_eq!(e["action_description"], "e1");
         assert_eq!(e["seq"], 2);
@@ -236,7 +236,7 @@ mod tests {
         let search = IndexSearch::from_reader(ix.reader());
         let ev = |d: &str| Event::new(EventType::Push, "dev", d);
         let indexed = log.append(ev("indexed")).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let pending = log.append(ev("not indexed yet")).unwrap();
         let unknown = uuid::Uuid::now_v7();
         let all = ids(&[indexed, pending, unknown]);
@@ -251,7 +251,7 @@ mod tests {
             "{behind:?}"
         );
         // Once committed, the index alone answers.
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         assert_eq!(
             search.stored_ids(dir.path(), &all, 0).unwrap(),
             Found(ids(&[indexed, pending]))

@@ -398,7 +398,7 @@ impl IndexState {
             // rotates from a plain cron line.
             IndexMode::Open => match Indexer::open(IndexConfig::new(dir)) {
                 Ok(mut ix) => {
-                    ix.sync()?;
+                    ix.catch_up_and_commit()?;
                     if !had_index {
                         st.notes
                             .push("built the index from the day files (there was none)".into());

@@ -348,7 +348,7 @@ fn an_index_directory_deleted_under_a_running_indexer_is_rebuilt_from_the_files(
     handle.shutdown().unwrap();
     // The rebuilt index is a proper one: reopened, it holds each event once.
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    assert_eq!(ix.sync().unwrap(), 0);
+    assert_eq!(ix.catch_up_and_commit().unwrap(), 0);
     assert_eq!(count(&ix.search()), 30);
 }
 
@@ -367,7 +367,7 @@ fn an_index_of_another_schema_is_rebuilt_when_the_indexer_opens() {
     let old = tantivy::Index::create_in_dir(&path, b.build()).unwrap();
     drop(old);
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    assert_eq!(ix.sync().unwrap(), 5);
+    assert_eq!(ix.catch_up_and_commit().unwrap(), 5);
     assert_eq!(count(&ix.search()), 5);
 }
 
@@ -380,7 +380,7 @@ fn an_index_whose_checkpoint_has_an_old_version_is_rebuilt_when_the_indexer_open
     }
     Indexer::open(IndexConfig::new(store.path()))
         .unwrap()
-        .sync()
+        .catch_up_and_commit()
         .unwrap();
     {
         // Rewrite the payload as a version-0 index would have it.
@@ -393,7 +393,11 @@ fn an_index_whose_checkpoint_has_an_old_version_is_rebuilt_when_the_indexer_open
         w.wait_merging_threads().unwrap();
     }
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    assert_eq!(ix.sync().unwrap(), 5, "every event indexed again");
+    assert_eq!(
+        ix.catch_up_and_commit().unwrap(),
+        5,
+        "every event indexed again"
+    );
     assert_eq!(count(&ix.search()), 5);
 }
 
@@ -412,10 +416,10 @@ fn lines_cut_after_a_failed_fsync_leave_no_phantoms_in_the_index() {
     log.append_batch((0..4).map(|i| event("doomed", i)).collect())
         .unwrap_err();
     // The indexer sees the doomed lines before the cut...
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     // ...then the next append cuts them off and writes in their place.
     acked.extend((3..6).map(|i| log.append(event("a", i)).unwrap()));
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     let search = ix.search();
     let page = search.query(&all_time()).unwrap();
     let mut indexed = ids(&page.events);

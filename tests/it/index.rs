@@ -14,7 +14,7 @@ use crate::util::*;
 
 fn indexed(store: &Store) -> IndexSearch {
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     IndexSearch::from_reader(ix.reader())
 }
 
@@ -231,7 +231,7 @@ fn restarts_index_nothing_twice_and_skip_nothing() {
     let store = written_store(&[("2026-03-01T10:00:00Z", 30)]);
     {
         let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
     }
     // More appends, then an indexer that crashes before committing.
     let log =
@@ -271,7 +271,7 @@ fn malformed_lines_are_counted_and_skipped() {
         .write_all(b"not json\n{\"half\n")
         .unwrap();
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     assert_eq!(
         ix.stats()
             .malformed

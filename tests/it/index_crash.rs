@@ -145,7 +145,7 @@ fn sigkilled_indexers_index_every_line_exactly_once() {
 
     // The final catch-up.
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     drop(ix);
     let search = IndexSearch::open(store.path()).unwrap();
     let lines = store.lines().len() as u64;

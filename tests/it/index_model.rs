@@ -785,7 +785,7 @@ impl Harness {
                 self.indexer = Some(Indexer::open(index_config(self.dir.path())).unwrap());
             }
             Action::Sync => {
-                self.indexer().sync().unwrap();
+                self.indexer().catch_up_and_commit().unwrap();
                 self.committed = self.scan();
             }
             Action::Query(spec) => self.check_query(&query_of(spec), spec.page, when),

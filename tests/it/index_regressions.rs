@@ -21,7 +21,7 @@ fn stats_percentiles_fell_outside_the_durations() {
                 .unwrap();
         }
         let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
         let st = IndexSearch::from_reader(ix.reader())
             .stats(&Query {
                 start: Some(utc("2000-01-01T00:00:00Z")),

@@ -22,7 +22,7 @@ fn indexed(events: Vec<Event>) -> (Store, IndexSearch, Vec<String>) {
         clock.advance(chrono::Duration::seconds(1));
     }
     let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     (store, IndexSearch::from_reader(ix.reader()), ids)
 }
 

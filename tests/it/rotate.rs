@@ -40,7 +40,7 @@ fn store_with(days: &[(NaiveDate, u64)]) -> Store {
 /// Catches the index up (as `evlog query` does) and counts every event in it.
 fn index_total(dir: &Path) -> u64 {
     let mut ix = Indexer::open(IndexConfig::new(dir)).unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     all_time(&ix.search())
 }
 
