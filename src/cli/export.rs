@@ -81,8 +81,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         };
     };
     let part = part_path(&path);
-    let file = File::create(&part)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", part.display()))?;
+    let file =
+        File::create(&part).map_err(|e| anyhow::anyhow!("creating {}: {e}", part.display()))?;
     let bar = if io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta})")

@@ -816,7 +816,12 @@ mod tests {
         let given = r#"{"z":1,"b":{"y":[{"d":1,"c":2}],"x":null},"a":"é","A":true,"é":0}"#;
         let meta: Value = serde_json::from_str(given).unwrap();
         // Parsed in the order given (what the read side relies on).
-        let keys: Vec<&str> = meta.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = meta
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, ["z", "b", "a", "A", "é"]);
         let line = serde_json::to_string(&base().metadata(meta.clone())).unwrap();
         assert!(
@@ -826,7 +831,10 @@ mod tests {
             "{line}"
         );
         // The value is the same, only its order changed.
-        assert_eq!(Event::from_json(line.as_bytes()).unwrap().metadata, Some(meta));
+        assert_eq!(
+            Event::from_json(line.as_bytes()).unwrap().metadata,
+            Some(meta)
+        );
         // Other JSON is written in the order it holds.
         assert_eq!(
             serde_json::from_str::<Value>(given).unwrap().to_string(),

@@ -10,7 +10,7 @@
 //!   `events` — the other `/events` endpoints;
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `denials` — their rate
-//!   limit per source address; `reject` — the JSON errors;
+//!   limit per source address or key; `reject` — the JSON errors;
 //!   `quota` — what appends in flight hold, in all and per key.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
@@ -83,15 +83,17 @@ pub struct Limits {
     /// Append requests being written at once; more get 503 `overloaded`
     /// with `Retry-After`. An append takes its slot before it reads its body.
     pub max_pending_appends: usize,
-    /// Denials of requests without a valid key recorded one by one per
-    /// source (IPv4 address, IPv6 /64) and minute (a token bucket of this
-    /// size); the rest are counted into summary events. 0: summaries only.
+    /// Denials recorded one by one per source (without a valid key: IPv4
+    /// address, IPv6 /64; with one: the key) and minute (a token bucket of
+    /// this size); the rest are counted into summary events. 0: summaries
+    /// only.
     pub auth_failures_per_minute: u32,
     /// Seconds between two summary `auth_failure` events of one source
     /// (each carrying the count of the denials not recorded one by one).
     pub auth_failure_summary_secs: u64,
-    /// Sources whose denials are tracked at once; beyond, the one tracked
-    /// longest is forgotten (its count goes to a summary of forgotten sources).
+    /// Addresses whose denials are tracked at once; beyond, the one tracked
+    /// longest is forgotten (its count goes to a summary of forgotten
+    /// sources), and new ones share one budget of `auth_failures_per_minute`.
     pub auth_failure_sources: usize,
     /// A response write that makes no progress for this long, in
     /// milliseconds, closes the connection: a client that stops reading an
@@ -153,11 +155,11 @@ pub(crate) struct State {
     search: IndexSearch,
     indexer: IndexerHandle,
     keys: KeyStore,
-    /// The server's own events (denials of keyed requests, summaries of
-    /// keyless ones, start, stop): fire and forget. Keyless requests never
+    /// The server's own events (budgeted denials of keyed requests, the
+    /// summaries, start, stop): fire and forget. Keyless requests never
     /// reach this queue (see `denials`).
     appender: Appender,
-    /// Rate limit and queue of the denials of keyless and bad-key requests.
+    /// Rate limit of denials, and queue of those of keyless and bad-key requests.
     denials: denials::Denials,
     metrics: metrics::Metrics,
     limits: Limits,

@@ -614,7 +614,10 @@ fn query_and_stats_match_user_id_as_stored_when_ids_are_hashed() {
 /// filter is a usage error that leaves no file behind.
 #[test]
 fn export_writes_every_match_to_stdout_or_a_file() {
-    let store = written_store(&[("2026-11-20T08:00:00Z", 1300), ("2026-11-21T08:00:00Z", 1200)]);
+    let store = written_store(&[
+        ("2026-11-20T08:00:00Z", 1300),
+        ("2026-11-21T08:00:00Z", 1200),
+    ]);
     let all = ["--start", "2026-11-01T00:00:00Z"];
     let out = store.run(&[&["export"][..], &all].concat(), b"");
     out.expect_code(0);
@@ -639,7 +642,11 @@ fn export_writes_every_match_to_stdout_or_a_file() {
     );
     out.expect_code(0);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    assert!(out.stderr.contains("exported 2500 event(s)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("exported 2500 event(s)"),
+        "{}",
+        out.stderr
+    );
     assert!(!store.file("nov.csv.part").exists());
     let mut r = csv::Reader::from_path(&file).unwrap();
     assert_eq!(
@@ -653,7 +660,13 @@ fn export_writes_every_match_to_stdout_or_a_file() {
     // A bad filter: exit 2 naming it, no file written.
     let bad = store.file("bad.csv");
     let out = store.run(
-        &["export", "--status", "meh", "--output", bad.to_str().unwrap()],
+        &[
+            "export",
+            "--status",
+            "meh",
+            "--output",
+            bad.to_str().unwrap(),
+        ],
         b"",
     );
     out.expect_code(2);
