@@ -29,15 +29,17 @@ pub struct Limits {
     /// Append requests being written at once; more get 503 `overloaded`
     /// with `Retry-After`. An append takes its slot before it reads its body.
     pub max_pending_appends: usize,
-    /// Denials of requests without a valid key recorded one by one per
-    /// source (IPv4 address, IPv6 /64) and minute (a token bucket of this
-    /// size); the rest are counted into summary events. 0: summaries only.
+    /// Denials recorded one by one per source (without a valid key: IPv4
+    /// address, IPv6 /64; with one: the key) and minute (a token bucket of
+    /// this size); the rest are counted into summary events. 0: summaries
+    /// only.
     pub auth_failures_per_minute: u32,
     /// Seconds between two summary `auth_failure` events of one source
     /// (each carrying the count of the denials not recorded one by one).
     pub auth_failure_summary_secs: u64,
-    /// Sources whose denials are tracked at once; beyond, the one tracked
-    /// longest is forgotten (its count goes to a summary of forgotten sources).
+    /// Addresses whose denials are tracked at once; beyond, the one tracked
+    /// longest is forgotten (its count goes to a summary of forgotten
+    /// sources), and new ones share one budget of `auth_failures_per_minute`.
     pub auth_failure_sources: usize,
     /// A response write that makes no progress for this long, in
     /// milliseconds, closes the connection: a client that stops reading an

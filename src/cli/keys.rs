@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::{Context, term};
 use crate::auth::{self, KeyEntry, KeysFile, Role};
-use crate::event::{Event, EventType};
+use crate::event::{Event, EventType, SERVER_APPENDER};
 use crate::store::EventLog;
 
 /// Flags of `evlog keys`.
@@ -159,12 +159,13 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 /// the command reports success. It is stored under the reserved user
 /// `evlog` (no `user` key can be made for it), with the operator's login in
 /// `metadata.operator`: stored under the login, a `user` key named like the
-/// operator would read every key change.
+/// operator would read every key change. Like the server's own events, it
+/// says `appended_by` `evlog` (no key appended it).
 pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result<()> {
     log.append(
         Event::new(
             EventType::SystemConfig,
-            "evlog",
+            SERVER_APPENDER,
             format!(
                 "{what}: {} ({} key of {})",
                 k.id,
@@ -179,7 +180,8 @@ pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result
             "key_user_id": k.user_id,
             "label": k.label,
             "operator": operator(),
-        })),
+        }))
+        .appended_by(SERVER_APPENDER),
     )?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Who is asking, and may they: keys from `X-API-Key` or
 //! `Authorization: Bearer`, role checks after the route matched, and an
-//! `auth_failure` event for every denial (for requests without a valid key,
-//! within a budget per source: see `denials`).
+//! `auth_failure` event for every denial (within a budget per address or
+//! key: see `denials`).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -207,51 +207,59 @@ impl State {
     /// Records an `auth_failure` event for a denied request and returns the
     /// error. The event goes through a fire-and-forget queue, never through
     /// HTTP, so recording a denial cannot itself be denied or recorded
-    /// again; it names the key by id, never the key. A denial of a request
-    /// without a valid key (`who` is `None`) is recorded only within its
-    /// source's budget, through a queue of its own (see `denials`); the path
-    /// and the description are cut to a bounded size.
+    /// again; it names the key by id, never the key. It is recorded within
+    /// its source's budget (see [`State::record_denial`]): its key's, or
+    /// for a request without a valid key (`who` is `None`) its address's.
+    /// The path and the description are cut to a bounded size.
     pub(crate) fn deny(&self, ctx: &Ctx, who: Option<&Principal>, e: ApiError) -> ApiError {
-        let now = std::time::Instant::now();
-        let source = Source::of(ctx.ip);
-        if who.is_none() && self.denials.admit(source, now) == Admit::Suppress {
-            return e;
-        }
-        let (path, path_cut) = truncated(&ctx.path, MAX_PATH_BYTES);
-        let description = format!("{} {path} denied: {}", ctx.method, e.message);
-        let (description, _) = truncated(&description, MAX_DESCRIPTION_BYTES);
-        let mut meta = json!({
-            "method": ctx.method.as_str(),
-            "path": path,
-            "http_status": e.status.as_u16(),
-            "code": e.code,
-            "key_id": who.map(|p| p.key_id.as_str()),
-            "role": who.map(|p| p.role.as_str()),
+        let source = match who {
+            None => Source::of(ctx.ip),
+            Some(p) => Source::key(&p.key_id, &p.user_id),
+        };
+        self.record_denial(ctx, &source, || {
+            let (path, path_cut) = truncated(&ctx.path, MAX_PATH_BYTES);
+            let description = format!("{} {path} denied: {}", ctx.method, e.message);
+            let (description, _) = truncated(&description, MAX_DESCRIPTION_BYTES);
+            let mut meta = json!({
+                "method": ctx.method.as_str(),
+                "path": path,
+                "http_status": e.status.as_u16(),
+                "code": e.code,
+                "key_id": who.map(|p| p.key_id.as_str()),
+                "role": who.map(|p| p.role.as_str()),
+            });
+            if path_cut {
+                meta["path_bytes"] = ctx.path.len().into();
+            }
+            Event::new(
+                EventType::AuthFailure,
+                who.map_or("anonymous", |p| p.user_id.as_str()),
+                description,
+            )
+            .status(Status::Failure)
+            .level(Level::Security)
+            .metadata(meta)
         });
-        if path_cut {
-            meta["path_bytes"] = ctx.path.len().into();
+        e
+    }
+
+    /// Records the `auth_failure` event `event()` (plus the request's
+    /// address and id) of a denial from `source` if its budget allows;
+    /// otherwise the denial is counted for its source's summary (see
+    /// `denials`).
+    pub(crate) fn record_denial(&self, ctx: &Ctx, source: &Source, event: impl FnOnce() -> Event) {
+        let now = std::time::Instant::now();
+        if self.denials.admit(source, now) == Admit::Suppress {
+            return;
         }
-        let mut event = Event::new(
-            EventType::AuthFailure,
-            who.map_or("anonymous", |p| p.user_id.as_str()),
-            description,
-        )
-        .status(Status::Failure)
-        .level(Level::Security)
-        .metadata(meta);
+        let mut event = event();
         if let Some(ip) = ctx.ip {
             event = event.source_ip(ip.to_string());
         }
         if let Some(r) = &ctx.request_id {
             event = event.request_id(r.clone());
         }
-        match who {
-            None => self.denials.record(source, event, now),
-            Some(_) => {
-                self.appender.append(event);
-            }
-        }
-        e
+        self.denials.record(source, event, now, &self.appender);
     }
 }
 

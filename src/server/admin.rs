@@ -10,8 +10,8 @@ use warp::reply::{Reply, Response};
 use super::access::Ctx;
 use super::reject::ApiError;
 use super::{State, blocking};
-use crate::auth::Role;
-use crate::event::{Event, EventType, Status};
+use crate::auth::{Principal, Role};
+use crate::event::{Event, EventType, SERVER_APPENDER, Status};
 use crate::index::Wake;
 use crate::rotate::{self, IndexMode, Options, Report};
 
@@ -53,11 +53,10 @@ pub(crate) async fn rotate(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
     // A task of its own: if the response budget runs out (a rotation of
     // large files can outlast it), the rotation still finishes and is recorded.
     let st = state.clone();
-    let user = who.user_id.clone();
     let task = tokio::spawn(async move {
         let report = run_rotation(&st, dry_run).await?;
         if !dry_run {
-            record(&st, &user, &report);
+            record(&st, Some(&who), &report);
         }
         Ok::<_, ApiError>(report)
     });
@@ -108,19 +107,25 @@ pub(crate) async fn run_rotation(state: &Arc<State>, dry_run: bool) -> Result<Re
     }
 }
 
-/// Records a rotation as a `system_config` event (an admin action).
-fn record(state: &State, user: &str, r: &Report) {
+/// Records a rotation as a `system_config` event of the user `evlog`, run
+/// `by` an admin key (its id and user in `metadata.key_id` and
+/// `metadata.operator`) or by the daily schedule (`None`). Never under the
+/// admin's user: a `user` key of that name would read every report.
+fn record(state: &State, by: Option<&Principal>, r: &Report) {
     let status = if r.ok() {
         Status::Success
     } else {
         Status::Failure
     };
+    let run_by = by.map_or("the daily schedule".to_string(), |p| {
+        format!("{} (key {})", p.user_id, p.key_id)
+    });
     state.appender.append(
         Event::new(
             EventType::SystemConfig,
-            user,
+            SERVER_APPENDER,
             format!(
-                "rotation: {} file(s) compressed, {} deleted, {} failed",
+                "rotation by {run_by}: {} file(s) compressed, {} deleted, {} failed",
                 r.compressed.len(),
                 r.deleted.len(),
                 r.failures.len()
@@ -133,6 +138,8 @@ fn record(state: &State, user: &str, r: &Report) {
             "failures": r.failures,
             "bytes_before": r.bytes_before,
             "bytes_after": r.bytes_after,
+            "operator": by.map(|p| p.user_id.as_str()),
+            "key_id": by.map(|p| p.key_id.as_str()),
         })),
     );
 }
@@ -174,7 +181,7 @@ pub(crate) async fn schedule(state: Weak<State>, at: NaiveTime) {
                     bytes_after = r.bytes_after,
                     "daily rotation done"
                 );
-                record(&s, "evlog", &r);
+                record(&s, None, &r);
             }
             Err(e) => tracing::error!(error = %e.message, "daily rotation did not run"),
         }

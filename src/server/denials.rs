@@ -2,27 +2,42 @@
 //!
 //! Every denied request is recorded as an `auth_failure` event, but anyone
 //! can send requests without a key (or with a made-up one), as fast as the
-//! network allows. So:
+//! network allows, and a key-holder can send refused ones just as fast. So
+//! denials are recorded one by one only within a budget per source
+//! ([`Limits::auth_failures_per_minute`], a token bucket):
 //!
-//! - denials of requests **without a valid key** are recorded one by one
-//!   only within a budget per source ([`Limits::auth_failures_per_minute`]:
-//!   a token bucket per IPv4 address or IPv6 /64); the rest are counted, and
-//!   each source with a count gets one summary `auth_failure` event (its
-//!   `metadata.suppressed`) per [`Limits::auth_failure_summary_secs`];
-//! - the sources are tracked in a table of at most
+//! - a request **without a valid key** is of its address (an IPv4 address
+//!   or an IPv6 /64);
+//! - a request **with a valid key** (a role refused, or the hidden 404 of
+//!   another user's event) is of its key, by id, with one budget for the
+//!   denials stored under the key's user and one for those stored under
+//!   `evlog` (the hidden 404s: sharing one budget would let the key tell
+//!   them from a real 404 by the denials it can read).
+//!
+//! The rest are counted, and each source with a count gets one summary
+//! `auth_failure` event (its `metadata.suppressed`) per
+//! [`Limits::auth_failure_summary_secs`]. A count is cleared only once its
+//! summary was queued: one the server's queue refuses is kept for the next
+//! try. So each denial is either stored or counted.
+//!
+//! - The addresses are tracked in a table of at most
 //!   [`Limits::auth_failure_sources`] entries; when it is full the one
 //!   tracked longest is forgotten, its count going to one summary of
-//!   forgotten sources;
-//! - those budgeted events go through a queue of their own
-//!   ([`ANONYMOUS_QUEUE`] events); one it cannot take is counted for its
-//!   source's summary. Denials of requests **with a valid key** (a role
-//!   refused) and the summaries go through the server's own queue, which
-//!   keyless requests never reach: a flood cannot push them out.
+//!   forgotten sources, and a new address draws from one shared overflow
+//!   bucket (the same size) instead of a budget of its own: many addresses
+//!   together get at most about (`auth_failure_sources` + 1) budgets a
+//!   minute. Keys are not in that bound: there are only as many as the
+//!   keys file holds.
+//! - Budgeted denials without a valid key go through a queue of their own
+//!   ([`ANONYMOUS_QUEUE`] events); those of keys and the summaries go
+//!   through the server's own queue, which keyless requests never reach: a
+//!   flood cannot push them out. A denial a queue cannot take is counted
+//!   for its source's summary.
 //!
 //! Stored paths are cut to [`MAX_PATH_BYTES`] (and the description to
 //! [`MAX_DESCRIPTION_BYTES`]) on a character boundary.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,9 +70,10 @@ pub fn truncated(s: &str, max: usize) -> (&str, bool) {
     (&s[..end], true)
 }
 
-/// Where denials come from: an IPv4 address, an IPv6 /64 (what one host
-/// is usually given), or unknown (no peer address, e.g. `warp::test`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where denials come from: for requests without a valid key an IPv4
+/// address, an IPv6 /64 (what one host is usually given), or unknown (no
+/// peer address, e.g. `warp::test`); for requests with one, the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
     /// An IPv4 address (or an IPv4-mapped IPv6 one).
     V4(std::net::Ipv4Addr),
@@ -65,6 +81,15 @@ pub enum Source {
     V6Net(u64),
     /// No peer address.
     Unknown,
+    /// A valid key, by id, and the user its denials are stored under (the
+    /// key's own for a refused role; `evlog` for the hidden 404 of another
+    /// user's event): one budget each.
+    Key {
+        /// The key's id.
+        key_id: String,
+        /// The user the denials and their summary are stored under.
+        user_id: String,
+    },
 }
 
 impl Source {
@@ -80,21 +105,60 @@ impl Source {
         }
     }
 
-    /// The address stored as `source_ip` of a summary (a /64's first address).
-    fn ip(self) -> Option<IpAddr> {
-        match self {
-            Source::V4(a) => Some(IpAddr::V4(a)),
-            Source::V6Net(n) => Some(IpAddr::V6(Ipv6Addr::from(u128::from(n) << 64))),
-            Source::Unknown => None,
+    /// The source of the denials of key `key_id` stored under `user_id`.
+    pub fn key(key_id: &str, user_id: &str) -> Source {
+        Source::Key {
+            key_id: key_id.to_string(),
+            user_id: user_id.to_string(),
         }
     }
 
-    fn describe(self) -> String {
+    fn is_key(&self) -> bool {
+        matches!(self, Source::Key { .. })
+    }
+
+    /// The address stored as `source_ip` of a summary (a /64's first address).
+    fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Source::V4(a) => Some(IpAddr::V4(*a)),
+            Source::V6Net(n) => Some(IpAddr::V6(Ipv6Addr::from(u128::from(*n) << 64))),
+            Source::Unknown | Source::Key { .. } => None,
+        }
+    }
+
+    fn describe(&self) -> String {
         match self {
             Source::V4(a) => a.to_string(),
             Source::V6Net(_) => format!("{}/64", self.ip().expect("an address")),
             Source::Unknown => "an unknown address".into(),
+            Source::Key { key_id, .. } => format!("key {key_id}"),
         }
+    }
+}
+
+/// A token bucket of `per_minute` tokens, refilled over the minute.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    /// Its tokens at `now` (at most `full`), refilled at `full` a minute.
+    fn level(&self, now: Instant, full: f64) -> f64 {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        (self.tokens + elapsed * full / 60.0).min(full)
+    }
+
+    /// Takes a token if there is one.
+    fn take(&mut self, now: Instant, full: f64) -> bool {
+        self.tokens = self.level(now, full);
+        self.refilled = now;
+        let took = self.tokens >= 1.0;
+        if took {
+            self.tokens -= 1.0;
+        }
+        took
     }
 }
 
@@ -102,35 +166,62 @@ impl Source {
 #[derive(Debug)]
 struct Entry {
     /// Denials it may still have recorded one by one (refilled over time).
-    tokens: f64,
-    refilled: Instant,
+    /// An entry made while the table was full starts empty and draws from
+    /// [`Table::overflow`] instead; its own bucket only says when it may
+    /// be forgotten.
+    bucket: Bucket,
+    overflow: bool,
     /// Denials counted, not recorded, since `since`.
     suppressed: u64,
     since: Option<(Instant, DateTime<Utc>)>,
-    /// Its place in [`Table::order`].
+    /// Its place in [`Table::order`] (addresses only).
     generation: u64,
 }
 
-/// The sources being tracked, oldest first in `order`.
-#[derive(Debug, Default)]
+/// The sources being tracked, the addresses oldest first in `order`.
+#[derive(Debug)]
 struct Table {
     map: HashMap<Source, Entry>,
-    /// `(source, generation)` in the order of tracking; stale pairs (the
+    /// Keys in `map` (the rest are addresses).
+    keys: usize,
+    /// `(address, generation)` in the order of tracking; stale pairs (the
     /// entry was dropped or tracked anew) are skipped.
     order: VecDeque<(Source, u64)>,
     next_generation: u64,
+    /// The one budget of the addresses tracked while the table was full.
+    overflow: Bucket,
     /// Denials counted for sources forgotten since `forgotten_since`.
     forgotten: u64,
     forgotten_sources: u64,
     forgotten_since: Option<(Instant, DateTime<Utc>)>,
 }
 
+impl Table {
+    fn addresses(&self) -> usize {
+        self.map.len() - self.keys
+    }
+
+    /// Counts a denial of `source` for its summary.
+    fn count(&mut self, source: &Source, now: Instant) {
+        match self.map.get_mut(source) {
+            Some(e) => {
+                e.suppressed += 1;
+                e.since.get_or_insert((now, Utc::now()));
+            }
+            None => {
+                self.forgotten += 1;
+                self.forgotten_since.get_or_insert((now, Utc::now()));
+            }
+        }
+    }
+}
+
 /// Counters of [`Denials`] (registered in `/metrics`).
 #[derive(Debug, Clone)]
 pub struct DenialStats {
-    /// Keyless and bad-key denials counted instead of recorded one by one.
+    /// Denials counted instead of recorded one by one.
     pub suppressed: IntCounter,
-    /// Sources tracked now.
+    /// Sources (addresses and keys) tracked now.
     pub sources: IntGauge,
 }
 
@@ -144,7 +235,7 @@ impl Default for DenialStats {
     }
 }
 
-/// The decision for one keyless denial.
+/// The decision for one denial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
     /// Record it.
@@ -153,7 +244,8 @@ pub enum Admit {
     Suppress,
 }
 
-/// The rate limiter and queue of keyless denials (see the module docs).
+/// The rate limiter of denials and the queue of keyless ones (see the
+/// module docs).
 pub struct Denials {
     per_minute: u32,
     summary_every: Duration,
@@ -166,11 +258,24 @@ pub struct Denials {
 impl Denials {
     /// A limiter over `limits`, with its own queue into `log`, counting into `stats`.
     pub fn new(log: EventLog, limits: &Limits, stats: DenialStats) -> Denials {
+        let per_minute = limits.auth_failures_per_minute;
         Denials {
-            per_minute: limits.auth_failures_per_minute,
+            per_minute,
             summary_every: Duration::from_secs(limits.auth_failure_summary_secs.max(1)),
             max_sources: limits.auth_failure_sources.max(1),
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(Table {
+                map: HashMap::new(),
+                keys: 0,
+                order: VecDeque::new(),
+                next_generation: 0,
+                overflow: Bucket {
+                    tokens: f64::from(per_minute),
+                    refilled: Instant::now(),
+                },
+                forgotten: 0,
+                forgotten_sources: 0,
+                forgotten_since: None,
+            }),
             queue: Appender::spawn(
                 log,
                 ANONYMOUS_QUEUE,
@@ -190,35 +295,44 @@ impl Denials {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the next keyless denial from `source` is recorded (taking
-    /// one of its tokens) or counted.
-    pub fn admit(&self, source: Source, now: Instant) -> Admit {
-        let mut t = self.table();
-        let rate = f64::from(self.per_minute) / 60.0;
-        if !t.map.contains_key(&source) {
-            while t.map.len() >= self.max_sources {
-                self.forget_oldest(&mut t, now);
+    /// Whether the next denial from `source` is recorded (taking one of
+    /// its tokens, or of the overflow bucket) or counted.
+    pub fn admit(&self, source: &Source, now: Instant) -> Admit {
+        let mut guard = self.table();
+        let t = &mut *guard;
+        let full = f64::from(self.per_minute);
+        if !t.map.contains_key(source) {
+            let mut overflow = false;
+            if source.is_key() {
+                t.keys += 1;
+            } else {
+                while t.addresses() >= self.max_sources && self.forget_oldest(t, now) {
+                    overflow = true;
+                }
+                t.order.push_back((source.clone(), t.next_generation));
             }
-            let generation = t.next_generation;
-            t.next_generation += 1;
-            t.order.push_back((source, generation));
             t.map.insert(
-                source,
+                source.clone(),
                 Entry {
-                    tokens: f64::from(self.per_minute),
-                    refilled: now,
+                    bucket: Bucket {
+                        tokens: if overflow { 0.0 } else { full },
+                        refilled: now,
+                    },
+                    overflow,
                     suppressed: 0,
                     since: None,
-                    generation,
+                    generation: t.next_generation,
                 },
             );
+            t.next_generation += 1;
         }
-        let e = t.map.get_mut(&source).expect("inserted");
-        let elapsed = now.saturating_duration_since(e.refilled).as_secs_f64();
-        e.tokens = (e.tokens + elapsed * rate).min(f64::from(self.per_minute));
-        e.refilled = now;
-        let admit = if e.tokens >= 1.0 {
-            e.tokens -= 1.0;
+        let e = t.map.get_mut(source).expect("inserted");
+        let bucket = if e.overflow {
+            &mut t.overflow
+        } else {
+            &mut e.bucket
+        };
+        let admit = if bucket.take(now, full) {
             Admit::Record
         } else {
             e.suppressed += 1;
@@ -230,9 +344,9 @@ impl Denials {
         admit
     }
 
-    /// Drops the source tracked longest, its count going to the summary of
-    /// forgotten sources.
-    fn forget_oldest(&self, t: &mut Table, now: Instant) {
+    /// Drops the address tracked longest, its count going to the summary
+    /// of forgotten sources; `false` if none is tracked.
+    fn forget_oldest(&self, t: &mut Table, now: Instant) -> bool {
         while let Some((source, generation)) = t.order.pop_front() {
             if t.map
                 .get(&source)
@@ -244,92 +358,97 @@ impl Denials {
                     t.forgotten_sources += 1;
                     t.forgotten_since.get_or_insert((now, Utc::now()));
                 }
-                return;
+                return true;
             }
         }
+        false
     }
 
-    /// Queues a budgeted keyless denial; one the queue cannot take is
-    /// counted for its source's summary instead.
-    pub fn record(&self, source: Source, event: Event, now: Instant) {
-        if self.queue.append(event) {
+    /// Queues a budgeted denial of `source`: a key's on `server` (the
+    /// server's own queue), an address's on the keyless queue. One the
+    /// queue cannot take is counted for the source's summary instead.
+    pub fn record(&self, source: &Source, event: Event, now: Instant, server: &Appender) {
+        let queue = if source.is_key() { server } else { &self.queue };
+        if queue.append(event) {
             return;
         }
-        let mut t = self.table();
         self.stats.suppressed.inc();
-        match t.map.get_mut(&source) {
-            Some(e) => {
-                e.suppressed += 1;
-                e.since.get_or_insert((now, Utc::now()));
-            }
-            None => {
-                t.forgotten += 1;
-                t.forgotten_since.get_or_insert((now, Utc::now()));
-            }
-        }
+        self.table().count(source, now);
     }
 
-    /// The summaries due at `now` (every count older than the summary
-    /// interval, or every count when `all`); forgets sources that have
-    /// nothing to report and a full budget again.
-    pub fn summaries(&self, now: Instant, all: bool) -> Vec<Event> {
-        let mut t = self.table();
+    /// Hands `appender` the summaries due at `now` (see [`Self::summarise_with`]).
+    pub fn summarise_into(&self, appender: &Appender, now: Instant, all: bool) {
+        self.summarise_with(now, all, |e| appender.append(e));
+    }
+
+    /// Offers `take` the summaries due at `now` (every count older than the
+    /// summary interval, or every count when `all`). A count is cleared
+    /// only once `take` accepted its summary; after a refusal (a full
+    /// queue) nothing more is offered, and the counts wait for the next
+    /// call. Forgets sources that have nothing to report and a full budget
+    /// again.
+    fn summarise_with(&self, now: Instant, all: bool, mut take: impl FnMut(Event) -> bool) {
+        let mut guard = self.table();
+        let t = &mut *guard;
         let due = |since: Option<(Instant, DateTime<Utc>)>| {
             since.is_some_and(|(at, _)| {
                 all || now.saturating_duration_since(at) >= self.summary_every
             })
         };
-        let mut out = Vec::new();
-        let rate = f64::from(self.per_minute) / 60.0;
+        let mut open = true;
         let full = f64::from(self.per_minute);
+        let mut keys_left = t.keys;
         t.map.retain(|source, e| {
-            if due(e.since) && e.suppressed > 0 {
-                let (_, since) = e.since.take().expect("due");
-                out.push(self.summary(Some(*source), e.suppressed, 1, since));
-                e.suppressed = 0;
+            if open && due(e.since) && e.suppressed > 0 {
+                let (_, since) = e.since.expect("due");
+                open = take(self.summary(Some(source), e.suppressed, 1, since));
+                if open {
+                    e.suppressed = 0;
+                    e.since = None;
+                }
             }
-            let refilled =
-                e.tokens + now.saturating_duration_since(e.refilled).as_secs_f64() * rate;
-            e.suppressed > 0 || refilled < full
+            let keep = e.suppressed > 0 || e.bucket.level(now, full) < full;
+            if !keep && source.is_key() {
+                keys_left -= 1;
+            }
+            keep
         });
-        if due(t.forgotten_since) && t.forgotten > 0 {
-            let (_, since) = t.forgotten_since.take().expect("due");
-            out.push(self.summary(None, t.forgotten, t.forgotten_sources, since));
-            t.forgotten = 0;
-            t.forgotten_sources = 0;
+        t.keys = keys_left;
+        if open && due(t.forgotten_since) && t.forgotten > 0 {
+            let (_, since) = t.forgotten_since.expect("due");
+            if take(self.summary(None, t.forgotten, t.forgotten_sources, since)) {
+                t.forgotten = 0;
+                t.forgotten_sources = 0;
+                t.forgotten_since = None;
+            }
         }
-        let live: std::collections::HashSet<(Source, u64)> =
-            t.map.iter().map(|(s, e)| (*s, e.generation)).collect();
-        t.order.retain(|p| live.contains(p));
+        let live: HashSet<(&Source, u64)> = t.map.iter().map(|(s, e)| (s, e.generation)).collect();
+        t.order.retain(|(s, g)| live.contains(&(s, *g)));
         self.stats.sources.set(t.map.len() as i64);
-        out
     }
 
     /// A summary of `count` denials from `source` (`None`: from `sources`
     /// forgotten sources).
     fn summary(
         &self,
-        source: Option<Source>,
+        source: Option<&Source>,
         count: u64,
         sources: u64,
         since: DateTime<Utc>,
     ) -> Event {
         let until = Utc::now();
-        let from = match source {
-            Some(s) => s.describe(),
-            None => format!("{sources} address(es) no longer tracked"),
-        };
-        let mut e = Event::new(
-            EventType::AuthFailure,
-            "anonymous",
-            format!(
-                "{count} more denied request(s) without a valid key from {from}, counted but not recorded one by one (limit auth_failures_per_minute = {})",
-                self.per_minute
+        let (user, from) = match source {
+            Some(Source::Key { key_id, user_id }) => (user_id.as_str(), format!("of key {key_id}")),
+            Some(s) => (
+                "anonymous",
+                format!("without a valid key from {}", s.describe()),
             ),
-        )
-        .status(Status::Failure)
-        .level(Level::Security)
-        .metadata(json!({
+            None => (
+                "anonymous",
+                format!("without a valid key from {sources} address(es) no longer tracked"),
+            ),
+        };
+        let mut meta = json!({
             "summary": true,
             "suppressed": count,
             "sources": sources,
@@ -337,7 +456,21 @@ impl Denials {
             "since": format_timestamp(&since),
             "until": format_timestamp(&until),
             "limit_per_minute": self.per_minute,
-        }));
+        });
+        if let Some(Source::Key { key_id, .. }) = source {
+            meta["key_id"] = key_id.as_str().into();
+        }
+        let mut e = Event::new(
+            EventType::AuthFailure,
+            user,
+            format!(
+                "{count} more denied request(s) {from}, counted but not recorded one by one (limit auth_failures_per_minute = {})",
+                self.per_minute
+            ),
+        )
+        .status(Status::Failure)
+        .level(Level::Security)
+        .metadata(meta);
         if let Some(ip) = source.and_then(Source::ip) {
             e = e.source_ip(ip.to_string());
         }
@@ -350,14 +483,11 @@ impl Denials {
         self.queue.shutdown();
     }
 
-    /// Writes what the queue holds, stops it, and hands a summary of every
-    /// count left to `appender` (at the server's shutdown).
+    /// Hands a summary of every count left to `appender`, then writes what
+    /// the queue holds and stops it (at the server's shutdown).
     pub fn shutdown_into(self, appender: &Appender) {
-        let summaries = self.summaries(Instant::now(), true);
+        self.summarise_into(appender, Instant::now(), true);
         self.queue.shutdown();
-        for e in summaries {
-            appender.append(e);
-        }
     }
 }
 
@@ -369,9 +499,9 @@ pub(crate) async fn summarise(state: std::sync::Weak<super::State>) {
     loop {
         tick.tick().await;
         let Some(state) = state.upgrade() else { return };
-        for e in state.denials.summaries(Instant::now(), false) {
-            state.appender.append(e);
-        }
+        state
+            .denials
+            .summarise_into(&state.appender, Instant::now(), false);
     }
 }
 
@@ -389,6 +519,16 @@ mod tests {
         }
     }
 
+    /// The summaries [`Denials::summarise_with`] offers, all taken.
+    fn summaries(d: &Denials, now: Instant, all: bool) -> Vec<Event> {
+        let mut out = Vec::new();
+        d.summarise_with(now, all, |e| {
+            out.push(e);
+            true
+        });
+        out
+    }
+
     fn v4(i: u32) -> Source {
         Source::of(Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))))
     }
@@ -399,33 +539,33 @@ mod tests {
         let log = EventLog::open(Config::new(dir.path())).unwrap();
         let d = Denials::new(log, &limits(10, 100), DenialStats::default());
         let t0 = Instant::now();
-        let decisions: Vec<Admit> = (0..1000).map(|_| d.admit(v4(1), t0)).collect();
+        let decisions: Vec<Admit> = (0..1000).map(|_| d.admit(&v4(1), t0)).collect();
         assert_eq!(
             decisions.iter().filter(|a| **a == Admit::Record).count(),
             10
         );
         assert_eq!(d.stats().suppressed.get(), 990);
         // Another source has its own budget.
-        assert_eq!(d.admit(v4(2), t0), Admit::Record);
+        assert_eq!(d.admit(&v4(2), t0), Admit::Record);
         // Six seconds refill one token (10 per minute).
         let t6 = t0 + Duration::from_secs(6);
-        assert_eq!(d.admit(v4(1), t6), Admit::Record);
-        assert_eq!(d.admit(v4(1), t6), Admit::Suppress);
-        assert!(d.summaries(t0 + Duration::from_secs(59), false).is_empty());
-        let s = d.summaries(t0 + Duration::from_secs(60), false);
+        assert_eq!(d.admit(&v4(1), t6), Admit::Record);
+        assert_eq!(d.admit(&v4(1), t6), Admit::Suppress);
+        assert!(summaries(&d, t0 + Duration::from_secs(59), false).is_empty());
+        let s = summaries(&d, t0 + Duration::from_secs(60), false);
         assert_eq!(s.len(), 1);
         let m = s[0].metadata.as_ref().unwrap();
         assert_eq!(m["suppressed"], 991);
         assert_eq!(s[0].source_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(s[0].user_id, "anonymous");
-        assert!(d.summaries(t0 + Duration::from_secs(120), false).is_empty());
+        assert!(summaries(&d, t0 + Duration::from_secs(120), false).is_empty());
         // A full budget again; at shutdown every count is summarised.
         let t2 = t0 + Duration::from_secs(121);
         for _ in 0..10 {
-            assert_eq!(d.admit(v4(1), t2), Admit::Record);
+            assert_eq!(d.admit(&v4(1), t2), Admit::Record);
         }
-        assert_eq!(d.admit(v4(1), t2), Admit::Suppress);
-        let s = d.summaries(t2, true);
+        assert_eq!(d.admit(&v4(1), t2), Admit::Suppress);
+        let s = summaries(&d, t2, true);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].metadata.as_ref().unwrap()["suppressed"], 1);
         d.shutdown();
@@ -437,28 +577,133 @@ mod tests {
         let log = EventLog::open(Config::new(dir.path())).unwrap();
         let d = Denials::new(log, &limits(1, 1000), DenialStats::default());
         let t0 = Instant::now();
+        let mut recorded = 0;
         for i in 0..50_000 {
-            // Each address: one recorded, one counted.
-            assert_eq!(d.admit(v4(i), t0), Admit::Record);
-            assert_eq!(d.admit(v4(i), t0), Admit::Suppress);
+            // Two denials of each address.
+            for _ in 0..2 {
+                recorded += usize::from(d.admit(&v4(i), t0) == Admit::Record);
+            }
             assert!(d.table().map.len() <= 1000);
             assert!(d.table().order.len() <= 1000);
         }
+        // A budget for each of the first 1000, then one shared by the rest.
+        assert_eq!(recorded, 1001);
         assert_eq!(d.stats().sources.get(), 1000);
-        let s = d.summaries(t0 + Duration::from_secs(60), false);
+        let s = summaries(&d, t0 + Duration::from_secs(60), false);
         // 1000 tracked sources, plus one summary for the 49,000 forgotten.
         assert_eq!(s.len(), 1001);
         let total: u64 = s
             .iter()
             .map(|e| e.metadata.as_ref().unwrap()["suppressed"].as_u64().unwrap())
             .sum();
-        assert_eq!(total, 50_000);
+        assert_eq!(total, 100_000 - 1001);
         let forgotten = s.iter().find(|e| e.source_ip.is_none()).unwrap();
         assert_eq!(forgotten.metadata.as_ref().unwrap()["sources"], 49_000);
         // Idle sources with a full budget are forgotten by the sweep.
-        assert!(d.summaries(t0 + Duration::from_secs(600), false).is_empty());
+        assert!(summaries(&d, t0 + Duration::from_secs(600), false).is_empty());
         assert_eq!(d.table().map.len(), 0);
         assert_eq!(d.table().order.len(), 0);
+        d.shutdown();
+    }
+
+    /// Review of issue 12, finding 5: an address forgotten because the
+    /// table was full came back with a full budget, so a client cycling
+    /// through more addresses than the table holds (a /48 has 65,536 /64s)
+    /// had every denial stored: 50,000 here. Now, while the table is full,
+    /// new addresses share one overflow bucket.
+    #[test]
+    fn addresses_beyond_a_full_table_share_one_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(Config::new(dir.path())).unwrap();
+        let d = Denials::new(log, &limits(10, 1000), DenialStats::default());
+        let t0 = Instant::now();
+        let mut recorded = 0;
+        for i in 0..5000 {
+            for _ in 0..10 {
+                recorded += usize::from(d.admit(&v4(i), t0) == Admit::Record);
+            }
+        }
+        assert_eq!(recorded, 1000 * 10 + 10);
+        // Every other denial is counted, forgotten addresses' included.
+        let counted: u64 = summaries(&d, t0, true)
+            .iter()
+            .map(|e| e.metadata.as_ref().unwrap()["suppressed"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, 50_000 - 10_010);
+        d.shutdown();
+    }
+
+    /// Review of issue 12, finding 1: denials of requests with a valid key
+    /// were all stored, so a key-holder could flood the log. Now each key
+    /// has a budget (one for what is stored under its user, one for what
+    /// is stored under `evlog`), outside the table of addresses.
+    #[test]
+    fn a_key_has_its_own_budgets_and_summaries_under_its_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(Config::new(dir.path())).unwrap();
+        let d = Denials::new(log, &limits(10, 2), DenialStats::default());
+        let t0 = Instant::now();
+        let alice = Source::key("k_alice", "alice");
+        let hidden = Source::key("k_alice", "evlog");
+        let admitted = |s: &Source, n| (0..n).filter(|_| d.admit(s, t0) == Admit::Record).count();
+        assert_eq!(admitted(&alice, 1000), 10);
+        // Her hidden 404s are not told apart by a budget she spent.
+        assert_eq!(admitted(&hidden, 30), 10);
+        // Addresses filling the table neither evict nor share with keys.
+        for i in 0..100 {
+            d.admit(&v4(i), t0);
+        }
+        assert_eq!(d.table().keys, 2);
+        assert_eq!(d.table().addresses(), 2);
+        let s = summaries(&d, t0 + Duration::from_secs(60), false);
+        let of = |user: &str| {
+            s.iter()
+                .find(|e| e.user_id == user)
+                .unwrap_or_else(|| panic!("no summary under {user}: {s:?}"))
+        };
+        let m = of("alice").metadata.as_ref().unwrap();
+        assert_eq!(
+            (m["suppressed"].as_u64(), m["key_id"].as_str()),
+            (Some(990), Some("k_alice"))
+        );
+        assert!(of("alice").source_ip.is_none());
+        assert_eq!(of("evlog").metadata.as_ref().unwrap()["suppressed"], 20);
+        d.shutdown();
+    }
+
+    /// Review of issue 12, finding 1: a summary's count was cleared before
+    /// the server's queue took it, so with that queue full the count was
+    /// lost. Now a refused summary keeps its count for the next try.
+    #[test]
+    fn a_count_whose_summary_is_refused_is_kept_for_the_next_try() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(Config::new(dir.path())).unwrap();
+        let d = Denials::new(log, &limits(1, 1), DenialStats::default());
+        let t0 = Instant::now();
+        for i in 0..3 {
+            for _ in 0..5 {
+                d.admit(&v4(i), t0);
+            }
+        }
+        for _ in 0..5 {
+            d.admit(&Source::key("k_1", "bob"), t0);
+        }
+        let mut offered = 0;
+        d.summarise_with(t0, true, |_| {
+            offered += 1;
+            false
+        });
+        assert_eq!(offered, 1, "nothing more is offered after a refusal");
+        let s = summaries(&d, t0, true);
+        let total: u64 = s
+            .iter()
+            .map(|e| e.metadata.as_ref().unwrap()["suppressed"].as_u64().unwrap())
+            .sum();
+        // 4 of the first address's 5 (forgotten), 4 of the second's (it
+        // took the overflow bucket's token; forgotten), all 5 of the
+        // third's, 4 of the key's.
+        assert_eq!(total, 4 + 4 + 5 + 4, "{s:?}");
+        assert!(summaries(&d, t0, true).is_empty());
         d.shutdown();
     }
 

@@ -14,6 +14,7 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::access::Ctx;
+use super::denials::Source;
 use super::params::{self, FILTERS, PAGING};
 use super::reject::ApiError;
 use super::streams::{self, Ending, Hangup, Lease};
@@ -98,33 +99,30 @@ pub(crate) async fn get(
 
 /// Records, as an `auth_failure` event of the user `evlog` (what admins
 /// read, never a user key), that `who` asked for another user's event `id`
-/// and was answered 404.
+/// and was answered 404; within a budget of the key's for such denials,
+/// apart from its budget for those stored under its user (see `denials`).
 fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
-    let mut event = Event::new(
-        EventType::AuthFailure,
-        SERVER_APPENDER,
-        format!(
-            "{} {} denied: event {id} belongs to another user than that of key {}; answered 404 as if it did not exist",
-            ctx.method, ctx.path, who.key_id
-        ),
-    )
-    .status(Status::Failure)
-    .level(Level::Security)
-    .metadata(json!({
-        "method": ctx.method.as_str(),
-        "path": ctx.path,
-        "http_status": 404,
-        "code": "not_found",
-        "key_id": who.key_id,
-        "role": who.role.as_str(),
-    }));
-    if let Some(ip) = ctx.ip {
-        event = event.source_ip(ip.to_string());
-    }
-    if let Some(r) = &ctx.request_id {
-        event = event.request_id(r.clone());
-    }
-    state.appender.append(event);
+    let source = Source::key(&who.key_id, SERVER_APPENDER);
+    state.record_denial(ctx, &source, || {
+        Event::new(
+            EventType::AuthFailure,
+            SERVER_APPENDER,
+            format!(
+                "{} {} denied: event {id} belongs to another user than that of key {}; answered 404 as if it did not exist",
+                ctx.method, ctx.path, who.key_id
+            ),
+        )
+        .status(Status::Failure)
+        .level(Level::Security)
+        .metadata(json!({
+            "method": ctx.method.as_str(),
+            "path": ctx.path,
+            "http_status": 404,
+            "code": "not_found",
+            "key_id": who.key_id,
+            "role": who.role.as_str(),
+        }))
+    });
 }
 
 /// `GET /events/types`: the built-in types with descriptions, then the

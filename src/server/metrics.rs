@@ -21,10 +21,10 @@ pub(crate) struct Metrics {
     /// Events rejected by POST /events (every event of a rejected batch
     /// that was read: a refusal that ends the parse counts those up to it).
     pub rejected: IntCounter,
-    /// Denials of keyless and bad-key requests counted instead of recorded
-    /// one by one (over the per-source budget, or their queue full).
+    /// Denials counted instead of recorded one by one (over the budget of
+    /// their address or key, or their queue full).
     pub auth_failures_suppressed: IntCounter,
-    /// Sources whose keyless denials are tracked now.
+    /// Sources (addresses, keys) whose denials are tracked now.
     pub auth_failure_sources: IntGauge,
     appended: IntCounter,
     group_commits: IntCounter,
@@ -122,7 +122,7 @@ impl Metrics {
             .expect("unique metric");
         let auth_failure_sources = IntGauge::new(
             "evlog_auth_failure_sources",
-            "Source addresses whose denials without a valid key are being rate-limited",
+            "Sources (addresses, keys) whose denials are being rate-limited",
         )
         .expect("valid metric");
         registry
@@ -132,7 +132,7 @@ impl Metrics {
             auth_failures_suppressed: counter(
                 &registry,
                 "evlog_auth_failures_suppressed_total",
-                "Denials of requests without a valid key counted in a summary event instead of recorded one by one",
+                "Denials counted in a summary event instead of recorded one by one",
             ),
             auth_failure_sources,
             rejected: counter(

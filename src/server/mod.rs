@@ -10,7 +10,7 @@
 //!   `events` — the other `/events` endpoints;
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `denials` — their rate
-//!   limit per source address; `reject` — the JSON errors;
+//!   limit per source address or key; `reject` — the JSON errors;
 //!   `quota` — what appends in flight hold, in all and per key.
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
@@ -67,11 +67,11 @@ pub(crate) struct State {
     search: IndexSearch,
     indexer: IndexerHandle,
     keys: KeyStore,
-    /// The server's own events (denials of keyed requests, summaries of
-    /// keyless ones, start, stop): fire and forget. Keyless requests never
+    /// The server's own events (budgeted denials of keyed requests, the
+    /// summaries, start, stop): fire and forget. Keyless requests never
     /// reach this queue (see `denials`).
     appender: Appender,
-    /// Rate limit and queue of the denials of keyless and bad-key requests.
+    /// Rate limit of denials, and queue of those of keyless and bad-key requests.
     denials: denials::Denials,
     metrics: metrics::Metrics,
     limits: Limits,

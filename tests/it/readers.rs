@@ -251,18 +251,38 @@ fn terminal_output_shows_control_characters_instead_of_obeying_them() {
 /// pipelined 100 at a time over `conns` connections; returns the number of
 /// answers (each a 403).
 fn keyless_flood(addr: &str, n: usize, conns: usize) -> usize {
+    pipelined(addr, "GET /events", &[], 403, n, conns)
+}
+
+/// `n` requests `line` (e.g. `GET /events`) with `headers` on keep-alive
+/// connections from 127.0.0.1, pipelined 100 at a time over `conns`
+/// connections; returns the number of answers with `status`.
+fn pipelined(
+    addr: &str,
+    line: &str,
+    headers: &[(&str, &str)],
+    status: u16,
+    n: usize,
+    conns: usize,
+) -> usize {
     let per = n / conns;
+    let mut req = format!("{line} HTTP/1.1\r\nHost: x\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
     let threads: Vec<_> = (0..conns)
         .map(|_| {
             let addr = addr.to_string();
+            let req = req.clone().into_bytes();
             std::thread::spawn(move || {
                 let mut c = std::net::TcpStream::connect(&addr).unwrap();
                 c.set_read_timeout(Some(std::time::Duration::from_secs(60)))
                     .unwrap();
-                let req = b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
                 let (mut sent, mut answered) = (0, 0);
                 let mut buf = vec![0u8; 1 << 16];
-                let needle = b"HTTP/1.1 403";
+                let needle = format!("HTTP/1.1 {status}").into_bytes();
+                let needle = &needle[..];
                 let mut carry = Vec::new();
                 while sent < per {
                     let burst = (per - sent).min(100);
@@ -406,6 +426,121 @@ fn a_keyless_flood_is_summarised_and_cannot_push_out_a_real_denial() {
     );
 }
 
+/// Review of issue 12, finding 1: only denials of requests without a
+/// valid key were budgeted. A key-holder's refused requests (a service
+/// reading, a user asking for another user) and its probes of other users'
+/// ids (the hidden 404) each went one by one to the server's queue of
+/// 16,384, so a service key could flood the log and, with that queue full,
+/// another key's real denial and the keyless summaries were lost
+/// (`evlog_events_dropped_total` > 0). Now each key has a budget (one for
+/// what is stored under its user, one for its hidden 404s, stored under
+/// `evlog`), the rest counted into summaries. The writers' lock is held
+/// during the floods, so that nothing drains the queues.
+#[test]
+fn a_keyed_flood_is_summarised_and_cannot_push_out_another_keys_denial() {
+    const KEYED: usize = 20_000;
+    const PROBES: usize = 200;
+    const KEYLESS: usize = 2_000;
+    let store = Store::new();
+    let s = Serve::with_limits(&store, "auth_failure_summary_secs = 1");
+    let service = store.add_key("service", "ingest");
+    let alice = store.add_key("user", "alice");
+    let bob = store.add_key("user", "bob");
+    let ids = store.key_ids();
+    let http = client();
+    crate::serve::eventually("the keys are loaded", || {
+        let h: Value = http.get(s.url("/health")).send().ok()?.json().ok()?;
+        (h["keys"]["active"] == 4).then_some(())
+    });
+    let r = http
+        .post(s.url("/events"))
+        .header("X-API-Key", &bob)
+        .json(&crate::serve::deploy("bob", "bob's own"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let bobs: Value = r.json().unwrap();
+    let probe = format!("GET /events/{}", bobs["id"].as_str().unwrap());
+    caught_up(&s);
+
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.file("evlog.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let started = std::time::Instant::now();
+    let svc = [("X-API-Key", service.as_str())];
+    assert_eq!(
+        pipelined(&s.addr, "GET /events", &svc, 403, KEYED, 4),
+        KEYED
+    );
+    let al = [("X-API-Key", alice.as_str())];
+    assert_eq!(pipelined(&s.addr, &probe, &al, 404, PROBES, 1), PROBES);
+    assert_eq!(keyless_flood(&s.addr, KEYLESS, 2), KEYLESS);
+    let r = http
+        .get(s.url("/events?user_id=alice"))
+        .header("X-API-Key", &bob)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    lock.unlock().unwrap();
+
+    // Each flood is stored within its budget or counted in summaries.
+    let of = |d: &[Value], user: &str, key: Option<&str>| -> (u64, u64) {
+        let mine: Vec<&Value> = d
+            .iter()
+            .filter(|e| e["user_id"] == user && e["metadata"]["key_id"].as_str() == key)
+            .collect();
+        let one_by_one = mine
+            .iter()
+            .filter(|e| e["metadata"]["summary"].is_null())
+            .count() as u64;
+        let counted = mine
+            .iter()
+            .map(|e| e["metadata"]["suppressed"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+        (one_by_one, counted)
+    };
+    let denials = crate::serve::eventually("the floods are accounted for", || {
+        let d = stored_denials(&s);
+        let accounted = |(one, counted): (u64, u64)| one + counted;
+        (accounted(of(&d, "ingest", Some(&ids["ingest"]))) == KEYED as u64
+            && accounted(of(&d, "evlog", Some(&ids["alice"]))) == PROBES as u64
+            && accounted(of(&d, "anonymous", None)) == KEYLESS as u64)
+            .then_some(d)
+    });
+    let budget = 10 + started.elapsed().as_secs() / 6 + 1;
+    for (user, key) in [("ingest", "ingest"), ("evlog", "alice")] {
+        let (one_by_one, _) = of(&denials, user, Some(&ids[key]));
+        assert!(
+            one_by_one <= budget,
+            "{one_by_one} denials of {key}'s key stored one by one under {user}"
+        );
+    }
+    assert!(
+        denials.iter().any(|e| e["user_id"] == "bob"
+            && e["metadata"]["code"] == "forbidden"
+            && e["metadata"]["summary"].is_null()),
+        "bob's denial was stored"
+    );
+    let metrics = http.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(
+        metrics.contains("evlog_events_dropped_total 0\n"),
+        "{metrics}"
+    );
+    // The summary of alice's hidden 404s is the admins' only.
+    caught_up(&s);
+    let theirs: Value = http
+        .get(s.url("/events?event_type=auth_failure&start=1970-01-01T00:00:00Z"))
+        .header("X-API-Key", &alice)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(theirs["total"], 0, "{theirs}");
+}
+
 /// Issue 12: a denied request's path was stored whole (up to the 16 KiB
 /// head limit) in the event's metadata and description.
 #[test]
@@ -462,6 +597,9 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
     for e in &changes {
         assert_eq!(e["user_id"], "evlog", "{e}");
         assert!(e["metadata"]["operator"].is_string(), "{e}");
+        // Review of issue 12, finding 6: they said nothing of who
+        // appended them, unlike every other event of `evlog`.
+        assert_eq!(e["appended_by"], "evlog", "{e}");
     }
     assert_eq!(
         changes
@@ -478,6 +616,53 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
         seen["total"], 0,
         "a user key named like the operator: {seen}"
     );
+}
+
+/// Review of issue 12, finding 7: `POST /admin/rotate` stored its report
+/// under the admin key's user, so a `user` key of that name (an admin key
+/// and a user key both for `ops`) read every rotation report. It is the
+/// server's own now: user `evlog`, the admin's user and key id in metadata.
+#[test]
+fn rotation_reports_are_stored_under_evlog_with_the_admin_in_metadata() {
+    let store = Store::new();
+    let admin = store.add_key("admin", "ops");
+    let admin_id = store.key_ids()["ops"].clone();
+    let ops = store.add_key("user", "ops");
+    let s = Serve::start(&store);
+    let http = client();
+    let r = http
+        .post(s.url("/admin/rotate"))
+        .header("X-API-Key", &admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let all = "/events?event_type=system_config&start=1970-01-01T00:00:00Z";
+    let report = crate::serve::eventually("the rotation is indexed", || {
+        let body: Value = http
+            .get(s.url(all))
+            .header("X-API-Key", &admin)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        body["events"]
+            .as_array()?
+            .iter()
+            .find(|e| e["metadata"]["bytes_before"].is_u64())
+            .cloned()
+    });
+    assert_eq!(report["user_id"], "evlog", "{report}");
+    assert_eq!(report["appended_by"], "evlog", "{report}");
+    assert_eq!(report["metadata"]["operator"], "ops", "{report}");
+    assert_eq!(report["metadata"]["key_id"], admin_id.as_str(), "{report}");
+    let seen: Value = http
+        .get(s.url(all))
+        .header("X-API-Key", &ops)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(seen["total"], 0, "the user key ops: {seen}");
 }
 
 /// The body of a chunked HTTP/1.1 response read from `r` (just after the
