@@ -6,9 +6,6 @@ pub enum Error {
     /// From the store.
     #[error(transparent)]
     Store(#[from] crate::store::Error),
-    /// From configuration.
-    #[error(transparent)]
-    Config(#[from] crate::settings::ConfigError),
 }
 
 impl From<crate::event::ValidationError> for Error {
