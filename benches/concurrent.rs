@@ -23,12 +23,15 @@
 
 mod common;
 
+use common::flags::Flags;
 use common::load::run_threads;
+use common::proc::{Noise, minor_faults, noisy};
+use common::report::{pct, result};
+use common::sqlite::open_durable;
+use common::temp_dir;
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::Utc;
 use evlog::{Appender, Config, Durability, EventLog};
@@ -43,60 +46,18 @@ struct Opts {
     enqueue_events: usize,
     enqueue_warmup: usize,
     only: Vec<String>,
-    dir: Option<String>,
 }
 
 impl Opts {
-    fn parse() -> Opts {
-        let mut flags: HashMap<String, String> = HashMap::new();
-        let mut args = std::env::args().skip(1);
-        while let Some(a) = args.next() {
-            // `cargo bench` appends `--bench`; ignore it (and any bare flag).
-            let Some(name) = a.strip_prefix("--") else {
-                continue;
-            };
-            if name == "bench" {
-                continue;
-            }
-            match name.split_once('=') {
-                Some((k, v)) => {
-                    flags.insert(k.to_string(), v.to_string());
-                }
-                None => {
-                    let v = args
-                        .next()
-                        .unwrap_or_else(|| panic!("--{name} wants a value"));
-                    flags.insert(name.to_string(), v);
-                }
-            }
-        }
-        let get = |name: &str| -> Option<String> {
-            flags.get(name).cloned().or_else(|| {
-                let var = format!("EVLOG_BENCH_{}", name.to_uppercase().replace('-', "_"));
-                std::env::var(var).ok().filter(|v| !v.is_empty())
-            })
-        };
-        fn num<T: std::str::FromStr>(v: Option<String>, name: &str, default: T) -> T {
-            match v {
-                Some(s) => s
-                    .parse()
-                    .unwrap_or_else(|_| panic!("--{name}: `{s}` is not a number")),
-                None => default,
-            }
-        }
+    fn parse(f: &Flags) -> Opts {
         Opts {
-            threads: num(get("threads"), "threads", 64),
-            secs: num(get("secs"), "secs", 5.0),
-            sqlite_threads: num(get("sqlite-threads"), "sqlite-threads", 64),
-            sqlite_secs: num(get("sqlite-secs"), "sqlite-secs", 5.0),
-            enqueue_events: num(get("enqueue-events"), "enqueue-events", 200_000),
-            enqueue_warmup: num(get("enqueue-warmup"), "enqueue-warmup", 50_000),
-            only: get("only")
-                .unwrap_or_else(|| "evlog,sqlite,enqueue".into())
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .collect(),
-            dir: get("dir"),
+            threads: f.num("threads", 64),
+            secs: f.num("secs", 5.0),
+            sqlite_threads: f.num("sqlite-threads", 64),
+            sqlite_secs: f.num("sqlite-secs", 5.0),
+            enqueue_events: f.num("enqueue-events", 200_000),
+            enqueue_warmup: f.num("enqueue-warmup", 50_000),
+            only: f.list("only", "evlog,sqlite,enqueue"),
         }
     }
 
@@ -105,28 +66,34 @@ impl Opts {
     }
 }
 
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn us(ns: u64) -> String {
     format!("{:.2}", ns as f64 / 1000.0)
 }
 
-fn result(name: &str, value: impl std::fmt::Display) {
-    println!("RESULT {name}={value}");
+/// p50, p99, p99.9 and max of sorted latencies in ns, in µs.
+fn latencies_us(sorted: &[u64]) -> String {
+    format!(
+        "p50 {}  p99 {}  p99.9 {}  max {}",
+        us(pct(sorted, 50.0)),
+        us(pct(sorted, 99.0)),
+        us(pct(sorted, 99.9)),
+        us(pct(sorted, 100.0))
+    )
 }
 
-fn bench_evlog(base: &Path, threads: usize, secs: f64) -> f64 {
-    let dir = tempfile::Builder::new()
-        .prefix("evlog-concurrent-")
-        .tempdir_in(base)
-        .expect("temp dir");
+/// Prints how much CPU other processes used since `noise` started, and
+/// `RESULT {phase}_other_cpu_pct`.
+fn report_noise(noise: &Noise, phase: &str) {
+    let (other, pct) = noise.other();
+    println!(
+        "        other processes used {other:.2} CPU-s meanwhile ({pct:.0}% of the machine){}",
+        noisy(pct)
+    );
+    result(&format!("{phase}_other_cpu_pct"), format!("{pct:.0}"));
+}
+
+fn bench_evlog(threads: usize, secs: f64) -> f64 {
+    let dir = temp_dir("evlog-concurrent-");
     let log = EventLog::open(Config::new(dir.path()).durability(Durability::Fsync))
         .expect("opening the log");
     // Warm-up: creates the day file and its directory entry.
@@ -173,14 +140,8 @@ fn bench_evlog(base: &Path, threads: usize, secs: f64) -> f64 {
         "        stored line     {:.0} bytes on average",
         bytes as f64 / total_lines.max(1) as f64
     );
-    println!(
-        "        ack latency us  p50 {}  p99 {}  p99.9 {}  max {}",
-        us(pct(&lat, 50.0)),
-        us(pct(&lat, 99.0)),
-        us(pct(&lat, 99.9)),
-        us(pct(&lat, 100.0))
-    );
-    noise.report("evlog");
+    println!("        ack latency us  {}", latencies_us(&lat));
+    report_noise(&noise, "evlog");
     result("evlog_threads", threads);
     result("evlog_events", n);
     result("evlog_events_per_s", format!("{rate:.0}"));
@@ -197,43 +158,21 @@ fn bench_evlog(base: &Path, threads: usize, secs: f64) -> f64 {
     rate
 }
 
-fn sqlite_connection(path: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(path).expect("opening sqlite");
-    c.busy_timeout(Duration::from_secs(60))
-        .expect("busy_timeout");
-    let mode: String = c
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .expect("journal_mode");
-    assert_eq!(mode, "wal");
-    c.execute_batch("PRAGMA synchronous=FULL")
-        .expect("synchronous");
-    c
-}
-
-fn bench_sqlite(base: &Path, threads: usize, secs: f64) -> f64 {
-    let dir = tempfile::Builder::new()
-        .prefix("evlog-sqlite-")
-        .tempdir_in(base)
-        .expect("temp dir");
+fn bench_sqlite(threads: usize, secs: f64) -> f64 {
+    let dir = temp_dir("evlog-sqlite-");
     let path = dir.path().join("events.db");
-    {
-        let c = sqlite_connection(&path);
-        c.execute_batch(
+    open_durable(&path)
+        .execute_batch(
             "CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, body TEXT NOT NULL)",
         )
         .expect("create table");
-        let sync: i64 = c
-            .query_row("PRAGMA synchronous", [], |r| r.get(0))
-            .expect("synchronous");
-        assert_eq!(sync, 2, "synchronous=FULL");
-    }
     // One connection per thread, opened before the clock starts.
     let p = path.clone();
     let noise = Noise::start();
     let (n, elapsed, lat) = run_threads(
         threads,
         secs,
-        move |_| sqlite_connection(&p),
+        move |_| open_durable(&p),
         |conn: &mut rusqlite::Connection, t, i| {
             // The same work evlog does on the caller's thread: id, timestamp, JSON.
             let id = Uuid::now_v7();
@@ -247,7 +186,7 @@ fn bench_sqlite(base: &Path, threads: usize, secs: f64) -> f64 {
                 .expect("insert");
         },
     );
-    let rows: i64 = sqlite_connection(&path)
+    let rows: i64 = open_durable(&path)
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
         .expect("count");
     assert_eq!(rows as u64, n, "every acknowledged insert is in the table");
@@ -262,14 +201,8 @@ fn bench_sqlite(base: &Path, threads: usize, secs: f64) -> f64 {
     );
     println!("        events          {n}");
     println!("        events/s        {rate:.0}");
-    println!(
-        "        commit latency us  p50 {}  p99 {}  p99.9 {}  max {}",
-        us(pct(&lat, 50.0)),
-        us(pct(&lat, 99.0)),
-        us(pct(&lat, 99.9)),
-        us(pct(&lat, 100.0))
-    );
-    noise.report("sqlite");
+    println!("        commit latency us  {}", latencies_us(&lat));
+    report_noise(&noise, "sqlite");
     result("sqlite_threads", threads);
     result("sqlite_events", n);
     result("sqlite_events_per_s", format!("{rate:.0}"));
@@ -277,11 +210,8 @@ fn bench_sqlite(base: &Path, threads: usize, secs: f64) -> f64 {
     rate
 }
 
-fn bench_enqueue(base: &Path, events: usize, warmup: usize) {
-    let dir = tempfile::Builder::new()
-        .prefix("evlog-enqueue-")
-        .tempdir_in(base)
-        .expect("temp dir");
+fn bench_enqueue(events: usize, warmup: usize) {
+    let dir = temp_dir("evlog-enqueue-");
     let log = EventLog::open(Config::new(dir.path()).durability(Durability::Fsync))
         .expect("opening the log");
     log.append(common::event(0)).expect("append");
@@ -327,11 +257,8 @@ fn bench_enqueue(base: &Path, events: usize, warmup: usize) {
         "enqueue Appender::append over {events} events after {warmup} warm-up (queue {capacity}), Durability::Fsync behind it"
     );
     println!(
-        "        latency us  p50 {}  p99 {}  p99.9 {}  max {}   (mean {:.3})",
-        us(pct(&lat, 50.0)),
-        us(pct(&lat, 99.0)),
-        us(pct(&lat, 99.9)),
-        us(pct(&lat, 100.0)),
+        "        latency us  {}   (mean {:.3})",
+        latencies_us(&lat),
         lat.iter().sum::<u64>() as f64 / lat.len().max(1) as f64 / 1000.0
     );
     let over = |us: u64| lat.iter().filter(|&&ns| ns > us * 1000).count();
@@ -351,7 +278,7 @@ fn bench_enqueue(base: &Path, events: usize, warmup: usize) {
         enqueue_wall.as_secs_f64(),
         drain.as_secs_f64()
     );
-    noise.report("enqueue");
+    report_noise(&noise, "enqueue");
     result("enqueue_events", events);
     result("enqueue_p50_us", us(pct(&lat, 50.0)));
     result("enqueue_p99_us", us(pct(&lat, 99.0)));
@@ -360,89 +287,18 @@ fn bench_enqueue(base: &Path, events: usize, warmup: usize) {
     result("enqueue_dropped", dropped);
 }
 
-/// CPU time so far, in clock ticks (USER_HZ = 100): (all CPUs busy, this process).
-fn cpu_ticks() -> (u64, u64) {
-    let busy = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let f: Vec<u64> = s
-                .lines()
-                .next()?
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            // user nice system idle iowait irq softirq steal
-            Some(f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let own = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let f: Vec<&str> = s[s.rfind(')')? + 2..].split(' ').collect();
-            Some(f[11].parse::<u64>().ok()? + f[12].parse::<u64>().ok()?)
-        })
-        .unwrap_or(0);
-    (busy, own)
-}
-
-/// Reports how much CPU other processes used during a phase: a busy machine
-/// (another build, a test suite) makes every figure here worse.
-struct Noise {
-    start: (u64, u64),
-    t0: Instant,
-}
-
-impl Noise {
-    fn start() -> Noise {
-        Noise {
-            start: cpu_ticks(),
-            t0: Instant::now(),
-        }
-    }
-
-    fn report(&self, phase: &str) {
-        let (busy, own) = cpu_ticks();
-        let other = (busy - self.start.0).saturating_sub(own - self.start.1) as f64 / 100.0;
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        let pct = 100.0 * other / (self.t0.elapsed().as_secs_f64() * cpus);
-        println!(
-            "        other processes used {other:.2} CPU-s meanwhile ({pct:.0}% of the machine){}",
-            if pct > 10.0 { "  <-- NOISY" } else { "" }
-        );
-        result(&format!("{phase}_other_cpu_pct"), format!("{pct:.0}"));
-    }
-}
-
-/// Minor page faults of the calling thread so far (0 where /proc is missing).
-fn minor_faults() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the `(comm)`: state is field 3, minflt is field 10.
-            let rest = &s[s.rfind(')')? + 2..];
-            rest.split(' ').nth(7)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
-    let opts = Opts::parse();
-    let base = match &opts.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).expect("creating --dir");
-            std::path::PathBuf::from(d)
-        }
-        None => common::bench_base_dir(),
-    };
+    let f = Flags::parse();
+    let opts = Opts::parse(&f);
+    let base = f.dir();
     println!("data under {}", base.display());
     let mut evlog_rate = None;
     let mut sqlite_rate = None;
     if opts.runs("evlog") {
-        evlog_rate = Some(bench_evlog(&base, opts.threads, opts.secs));
+        evlog_rate = Some(bench_evlog(opts.threads, opts.secs));
     }
     if opts.runs("sqlite") {
-        sqlite_rate = Some(bench_sqlite(&base, opts.sqlite_threads, opts.sqlite_secs));
+        sqlite_rate = Some(bench_sqlite(opts.sqlite_threads, opts.sqlite_secs));
     }
     if let (Some(e), Some(s)) = (evlog_rate, sqlite_rate) {
         let ratio = e / s;
@@ -450,6 +306,6 @@ fn main() {
         result("evlog_over_sqlite", format!("{ratio:.1}"));
     }
     if opts.runs("enqueue") {
-        bench_enqueue(&base, opts.enqueue_events, opts.enqueue_warmup);
+        bench_enqueue(opts.enqueue_events, opts.enqueue_warmup);
     }
 }

@@ -1,7 +1,7 @@
 //! Console timings in headless Chromium against `evlog serve` over a store
 //! of 10M events (issue 13, item 12). A plain `main` (harness = false), run
 //! by `scripts/bench-console.sh`, which builds the store with
-//! `benches/index.rs` and the release binary first.
+//! the index bench (`benches/index/`) and the release binary first.
 //!
 //! 1. Starts `evlog serve` (the given binary) on the store with a fresh
 //!    admin key, waits for the index to catch up, starts chromedriver and a
@@ -27,7 +27,8 @@
 //! Prints the figures, `RESULT name=value` lines and one
 //! `TARGET|label|measured|goal|PASS or FAIL` line per target.
 
-use std::io::{BufRead, BufReader, Read};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ use fantoccini::key::Key;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+
+use common::flags::Flags;
+use common::report::pct;
+use common::serve::Server;
 
 struct Opts {
     evlog: String,
@@ -47,51 +52,20 @@ struct Opts {
 
 impl Opts {
     fn parse() -> Opts {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let get = |name: &str| -> Option<String> {
-            let flag = format!("--{name}");
-            args.iter()
-                .position(|a| *a == flag)
-                .and_then(|i| args.get(i + 1).cloned())
-                .or_else(|| {
-                    std::env::var(format!(
-                        "EVLOG_BENCH_{}",
-                        name.to_uppercase().replace('-', "_")
-                    ))
-                    .ok()
-                })
-        };
-        let num = |name: &str, default: usize| {
-            get(name).map_or(default, |v| {
-                v.parse()
-                    .unwrap_or_else(|_| panic!("--{name}: `{v}` is not a number"))
-            })
-        };
+        let f = Flags::parse();
         Opts {
-            evlog: get("evlog").expect("--evlog PATH (the release evlog binary)"),
-            store: get("store").expect("--store DIR (a store with an index)"),
-            nav_runs: num("nav-runs", 40),
-            filter_runs: num("filter-runs", 120),
-            warmup: num("warmup", 5),
+            evlog: f
+                .get("evlog")
+                .expect("--evlog PATH (the release evlog binary)"),
+            store: f.get("store").expect("--store DIR (a store with an index)"),
+            nav_runs: f.num("nav-runs", 40),
+            filter_runs: f.num("filter-runs", 120),
+            warmup: f.num("warmup", 5),
         }
     }
 }
 
-/// The server: `evlog serve` on a free port, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
+/// `evlog serve` on the store with a fresh admin key: (the server, the key).
 fn start_server(o: &Opts) -> (Server, String) {
     let out = Command::new(&o.evlog)
         .args([
@@ -112,37 +86,10 @@ fn start_server(o: &Opts) -> (Server, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let mut child = Command::new(&o.evlog)
-        .args(["--storage", &o.store, "serve", "--addr", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running evlog serve");
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "evlog serve ended before listening"
-        );
-        if let Some(rest) = line.split("on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so that the server never blocks on it.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = err.read_to_end(&mut sink);
-    });
-    (
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        },
-        key,
-    )
+    let mut cmd = Command::new(&o.evlog);
+    cmd.args(["--storage", &o.store, "serve", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::null());
+    (Server::start(cmd), key)
 }
 
 async fn caught_up(base: &str) {
@@ -265,19 +212,14 @@ async fn measure(d: &Client, name: &str, n: usize) -> f64 {
     }
 }
 
-fn pct(v: &[f64], p: f64) -> f64 {
+fn summary(label: &str, v: &[f64]) -> (f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    let k = ((p / 100.0) * s.len() as f64).ceil() as usize;
-    s[k.clamp(1, s.len()) - 1]
-}
-
-fn summary(label: &str, v: &[f64]) -> (f64, f64) {
-    let (p50, p95) = (pct(v, 50.0), pct(v, 95.0));
+    let (p50, p95) = (pct(&s, 50.0), pct(&s, 95.0));
     println!(
         "  {label:<44} runs {:>4}  p50 {p50:>7.1} ms  p95 {p95:>7.1} ms  max {:>7.1} ms",
         v.len(),
-        pct(v, 100.0)
+        pct(&s, 100.0)
     );
     (p50, p95)
 }
@@ -391,7 +333,7 @@ async fn change(d: &Client, i: usize) -> &'static str {
 
 async fn run(o: Opts) {
     let (server, key) = start_server(&o);
-    let base = server.base.clone();
+    let base = format!("http://{}", server.addr);
     caught_up(&base).await;
     let chrome = start_chrome().await;
     let d = &chrome.client;

@@ -23,16 +23,19 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use evlog::index::query::MAX_LIMIT;
 use evlog::index::{Follow, IndexConfig, IndexSearch, Indexer, Query};
 use evlog::{Config, Durability, Event, EventLog, EventType};
+
+use common::flags::Flags;
+use common::proc::process_cpu_s;
+use common::serve::Server;
 
 struct Opts {
     events: usize,
@@ -41,35 +44,12 @@ struct Opts {
 }
 
 fn opts() -> Opts {
-    let mut flags = HashMap::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let Some(name) = a.strip_prefix("--") else {
-            continue;
-        };
-        if name == "bench" {
-            continue;
-        }
-        let v = args
-            .next()
-            .unwrap_or_else(|| panic!("--{name} wants a value"));
-        flags.insert(name.to_string(), v);
-    }
-    let get = |name: &str| {
-        flags.get(name).cloned().or_else(|| {
-            std::env::var(format!("EVLOG_BENCH_{}", name.to_uppercase()))
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-    };
-    if let Some(d) = get("dir") {
-        // SAFETY: set before any other thread starts.
-        unsafe { std::env::set_var("EVLOG_BENCH_DIR", d) };
-    }
+    let f = Flags::parse();
+    f.dir(); // where `common::temp_dir` puts the store
     Opts {
-        events: get("events").map_or(60_000, |v| v.replace('_', "").parse().expect("--events")),
-        reps: get("reps").map_or(3, |v| v.parse().expect("--reps")),
-        http: get("http").is_none_or(|v| v != "no"),
+        events: f.num("events", 60_000),
+        reps: f.num("reps", 3),
+        http: f.get("http").is_none_or(|v| v != "no"),
     }
 }
 
@@ -155,31 +135,16 @@ fn export(search: &IndexSearch) -> (f64, usize, u64) {
     )
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-    key: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_evlog"))
-        .arg("--storage")
+/// `evlog serve` on the store, and its admin key.
+fn serve(dir: &std::path::Path) -> (Server, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_evlog"));
+    cmd.arg("--storage")
         .arg(dir)
         .args(["--durability", "none", "serve", "--addr", "127.0.0.1:0"])
         .env("EVLOG_ROTATE_AT", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+        .stdout(Stdio::piped());
+    let mut s = Server::start(cmd);
+    let mut out = BufReader::new(s.child.stdout.take().unwrap());
     let mut line = String::new();
     let key = loop {
         line.clear();
@@ -192,51 +157,37 @@ fn serve(dir: &std::path::Path) -> Server {
         }
     };
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        line.clear();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no banner");
-        if let Some(rest) = line.split("on http://").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on it.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    Server { child, addr, key }
-}
-
-/// CPU seconds (user + system) the server process has used so far.
-fn cpu_s(s: &Server) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.child.id())).unwrap();
-    // After the command name (in parentheses): the state (field 3), ...,
-    // utime (field 14) and stime (field 15), in clock ticks.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    ticks as f64 / hz as f64
+    (s, key)
 }
 
 /// (seconds, server CPU seconds) of `f`.
 fn with_cpu<T>(s: &Server, f: impl FnOnce() -> T) -> (T, f64) {
-    let before = cpu_s(s);
+    let before = process_cpu_s(s.child.id());
     let out = f();
-    (out, cpu_s(s) - before)
+    (out, process_cpu_s(s.child.id()) - before)
 }
 
-/// Seconds until `GET /events/stream` with `Last-Event-ID: 0` delivered `n` events.
-fn http_replay(s: &Server, n: usize) -> f64 {
-    let t = Instant::now();
+/// A connection to the server with `GET {target}` sent, with the key and `headers`.
+fn get(s: &Server, key: &str, target: &str, headers: &str) -> TcpStream {
     let mut c = TcpStream::connect(&s.addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
     write!(
         c,
-        "GET /events/stream?user_id=alice HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nLast-Event-ID: 0\r\n\r\n",
-        s.key
+        "GET {target} HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n{headers}\r\n"
     )
     .unwrap();
+    c
+}
+
+/// Seconds until `GET /events/stream` with `Last-Event-ID: 0` delivered `n` events.
+fn http_replay(s: &Server, key: &str, n: usize) -> f64 {
+    let t = Instant::now();
+    let c = get(
+        s,
+        key,
+        "/events/stream?user_id=alice",
+        "Last-Event-ID: 0\r\n",
+    );
     let mut r = BufReader::with_capacity(1 << 16, c);
     let mut line = String::new();
     let mut got = 0;
@@ -251,16 +202,14 @@ fn http_replay(s: &Server, n: usize) -> f64 {
 }
 
 /// (seconds, lines) of `GET /events/export?format=ndjson` with the same filters.
-fn http_export(s: &Server) -> (f64, usize) {
+fn http_export(s: &Server, key: &str) -> (f64, usize) {
     let t = Instant::now();
-    let mut c = TcpStream::connect(&s.addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
-    write!(
-        c,
-        "GET /events/export?user_id=alice&start=1970-01-01T00:00:00Z&format=ndjson HTTP/1.1\r\nHost: x\r\nX-API-Key: {}\r\nConnection: close\r\n\r\n",
-        s.key
-    )
-    .unwrap();
+    let mut c = get(
+        s,
+        key,
+        "/events/export?user_id=alice&start=1970-01-01T00:00:00Z&format=ndjson",
+        "Connection: close\r\n",
+    );
     let mut body = Vec::new();
     c.read_to_end(&mut body).unwrap();
     let text = String::from_utf8_lossy(&body);
@@ -315,15 +264,15 @@ fn main() {
     if !o.http {
         return;
     }
-    let s = serve(dir.path());
+    let (s, key) = serve(dir.path());
     let (mut rt, mut et, mut rc, mut ec) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut replay = || {
-        let (t, cpu) = with_cpu(&s, || http_replay(&s, n));
+        let (t, cpu) = with_cpu(&s, || http_replay(&s, &key, n));
         rt.push(t);
         rc.push(cpu);
     };
     let mut export = || {
-        let ((t, lines), cpu) = with_cpu(&s, || http_export(&s));
+        let ((t, lines), cpu) = with_cpu(&s, || http_export(&s, &key));
         assert_eq!(lines, n, "export returned every event of alice");
         et.push(t);
         ec.push(cpu);

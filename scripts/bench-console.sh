@@ -5,7 +5,7 @@
 #   scripts/bench-console.sh [CARGO_TARGET_DIR]     (default: $CARGO_TARGET_DIR, else target/)
 #
 # 1. Builds the release binary and the `console` and `index` benches.
-# 2. Builds the store: benches/index.rs's query store (10,000,000 realistic
+# 2. Builds the store: the index bench's query store (10,000,000 realistic
 #    events over the 20 days before today, indexed by the real indexer),
 #    through `cargo bench --bench index -- --only queries --query-store DIR`
 #    with no query kinds selected — the same generator and fill as
@@ -73,7 +73,7 @@ echo "load:     $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -d "$store/index" ]; then
   echo "== store: reusing $store"
 else
-  echo "== store: building ${EVLOG_BENCH_QUERY_EVENTS:-10000000} events in $store (benches/index.rs)"
+  echo "== store: building ${EVLOG_BENCH_QUERY_EVENTS:-10000000} events in $store (benches/index/)"
   mkdir -p "$(dirname "$store")"
   CARGO_TARGET_DIR=$target cargo bench --locked --bench index -- \
     --only queries --query-store "$store" --kinds no-query-kind --dir "$work" |

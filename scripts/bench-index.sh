@@ -5,7 +5,7 @@
 #   scripts/bench-index.sh [CARGO_TARGET_DIR]     (default: $CARGO_TARGET_DIR, else target/)
 #
 # 1. Builds the `index` bench (release).
-# 2. Runs benches/index.rs, which
+# 2. Runs benches/index/, which
 #    a. generates 1,000,000 realistic events over 3 day files and indexes them
 #       with `Indexer::open` + `sync`, and with a minimal bulk tantivy indexer
 #       of the same documents (with and without JSON parsing), 3 rounds;
@@ -16,7 +16,7 @@
 #       loop, merges included) and times 15 query kinds, >= 200 runs each.
 # 3. Prints a summary with pass/fail per target.
 #
-# Environment (each also a bench option, see benches/index.rs):
+# Environment (each also a bench option, see benches/index/main.rs):
 #   EVLOG_BENCH_DIR           where data goes (default /tmp; not tmpfs); ~10 GB needed at full size
 #   EVLOG_BENCH_EVENTS        throughput events (1000000)     EVLOG_BENCH_DAYS        their days (3)
 #   EVLOG_BENCH_REPS          throughput rounds (3)
@@ -81,7 +81,7 @@ deadline=$(($(date +%s) + $(timeout_secs "$limit")))
 for phase in throughput lag queries; do
   case ",$only," in *",$phase,"*) ;; *) continue ;; esac
   left=$((deadline - $(date +%s)))
-  echo "== $phase (benches/index.rs --only $phase; ${left}s left of $limit)"
+  echo "== $phase (benches/index/ --only $phase; ${left}s left of $limit)"
   status=0
   if [ "$left" -gt 0 ]; then
     CARGO_TARGET_DIR=$target timeout --kill-after=30s "$left" \

@@ -3,6 +3,7 @@
 //! as `_`). `cargo bench` appends `--bench`, which is ignored, as is any bare word.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 /// Options given on the command line.
 pub struct Flags(HashMap<String, String>);
@@ -61,5 +62,28 @@ impl Flags {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect()
+    }
+
+    /// `--kinds a,b`: the names a query kind must contain one of, if given.
+    pub fn kinds(&self) -> Option<Vec<String>> {
+        self.get("kinds")
+            .map(|k| k.split(',').map(|s| s.trim().to_string()).collect())
+    }
+
+    /// Where benchmark data goes: `--dir DIR` (created if need be), else
+    /// [`super::bench_base_dir`]. It is also set as `EVLOG_BENCH_DIR`, so that
+    /// [`super::temp_dir`] creates its directories there: call this before
+    /// any thread starts.
+    pub fn dir(&self) -> PathBuf {
+        let dir = match self.get("dir") {
+            Some(d) => {
+                std::fs::create_dir_all(&d).expect("creating --dir");
+                PathBuf::from(d)
+            }
+            None => super::bench_base_dir(),
+        };
+        // SAFETY: called while the bench has one thread (see above).
+        unsafe { std::env::set_var("EVLOG_BENCH_DIR", &dir) };
+        dir
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use evlog::Status;
 use evlog::index::Query;
 
-use super::realistic::midnight;
+use super::realistic::{midnight, past_days};
 
 /// What a kind asks for.
 #[derive(Clone, Copy, PartialEq)]
@@ -28,6 +28,41 @@ pub struct Kind {
     pub make: Box<dyn Fn(usize) -> Query>,
 }
 
+impl Kind {
+    /// Whether it asks for statistics (else for the total and a page).
+    pub fn is_stats(&self) -> bool {
+        matches!(self.class, Class::Stats | Class::Info)
+    }
+
+    /// Its name as part of a `RESULT` name: lower case, `_` for anything
+    /// not alphanumeric.
+    pub fn key(&self) -> String {
+        self.name
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            .to_lowercase()
+    }
+}
+
+/// Keeps the kinds whose name contains one of `want` (`--kinds`), if given.
+pub fn retain_named(kinds: &mut Vec<Kind>, want: Option<&[String]>) {
+    if let Some(want) = want {
+        kinds.retain(|k| want.iter().any(|w| k.name.contains(w.as_str())));
+    }
+}
+
+/// The days of a queries phase's store of `events` (the `days` ending
+/// yesterday), after its header line.
+pub fn query_days(events: u64, days: u64) -> Vec<NaiveDate> {
+    let days = past_days(days);
+    println!(
+        "queries  {events} events over {} days ({} .. {})",
+        days.len(),
+        days[0],
+        days[days.len() - 1]
+    );
+    days
+}
+
 /// The `start` of the all-time kinds.
 pub fn all_time() -> Option<DateTime<Utc>> {
     Some(Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap())
@@ -42,18 +77,29 @@ pub fn query_user(k: usize) -> String {
     }
 }
 
+/// The event types of the filter kinds.
+const TYPES: [&str; 4] = ["api_request", "commit", "auth_failure", "deploy.finished"];
+/// The statuses of the filter kinds.
+const STATUSES: [Status; 4] = [
+    Status::Failure,
+    Status::Pending,
+    Status::InProgress,
+    Status::Success,
+];
+
+/// A filter of run `k`, set on another query.
+type Filter = fn(usize) -> Query;
+
+/// The event type of run `k`.
+fn query_type(k: usize) -> Vec<String> {
+    vec![TYPES[k % TYPES.len()].into()]
+}
+
 /// The query kinds over a store of `days`; `request_ids` are ids to look up.
 pub fn kinds(days: &[NaiveDate], request_ids: Vec<String>) -> Vec<Kind> {
     let days = days.to_vec();
     let day = move |k: usize| days[(k * 7) % days.len()];
     let d = day.clone();
-    let types = ["api_request", "commit", "auth_failure", "deploy.finished"];
-    let statuses = [
-        Status::Failure,
-        Status::Pending,
-        Status::InProgress,
-        Status::Success,
-    ];
     let terms = ["timeout", "flaky", "deadlock", "rollback", "uploader"];
     let phrases = [
         "src/lib.rs",
@@ -66,63 +112,49 @@ pub fn kinds(days: &[NaiveDate], request_ids: Vec<String>) -> Vec<Kind> {
     let mut v: Vec<Kind> = Vec::new();
     let mut add =
         |name, class, make: Box<dyn Fn(usize) -> Query>| v.push(Kind { name, class, make });
-    let dd = d.clone();
-    add(
-        "date+event_type",
-        Class::Filter,
-        Box::new(move |k| Query {
-            date: Some(dd(k)),
-            event_types: vec![types[k % types.len()].into()],
+    // One filter on one day.
+    let on_day: [(&str, Filter); 3] = [
+        ("date+event_type", |k| Query {
+            event_types: query_type(k),
             ..Default::default()
         }),
-    );
-    let dd = d.clone();
-    add(
-        "date+user_id",
-        Class::Filter,
-        Box::new(move |k| Query {
-            date: Some(dd(k)),
+        ("date+user_id", |k| Query {
             user_id: Some(query_user(k)),
             ..Default::default()
         }),
-    );
-    let dd = d.clone();
-    add(
-        "date+status",
-        Class::Filter,
-        Box::new(move |k| Query {
-            date: Some(dd(k)),
-            status: Some(statuses[k % statuses.len()]),
+        ("date+status", |k| Query {
+            status: Some(STATUSES[k % STATUSES.len()]),
             ..Default::default()
         }),
-    );
-    let dd = d.clone();
-    add(
-        "start/end 3 h",
-        Class::Filter,
-        Box::new(move |k| {
-            let s = midnight(dd(k)) + hours(k);
-            Query {
-                start: Some(s),
-                end: Some(s + chrono::Duration::hours(3)),
-                ..Default::default()
-            }
-        }),
-    );
-    let dd = d.clone();
-    add(
-        "start/end 3 h+event_type",
-        Class::Filter,
-        Box::new(move |k| {
-            let s = midnight(dd(k)) + hours(k);
-            Query {
-                start: Some(s),
-                end: Some(s + chrono::Duration::hours(3)),
-                event_types: vec![types[k % types.len()].into()],
-                ..Default::default()
-            }
-        }),
-    );
+    ];
+    for (name, filter) in on_day {
+        let dd = d.clone();
+        add(
+            name,
+            Class::Filter,
+            Box::new(move |k| Query {
+                date: Some(dd(k)),
+                ..filter(k)
+            }),
+        );
+    }
+    // Three hours of a day, with or without a type.
+    for (name, typed) in [("start/end 3 h", false), ("start/end 3 h+event_type", true)] {
+        let dd = d.clone();
+        add(
+            name,
+            Class::Filter,
+            Box::new(move |k| {
+                let s = midnight(dd(k)) + hours(k);
+                Query {
+                    start: Some(s),
+                    end: Some(s + chrono::Duration::hours(3)),
+                    event_types: if typed { query_type(k) } else { Vec::new() },
+                    ..Default::default()
+                }
+            }),
+        );
+    }
     add(
         "all-time user_id",
         Class::Filter,

@@ -1,21 +1,28 @@
 //! Helpers shared by the bench targets: a simple event, the directory
-//! benchmark data goes to, and (in submodules) options, the realistic event
-//! generator and the query kinds.
+//! benchmark data goes to, and (in submodules) options, figures, what /proc
+//! tells, the realistic event generator and its store, the query kinds,
+//! closed-loop load, a running `evlog serve` and SQLite as a durable peer.
 //!
 //! Each bench target compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod flags;
 pub mod kinds;
 pub mod load;
+pub mod proc;
 pub mod realistic;
+pub mod report;
+pub mod serve;
+pub mod sqlite;
 
 use std::path::PathBuf;
 
 use evlog::{Event, EventType, Level, Status};
 use serde_json::json;
 
-const PATHS: [&str; 8] = [
+/// API paths; [`event`] uses the first 8, the realistic generator all of them.
+const PATHS: [&str; 10] = [
     "/v1/things",
     "/v1/things/8812",
     "/v1/orders",
@@ -24,6 +31,8 @@ const PATHS: [&str; 8] = [
     "/v1/search",
     "/v1/invoices/2026-11",
     "/v1/health",
+    "/v2/reports/daily",
+    "/v2/exports",
 ];
 const METHODS: [&str; 4] = ["GET", "GET", "POST", "PUT"];
 

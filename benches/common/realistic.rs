@@ -1,15 +1,19 @@
 //! The realistic event generator of the index and peers benches: 22 event
 //! types with skewed weights, skewed users, metadata, files, durations and
 //! request ids (a stored line is about 370 bytes on average), and a store of
-//! N of them spread over whole days.
+//! N of them spread over whole days, indexed as a server indexes it.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use evlog::index::{IndexConfig, IndexerHandle};
 use evlog::{Config, Durability, Event, EventLog, EventType, Level, ManualClock, Status};
 use serde_json::json;
+
+use super::PATHS;
 
 /// splitmix64: a deterministic stream of pseudo-random numbers from a seed.
 pub struct Rng(u64);
@@ -59,18 +63,6 @@ const TYPES: &[(&str, u64)] = &[
     ("deploy.finished", 50),
 ];
 const METHODS: &[&str] = &["GET", "GET", "GET", "POST", "PUT", "DELETE"];
-const PATHS: &[&str] = &[
-    "/v1/things",
-    "/v1/things/8812",
-    "/v1/orders",
-    "/v1/orders/551/items",
-    "/v1/users/me",
-    "/v1/search",
-    "/v1/invoices/2026-11",
-    "/v1/health",
-    "/v2/reports/daily",
-    "/v2/exports",
-];
 const REGIONS: &[&str] = &["eu-west-1", "us-east-1", "us-west-2", "ap-south-1"];
 const REPOS: &[&str] = &[
     "evlog",
@@ -182,13 +174,13 @@ pub fn make_event(i: u64) -> Event {
     let req = |r: &mut Rng| format!("req-{:012x}", r.next() >> 16);
     let mut e = match ty {
         "api_request" => {
-            let (m, p) = (r.pick(METHODS), r.pick(PATHS));
+            let (m, p) = (r.pick(METHODS), r.pick(&PATHS));
             Event::new(EventType::ApiRequest, user, format!("{m} {p}"))
                 .metadata(json!({"path": p, "region": r.pick(REGIONS)}))
                 .request_id(req(&mut r))
         }
         "api_response" | "api_error" => {
-            let (m, p) = (r.pick(METHODS), r.pick(PATHS));
+            let (m, p) = (r.pick(METHODS), r.pick(&PATHS));
             let code = match status {
                 Status::Failure => [500, 503, 404, 429][r.below(4) as usize],
                 _ => 200,
@@ -336,4 +328,25 @@ pub fn build_store(dir: &Path, total: u64, days: &[NaiveDate]) -> f64 {
     log.flush().expect("flush");
     drop(log);
     t0.elapsed().as_secs_f64()
+}
+
+/// Indexes the store at `dir` of `total` events with the real run loop
+/// (`IndexerHandle`, merges included) and waits until every event is
+/// committed; panics after `hours`. Returns the running indexer (whose
+/// shutdown waits for the merges) and the seconds taken.
+pub fn index_store(dir: &Path, total: u64, hours: u64) -> (IndexerHandle, f64) {
+    let t0 = Instant::now();
+    let handle = IndexerHandle::spawn(IndexConfig::new(dir)).expect("spawn the indexer");
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let s = handle.stats();
+        if s.commits.load(Ordering::Relaxed) > 0 && s.indexed.load(Ordering::Relaxed) >= total {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(hours * 3600),
+            "indexing the query store did not finish in {hours} h"
+        );
+    }
+    (handle, t0.elapsed().as_secs_f64())
 }

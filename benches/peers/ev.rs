@@ -3,7 +3,6 @@
 //! kinds through `IndexSearch`.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate};
@@ -11,7 +10,7 @@ use evlog::index::{IndexConfig, IndexSearch, IndexerHandle, Query};
 use evlog::{Config, Durability, EventLog};
 
 use super::sql::{Answer, Stats};
-use crate::common::realistic::build_store;
+use crate::common::realistic::{build_store, index_store};
 
 /// Opens a store as a user runs it: fsync before each acknowledgement, and
 /// the tail indexer in the same process (as `evlog serve` runs it).
@@ -29,41 +28,10 @@ pub fn open_durable(dir: &Path) -> (EventLog, IndexerHandle) {
 /// loop, merges included). Returns (append s, index s, merge s).
 pub fn build_query_store(store: &Path, total: u64, days: &[NaiveDate]) -> (f64, f64, f64) {
     let gen_s = build_store(store, total, days);
-    let t0 = Instant::now();
-    let handle = IndexerHandle::spawn(IndexConfig::new(store)).expect("spawn the indexer");
-    loop {
-        std::thread::sleep(Duration::from_millis(100));
-        let s = handle.stats();
-        if s.commits.load(Ordering::Relaxed) > 0 && s.indexed.load(Ordering::Relaxed) >= total {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(4 * 3600),
-            "indexing the query store did not finish in 4 h"
-        );
-    }
-    let index_s = t0.elapsed().as_secs_f64();
+    let (handle, index_s) = index_store(store, total, 4);
     let t1 = Instant::now();
     handle.shutdown().expect("indexer shutdown");
     (gen_s, index_s, t1.elapsed().as_secs_f64())
-}
-
-/// Reads every file of the index once, so that queries run from the page
-/// cache as on a serving machine. Returns the bytes read.
-pub fn warm(store: &Path) -> u64 {
-    let mut n = 0;
-    let dir = store.join(evlog::index::indexer::INDEX_DIR);
-    for e in std::fs::read_dir(dir).expect("index dir") {
-        let p = e.expect("entry").path();
-        if p.is_file() {
-            n += std::io::copy(
-                &mut std::fs::File::open(&p).expect("open index file"),
-                &mut std::io::sink(),
-            )
-            .expect("read index file");
-        }
-    }
-    n
 }
 
 /// One run of a filter or text kind: (elapsed, answer).

@@ -21,14 +21,14 @@
 //!   parsed before the clock starts). Both are durable and searchable when
 //!   the commit returns. (evlog's `append --stdin` is timed by the script.)
 //! - `queries`: builds a store of `--query-events 10000000` events over
-//!   `--query-days 20` days exactly as `benches/index.rs` does and indexes
-//!   it; loads the same records (same ids, times, seq) into each peer, then
-//!   builds their indexes; warms each system's files into the page cache;
-//!   runs the index bench's query kinds (filters, full text, stats; the same
-//!   `Query` values) on each: `--warmup 5` runs, then `--runs 50` with other
-//!   parameters each (stop early after `--max-secs 300` per kind), p50/p99.
-//!   The first `--verify 4` runs of every kind are compared across systems:
-//!   the same total, the same first page of ids, the same statistics
+//!   `--query-days 20` days exactly as the index bench (`benches/index/`) does
+//!   and indexes it; loads the same records (same ids, times, seq) into each
+//!   peer, then builds their indexes; warms each system's files into the page
+//!   cache; runs the index bench's query kinds (filters, full text, stats; the
+//!   same `Query` values) on each: `--warmup 5` runs, then `--runs 50` with
+//!   other parameters each (stop early after `--max-secs 300` per kind),
+//!   p50/p99. The first `--verify 4` runs of every kind are compared across
+//!   systems: the same total, the same first page of ids, the same statistics
 //!   (percentiles within evlog's sketch error, 1%).
 //!
 //! Other options (`--name value`, or `EVLOG_BENCH_<NAME>`): `--systems
@@ -52,10 +52,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use common::disk::{dir_bytes, read_through, stored_days, warm_index};
 use common::flags::Flags;
-use common::kinds::{Class, Kind, kinds};
+use common::kinds::{Kind, kinds, query_days, retain_named};
 use common::load::run_threads;
-use common::realistic::{make_event, past_days};
+use common::realistic::make_event;
+use common::report::{pct, result};
 use evlog::index::IndexSearch;
 use evlog::store::day::DayRange;
 use evlog::{Event, EventLog};
@@ -86,13 +88,7 @@ struct Opts {
 impl Opts {
     fn parse() -> Opts {
         let f = Flags::parse();
-        let dir = match f.get("dir") {
-            Some(d) => {
-                std::fs::create_dir_all(&d).expect("creating --dir");
-                PathBuf::from(d)
-            }
-            None => common::bench_base_dir(),
-        };
+        let dir = f.dir();
         Opts {
             only: f.list("only", "appends,bulk,queries"),
             systems: f.list("systems", "evlog,pg,sqlite"),
@@ -108,9 +104,7 @@ impl Opts {
             warmup: f.num("warmup", 5),
             max_secs: f.num("max-secs", 300.0),
             verify: f.num("verify", 4),
-            kinds: f
-                .get("kinds")
-                .map(|k| k.split(',').map(|s| s.trim().to_string()).collect()),
+            kinds: f.kinds(),
             query_store: f.get("query-store"),
             dir,
         }
@@ -131,23 +125,10 @@ impl Opts {
     }
 }
 
-fn result(name: &str, value: impl std::fmt::Display) {
-    println!("RESULT {name}={value}");
-}
-
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct<T: Copy + Default>(sorted: &[T], p: f64) -> T {
-    if sorted.is_empty() {
-        return T::default();
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(ns: u64) -> String {
@@ -402,10 +383,7 @@ fn measure(
             p99,
             totals as f64 / lat.len() as f64
         );
-        let key = kind
-            .name
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-            .to_lowercase();
+        let key = kind.key();
         result(&format!("q_{system}_{key}_p50_ms"), format!("{p50:.2}"));
         result(&format!("q_{system}_{key}_p99_ms"), format!("{p99:.2}"));
         result(&format!("q_{system}_{key}_runs"), lat.len());
@@ -420,10 +398,6 @@ fn measure(
     out
 }
 
-fn is_stats(k: &Kind) -> bool {
-    matches!(k.class, Class::Stats | Class::Info)
-}
-
 /// Streams the store's records, as rows, to `f`; returns how many.
 fn each_row(store: &Path, mut f: impl FnMut(Row)) -> u64 {
     let mut n = 0;
@@ -435,14 +409,7 @@ fn each_row(store: &Path, mut f: impl FnMut(Row)) -> u64 {
 }
 
 fn queries(o: &Opts) {
-    let days = past_days(o.query_days);
-    println!(
-        "queries  {} events over {} days ({} .. {})",
-        o.query_events,
-        days.len(),
-        days[0],
-        days[days.len() - 1]
-    );
+    let days = query_days(o.query_events, o.query_days);
     let tmp = common::temp_dir("evlog-peers-q-");
     let store = match &o.query_store {
         Some(p) => PathBuf::from(p),
@@ -458,11 +425,7 @@ fn queries(o: &Opts) {
         result("qload_evlog_append_s", format!("{gen_s:.1}"));
         result("qload_evlog_index_s", format!("{:.1}", index_s + merge_s));
     }
-    let days: Vec<_> = evlog::store::day::list(&store, DayRange::all())
-        .expect("list")
-        .iter()
-        .map(|f| f.day)
-        .collect();
+    let days = stored_days(&store);
     // The store was appended from make_event(0), make_event(1), … in order.
     let step = (o.query_events / 256).max(1);
     let request_ids: Vec<String> = (0..o.query_events)
@@ -470,27 +433,19 @@ fn queries(o: &Opts) {
         .filter_map(|i| make_event(i).request_id)
         .collect();
     let mut kinds = kinds(&days, request_ids);
-    if let Some(want) = &o.kinds {
-        kinds.retain(|k| want.iter().any(|w| k.name.contains(w.as_str())));
-    }
+    retain_named(&mut kinds, o.kinds.as_deref());
     let now = Utc::now();
     let mut all: Vec<(&str, Vec<Measured>)> = Vec::new();
     if o.on("evlog") {
-        let t0 = Instant::now();
-        let bytes = ev::warm(&store);
-        println!(
-            "  evlog: {:.2} GB of index files read into the page cache in {:.1} s",
-            bytes as f64 / 1e9,
-            t0.elapsed().as_secs_f64()
-        );
-        result("qsize_evlog_mb", evlog_size(&store) / 1_000_000);
+        warmed("evlog", "of index files", || warm_index(&store));
+        result("qsize_evlog_mb", dir_bytes(&store) / 1_000_000);
         let s = IndexSearch::open(&store).expect("IndexSearch::open");
         assert_eq!(s.num_docs(), o.query_events);
         all.push((
             "evlog",
             measure(o, "evlog", &kinds, |k, i| {
                 let q = (k.make)(i);
-                if is_stats(k) {
+                if k.is_stats() {
                     ev::stats(&s, &q)
                 } else {
                     ev::page(&s, &q)
@@ -537,19 +492,13 @@ fn queries(o: &Opts) {
         result("qload_pg_index_s", format!("{index_s:.1}"));
         let mut r = pg::Runner::new(c);
         result("qsize_pg_mb", r.size() / 1_000_000);
-        let t0 = Instant::now();
-        let bytes = r.prewarm();
-        println!(
-            "  pg: {:.2} GB of table and indexes read into the page cache in {:.1} s",
-            bytes as f64 / 1e9,
-            t0.elapsed().as_secs_f64()
-        );
+        warmed("pg", "of table and indexes", || r.prewarm());
         all.push((
             "pg",
             measure(o, "pg", &kinds, |k, i| {
                 let q = (k.make)(i);
                 let t0 = Instant::now();
-                let a = if is_stats(k) {
+                let a = if k.is_stats() {
                     r.stats(&q, now)
                 } else {
                     r.page(&q, now)
@@ -587,23 +536,13 @@ fn queries(o: &Opts) {
             .expect("checkpoint");
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         result("qsize_sqlite_mb", size / 1_000_000);
-        let t0 = Instant::now();
-        std::io::copy(
-            &mut std::fs::File::open(&path).expect("open db"),
-            &mut std::io::sink(),
-        )
-        .expect("read db");
-        println!(
-            "  sqlite: {:.2} GB database file read into the page cache in {:.1} s",
-            size as f64 / 1e9,
-            t0.elapsed().as_secs_f64()
-        );
+        warmed("sqlite", "database file", || read_through(&path));
         all.push((
             "sqlite",
             measure(o, "sqlite", &kinds, |k, i| {
                 let q = (k.make)(i);
                 let t0 = Instant::now();
-                let a = if is_stats(k) {
+                let a = if k.is_stats() {
                     sqlite::stats(&c, &q, now)
                 } else {
                     sqlite::page(&c, &q, now)
@@ -615,20 +554,16 @@ fn queries(o: &Opts) {
     compare(&kinds, &all);
 }
 
-/// The store's size on disk (day files and index), in bytes.
-fn evlog_size(store: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        std::fs::read_dir(p).map_or(0, |rd| {
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-    }
-    walk(store)
+/// Prints how long `read` (which reads a system's files into the page
+/// cache and returns the bytes it read) took: "  {system}: N GB {what} read …".
+fn warmed(system: &str, what: &str, read: impl FnOnce() -> u64) {
+    let t0 = Instant::now();
+    let bytes = read();
+    println!(
+        "  {system}: {:.2} GB {what} read into the page cache in {:.1} s",
+        bytes as f64 / 1e9,
+        t0.elapsed().as_secs_f64()
+    );
 }
 
 /// Checks that every system gave the same answers as evlog (or, without
@@ -677,8 +612,6 @@ fn compare(kinds: &[Kind], all: &[(&str, Vec<Measured>)]) {
 fn main() {
     let o = Opts::parse();
     println!("data under {}; load {}", o.dir.display(), loadavg());
-    // SAFETY: single-threaded here; the common helpers read it for temp dirs.
-    unsafe { std::env::set_var("EVLOG_BENCH_DIR", &o.dir) };
     if o.runs("gen") {
         gen_events(&o);
     }

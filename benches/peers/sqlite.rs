@@ -3,7 +3,6 @@
 //! table kept by a trigger, and the query kinds as SQL.
 
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use evlog::index::Query;
@@ -11,6 +10,7 @@ use rusqlite::functions::{Aggregate, Context, FunctionFlags};
 use rusqlite::{Connection, ToSql, params_from_iter};
 
 use super::sql::{self, Answer, COLUMNS, Dialect, Param, Row, Stats};
+use crate::common::sqlite::open_durable;
 
 /// The table (times as µs since the epoch; files and metadata as JSON text).
 pub const TABLE: &str = "
@@ -51,21 +51,9 @@ END;";
 /// Opens a connection: WAL, `synchronous=FULL`, a 60 s busy timeout, a
 /// 256 MiB page cache, memory-mapped reads, and `percentile_disc`.
 pub fn open(path: &Path) -> Connection {
-    let c = Connection::open(path).expect("opening sqlite");
-    c.busy_timeout(Duration::from_secs(60))
-        .expect("busy_timeout");
-    let mode: String = c
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .expect("journal_mode");
-    assert_eq!(mode, "wal");
-    c.execute_batch(
-        "PRAGMA synchronous=FULL; PRAGMA cache_size=-262144; PRAGMA mmap_size=17179869184",
-    )
-    .expect("pragmas");
-    let sync: i64 = c
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
-        .expect("synchronous");
-    assert_eq!(sync, 2, "synchronous=FULL");
+    let c = open_durable(path);
+    c.execute_batch("PRAGMA cache_size=-262144; PRAGMA mmap_size=17179869184")
+        .expect("pragmas");
     c.create_aggregate_function(
         "percentile_disc",
         2,
