@@ -82,11 +82,11 @@ fn build(dir: &std::path::Path, n: usize) -> usize {
             })
             .collect();
         log.append_batch(events).unwrap();
-        ix.sync().unwrap();
+        ix.catch_up_and_commit().unwrap();
     }
     log.append(Event::new(EventType::SystemStart, "evlog", "built"))
         .unwrap();
-    ix.sync().unwrap();
+    ix.catch_up_and_commit().unwrap();
     drop(ix);
     log.flush().unwrap();
     drop(log);

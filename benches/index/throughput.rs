@@ -26,7 +26,7 @@ fn run_evlog_indexer(store: &Path) -> (u64, f64, Vec<(String, f64)>) {
     let th0 = cpu_snap();
     let t0 = Instant::now();
     let mut ix = Indexer::open(IndexConfig::new(store)).expect("Indexer::open");
-    let n = ix.sync().expect("sync");
+    let n = ix.catch_up_and_commit().expect("catch up and commit");
     let secs = t0.elapsed().as_secs_f64();
     let threads = thread_cpu_between(&th0, &cpu_snap());
     let docs = ix.reader().searcher().num_docs();

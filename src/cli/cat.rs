@@ -3,7 +3,6 @@
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 
-
 use super::filters::DayRangeArgs;
 use super::{Context, term};
 use crate::store::day;

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-
 use super::filters::DayRangeArgs;
 use super::{Context, EXIT_PROBLEM};
 use crate::store::verify;
