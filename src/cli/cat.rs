@@ -8,16 +8,12 @@ use super::{Context, term};
 use crate::store::day;
 use crate::store::reader::{LineReader, parse_record};
 
-/// Flags of the subcommand (documented on `Command`).
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    days: DayRangeArgs,
-}
+/// Flags of the subcommand (documented on `Command`): the days to print.
+pub type Args = DayRangeArgs;
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let dir = &ctx.store.storage_path;
-    let range = args.days.range();
+    let range = args.range();
     let files = day::list(dir, range)?;
     let stdout = io::stdout();
     // Piped, the stored lines as they are; on a terminal, their DEL, C1 and

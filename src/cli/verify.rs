@@ -8,18 +8,14 @@ use crate::store::verify;
 
 /// Flags of the subcommand (documented on `Command`): the days to check;
 /// the chain of the first must continue from the day before.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    #[command(flatten)]
-    days: DayRangeArgs,
-}
+pub type Args = DayRangeArgs;
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let dir = &ctx.store.storage_path;
     if !dir.is_dir() {
         anyhow::bail!("storage directory {} does not exist", dir.display());
     }
-    let range = args.days.range();
+    let range = args.range();
     let report = verify::verify(dir, range)?;
     for note in &report.notes {
         eprintln!("note: {note}");
