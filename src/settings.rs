@@ -17,7 +17,7 @@
 //! addr = "127.0.0.1:8080"       # env EVLOG_ADDR, flag --addr
 //! keys_file = "/var/lib/evlog/keys.json"   # default <storage>/keys.json
 //!
-//! [server.limits]               # see crate::server::Limits for every key
+//! [server.limits]               # see crate::limits::Limits for every key
 //! max_body_bytes = 10485760
 //!
 //! [rotation]                    # evlog rotate and the server's daily run

@@ -2,8 +2,9 @@
 //! page through the cursor (no 1000 cap), with the columns and filters of
 //! `GET /events/export`.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,6 +14,7 @@ use super::filters::FilterArgs;
 use super::{Context, search, term};
 use crate::export::Format as ExportFormat;
 use crate::index::query::MAX_LIMIT;
+use crate::store::{DAY_FILE_MODE, sync_dir};
 
 /// Output format of `evlog export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +64,8 @@ pub struct Args {
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut q = args.filters.to_query(&ctx.store.privacy);
     q.limit = Some(MAX_LIMIT);
+    // "Today" is the day the export started, whatever the time of its last page.
+    q.pin_default_day(chrono::Utc::now());
     if let Err(e) = q.validate() {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(super::EXIT_ERROR));
@@ -81,8 +85,14 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         };
     };
     let part = part_path(&path);
-    let file =
-        File::create(&part).map_err(|e| anyhow::anyhow!("creating {}: {e}", part.display()))?;
+    // Readable as the day files are (owner, group), not by everyone.
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(DAY_FILE_MODE)
+        .open(&part)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", part.display()))?;
     let bar = if io::stderr().is_terminal() {
         ProgressBar::new(0).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta})")
@@ -100,6 +110,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&part, &path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        sync_dir(dir.unwrap_or(Path::new(".")))?;
         Ok(n)
     });
     bar.finish_and_clear();

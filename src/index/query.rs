@@ -94,6 +94,16 @@ impl Cursor {
 }
 
 impl Query {
+    /// Fixes the default day: without `date`, `start` and `end`, a query
+    /// means today at the moment it is answered; a query paged over a
+    /// while (an export) keeps the day it started on, so that pages past
+    /// UTC midnight do not ask for the next day with the first day's cursor.
+    pub fn pin_default_day(&mut self, now: DateTime<Utc>) {
+        if self.date.is_none() && self.start.is_none() && self.end.is_none() {
+            self.date = Some(now.date_naive());
+        }
+    }
+
     /// Checks limits and ranges; errors name the parameter.
     pub fn validate(&self) -> Result<(), QueryError> {
         if let Some(l) = self.limit
@@ -528,4 +538,29 @@ fn newest(
     let mut hits: Vec<Hit> = heap.into_iter().map(|Reverse(h)| h).collect();
     hits.sort_unstable_by_key(|h| Reverse((h.ts, h.seq)));
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review of issue 14: an export paged past UTC midnight asked for the
+    /// new day with the first day's cursor and ended early.
+    #[test]
+    fn the_default_day_is_pinned_once_and_explicit_ranges_are_kept() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T23:59:59Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let mut q = Query::default();
+        q.pin_default_day(now);
+        assert_eq!(q.date, NaiveDate::from_ymd_opt(2026, 11, 30));
+        q.pin_default_day(now + Duration::seconds(2));
+        assert_eq!(q.date, NaiveDate::from_ymd_opt(2026, 11, 30));
+        let mut ranged = Query {
+            start: Some(now),
+            ..Query::default()
+        };
+        ranged.pin_default_day(now);
+        assert_eq!((ranged.date, ranged.start), (None, Some(now)));
+    }
 }

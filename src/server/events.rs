@@ -184,6 +184,8 @@ pub(crate) async fn export(
     let format = p.format.unwrap_or(Format::Ndjson);
     let mut q = p.query;
     q.limit = Some(MAX_LIMIT);
+    // "Today" is the day the export started, whatever the time of its last page.
+    q.pin_default_day(chrono::Utc::now());
     let (tx, body) = streams::body::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         let mut lease = lease;

@@ -642,6 +642,10 @@ fn export_writes_every_match_to_stdout_or_a_file() {
         out.stderr
     );
     assert!(!store.file("nov.csv.part").exists());
+    // Readable by owner and group, as the day files are; not by everyone.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o640, "{mode:o}");
     let mut r = csv::Reader::from_path(&file).unwrap();
     assert_eq!(
         r.headers().unwrap().iter().collect::<Vec<_>>(),

@@ -311,6 +311,20 @@ fn verify_passes_on_the_good_fixture() {
         "{}",
         out.stderr
     );
+    // So does one day alone (`--date`), and it checks only that day's lines.
+    let out = store.run(&["verify", "--date", "2026-01-15"], b"");
+    out.expect_code(0);
+    assert!(
+        out.stderr.contains("chain continues from"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("in 1 file(s)"), "{}", out.stdout);
+    let out = store.run(
+        &["verify", "--date", "2026-01-15", "--from", "2026-01-14"],
+        b"",
+    );
+    out.expect_code(2);
 }
 
 #[test]

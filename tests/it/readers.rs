@@ -463,12 +463,7 @@ fn a_keyed_flood_is_summarised_and_cannot_push_out_another_keys_denial() {
     let probe = format!("GET /events/{}", bobs["id"].as_str().unwrap());
     caught_up(&s);
 
-    let lock = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(store.file("evlog.lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = store.hold_writers_lock();
     let started = std::time::Instant::now();
     let svc = [("X-API-Key", service.as_str())];
     assert_eq!(
