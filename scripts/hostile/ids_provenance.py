@@ -16,7 +16,7 @@ what an admin reading the log sees:
 2. race: 8 requests with one new id at the same moment, 10 times: how many
    are stored.
 3. probe: alice asks for bob's event by id and for an id that does not
-   exist: can she tell them apart?
+   exist, then appends an event with each id: can she tell them apart?
 4. forge: the service appends a `system_start` as the user `evlog`, and
    one as another user: answers, and the `appended_by` of the stored
    events next to the server's own `system_start`.
@@ -92,6 +92,15 @@ def main():
         print(f"probe: alice asks for bob's id: {s1} {d1.decode()}")
         print(f"       alice asks for a made-up id: {s2} {d2.decode()}")
         print(f"       indistinguishable: {s1 == s2 and same}")
+        # ... and by appending with the id: taken (409) or free (201)?
+        e1, e2 = deploy("alice", "alice's"), deploy("alice", "alice's")
+        e1["id"], e2["id"] = bobs, made_up
+        a1, b1 = srv.request("POST", "/events", alice, e1)
+        a2, b2 = srv.request("POST", "/events", alice, e2)
+        same = b1.replace(bobs.encode(), b"ID") == b2.replace(made_up.encode(), b"ID")
+        print(f"       alice appends with bob's id: {a1} {b1.decode()}")
+        print(f"       alice appends with a made-up id: {a2} {b2.decode()}")
+        print(f"       indistinguishable: {a1 == a2 and same}")
 
         # 4. forge
         f1 = post(srv, svc, deploy("evlog", "evlog serve started on 127.0.0.1:8080", event_type="system_start"))
