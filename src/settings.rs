@@ -19,6 +19,8 @@
 //!
 //! [server.limits]               # see crate::server::Limits for every key
 //! max_body_bytes = 10485760
+//! rate_user_per_sec = 100       # requests a second of one user key; 0 = off
+//! rate_user_burst = 1000
 //!
 //! [rotation]                    # evlog rotate and the server's daily run
 //! compress_after = "7d"         # env EVLOG_COMPRESS_AFTER; "off" never compresses

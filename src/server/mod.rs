@@ -11,7 +11,8 @@
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `denials` — their rate
 //!   limit per source address or key; `reject` — the JSON errors;
-//!   `quota` — what appends in flight hold, in all and per key.
+//!   `quota` — what appends in flight hold, in all and per key;
+//!   `ratelimit` — requests per key (a token bucket by role).
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //! - `streams` — what ends an open export or live stream: its key's
@@ -34,6 +35,7 @@ mod metrics;
 mod ops;
 mod params;
 mod quota;
+mod ratelimit;
 mod reject;
 mod sse;
 mod streams;
@@ -77,6 +79,8 @@ pub(crate) struct State {
     limits: Limits,
     /// Append slots and request-body bytes held by appends in flight.
     quota: quota::Quota,
+    /// Requests per key (429 `rate_limited`).
+    rates: ratelimit::RateLimits,
     /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
     claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
@@ -133,6 +137,7 @@ impl Server {
             suppressed: metrics.auth_failures_suppressed.clone(),
             sources: metrics.auth_failure_sources.clone(),
         };
+        let rates = ratelimit::RateLimits::new(&limits, metrics.rate_limited.clone());
         let state = Arc::new(State {
             appender: Appender::with_appended_by(log.clone(), crate::event::SERVER_APPENDER),
             denials: denials::Denials::new(log.clone(), &limits, denial_stats),
@@ -141,6 +146,7 @@ impl Server {
             keys,
             metrics,
             quota: quota::Quota::new(&limits),
+            rates,
             claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,
