@@ -81,6 +81,8 @@ pub(crate) struct State {
     quota: quota::Quota,
     /// Requests per key (429 `rate_limited`).
     rates: ratelimit::RateLimits,
+    /// The `[[dedup]]` rules of `POST /events`, once set.
+    dedup: std::sync::OnceLock<Arc<crate::dedup::Dedup>>,
     /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
     claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
@@ -147,6 +149,7 @@ impl Server {
             metrics,
             quota: quota::Quota::new(&limits),
             rates,
+            dedup: std::sync::OnceLock::new(),
             claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,
@@ -172,6 +175,20 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner()) = policy;
         if let Some(at) = daily_at {
             tokio::spawn(admin::schedule(Arc::downgrade(&self.state), at));
+        }
+    }
+
+    /// Applies `rules` to the events of `POST /events` (see
+    /// [`crate::dedup`]) and queues their summaries (each second, when one
+    /// is due; the rest at [`Server::close`]). Call once, inside the
+    /// runtime; later calls are ignored.
+    pub fn set_dedup(&self, rules: &[crate::dedup::DedupRule]) {
+        if rules.is_empty() {
+            return;
+        }
+        let dedup = Arc::new(crate::dedup::Dedup::new(rules, self.state.log.clock()));
+        if self.state.dedup.set(dedup).is_ok() {
+            tokio::spawn(summarise_dedup(Arc::downgrade(&self.state)));
         }
     }
 
@@ -291,12 +308,29 @@ impl Server {
         };
         // Budgeted denials first, then a summary of every count left.
         state.denials.shutdown_into(&state.appender);
+        if let Some(s) = state.dedup.get().and_then(|d| d.summary(true)) {
+            state.appender.append(s);
+        }
         state.appender.shutdown();
         state.indexer.shutdown()?;
         if let Err(e) = state.log.flush() {
             tracing::error!(error = %e, "final fsync failed");
         }
         Ok(())
+    }
+}
+
+/// Every second, until the server is gone: queues the summary of the
+/// `[[dedup]]` counts when one is due.
+async fn summarise_dedup(state: Weak<State>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if let Some(s) = state.dedup.get().and_then(|d| d.summary(false)) {
+            state.appender.append(s);
+        }
     }
 }
 
