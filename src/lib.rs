@@ -32,12 +32,14 @@
 //! - [`settings`]: configuration from flags, environment, TOML file, defaults.
 //! - [`limits`]: the server's request limits (a settings type below server and settings).
 //! - [`clock`]: where "now" comes from (injectable for tests).
+//! - [`dedup`]: `[[dedup]]` rules, at most N events per (user, type) per window (used by the [`Appender`] and the server).
 //! - [`error`]: the crate's error type.
 //! - [`cli`]: the `evlog` command line.
 
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod dedup;
 pub mod error;
 pub mod event;
 pub mod export;

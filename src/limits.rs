@@ -60,6 +60,19 @@ pub struct Limits {
     /// least `max_body_bytes`, at most `max_buffered_body_bytes`); beyond,
     /// 503 `overloaded` with `Retry-After`.
     pub max_buffered_body_bytes_per_key: usize,
+    /// Requests per second of one admin key (a token bucket per key, refilled
+    /// at this rate); beyond, 429 `rate_limited` with `Retry-After`. 0: off.
+    pub rate_admin_per_sec: u32,
+    /// Size of an admin key's bucket (requests at once); 0: `rate_admin_per_sec`.
+    pub rate_admin_burst: u32,
+    /// Requests per second of one user key; 0: off.
+    pub rate_user_per_sec: u32,
+    /// Size of a user key's bucket; 0: `rate_user_per_sec`.
+    pub rate_user_burst: u32,
+    /// Requests per second of one service key; 0: off.
+    pub rate_service_per_sec: u32,
+    /// Size of a service key's bucket; 0: `rate_service_per_sec`.
+    pub rate_service_burst: u32,
 }
 
 impl Default for Limits {
@@ -81,6 +94,12 @@ impl Default for Limits {
             max_buffered_body_bytes: 64 << 20,
             max_pending_appends_per_key: 128,
             max_buffered_body_bytes_per_key: 32 << 20,
+            rate_admin_per_sec: 0,
+            rate_admin_burst: 0,
+            rate_user_per_sec: 100,
+            rate_user_burst: 1000,
+            rate_service_per_sec: 0,
+            rate_service_burst: 0,
         }
     }
 }

@@ -19,12 +19,19 @@
 //!
 //! [server.limits]               # see crate::limits::Limits for every key
 //! max_body_bytes = 10485760
+//! rate_user_per_sec = 100       # requests a second of one user key; 0 = off
+//! rate_user_burst = 1000
 //!
 //! [rotation]                    # evlog rotate and the server's daily run
 //! compress_after = "7d"         # env EVLOG_COMPRESS_AFTER; "off" never compresses
 //! delete_after = "90d"          # env EVLOG_DELETE_AFTER; "off" never deletes by age
 //! max_total_size = "10GiB"      # env EVLOG_MAX_TOTAL_SIZE; default "off"
 //! rotate_at = "00:15"           # server's daily run, UTC; env EVLOG_ROTATE_AT; "off"
+//!
+//! [[dedup]]                     # at most `max` per (user_id, event_type) per `per`
+//! event_types = ["login_failed"]
+//! per = "10m"
+//! max = 1
 //! ```
 
 use std::net::SocketAddr;
@@ -82,6 +89,52 @@ pub struct FileConfig {
     pub server: Option<ServerFileConfig>,
     /// Rotation and retention.
     pub rotation: Option<RotationFileConfig>,
+    /// `[[dedup]]` rules (see [`crate::dedup`]).
+    pub dedup: Option<Vec<DedupFileRule>>,
+}
+
+/// One `[[dedup]]` table of the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupFileRule {
+    /// The event types it applies to.
+    pub event_types: Vec<String>,
+    /// The window: an age like `"10m"`.
+    pub per: String,
+    /// Events admitted per (user_id, event_type) and window (at least 1).
+    pub max: u32,
+}
+
+/// Resolves the file's `[[dedup]]` rules: each type a valid event type,
+/// `per` a positive age, `max` at least 1.
+pub fn resolve_dedup(file: &FileConfig) -> Result<Vec<crate::dedup::DedupRule>, ConfigError> {
+    let mut rules = Vec::new();
+    for (i, r) in file.dedup.iter().flatten().enumerate() {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("config file [[dedup]] #{} {key}", i + 1),
+            message,
+        };
+        if r.event_types.is_empty() {
+            return Err(invalid("event_types", "lists no type".into()));
+        }
+        for t in &r.event_types {
+            t.parse::<crate::event::EventType>()
+                .map_err(|e| invalid("event_types", e.message))?;
+        }
+        let per = crate::rotate::policy::parse_age(&r.per)
+            .map_err(|m| invalid("per", m))?
+            .filter(|d| *d > chrono::Duration::zero())
+            .ok_or_else(|| invalid("per", format!("`{}`: want a positive age like 10m", r.per)))?;
+        if r.max == 0 {
+            return Err(invalid("max", "must be at least 1".into()));
+        }
+        rules.push(crate::dedup::DedupRule {
+            event_types: r.event_types.clone(),
+            per,
+            max: r.max,
+        });
+    }
+    Ok(rules)
 }
 
 /// The `[rotation]` table of the TOML file: ages like `"7d"`, sizes like
@@ -429,6 +482,42 @@ mod tests {
         let file = FileConfig::load(Some(&p)).unwrap();
         let e = resolve_rotation(&none, &file).unwrap_err().to_string();
         assert!(e.contains("max_total_size") && e.contains("lots"), "{e}");
+    }
+
+    #[test]
+    fn dedup_rules_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        assert!(resolve_dedup(&FileConfig::default()).unwrap().is_empty());
+        std::fs::write(
+            &p,
+            "[[dedup]]\nevent_types = [\"login_failed\", \"auth_login\"]\nper = \"10m\"\nmax = 1\n\
+             [[dedup]]\nevent_types = [\"deploy\"]\nper = \"1h\"\nmax = 5\n",
+        )
+        .unwrap();
+        let rules = resolve_dedup(&FileConfig::load(Some(&p)).unwrap()).unwrap();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].event_types, ["login_failed", "auth_login"]);
+        assert_eq!(rules[0].per, chrono::Duration::minutes(10));
+        assert_eq!(
+            (rules[1].max, rules[1].per),
+            (5, chrono::Duration::hours(1))
+        );
+        for (bad, names) in [
+            (
+                "event_types = [\"Bad Type\"]\nper = \"10m\"\nmax = 1",
+                "event_types",
+            ),
+            ("event_types = []\nper = \"10m\"\nmax = 1", "event_types"),
+            ("event_types = [\"x\"]\nper = \"off\"\nmax = 1", "per"),
+            ("event_types = [\"x\"]\nper = \"10m\"\nmax = 0", "max"),
+        ] {
+            std::fs::write(&p, format!("[[dedup]]\n{bad}\n")).unwrap();
+            let e = resolve_dedup(&FileConfig::load(Some(&p)).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(names) && e.contains("#1"), "{e}");
+        }
     }
 
     #[test]

@@ -45,12 +45,13 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let mut over = settings::RotationOverrides::from_env()?;
     over.rotate_at = args.rotate_at.map(|a| a.0);
     let rotation = settings::resolve_rotation(&over, &ctx.file)?;
+    let dedup = settings::resolve_dedup(&ctx.file)?;
     let log = ctx.open_log()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("evlog-http")
         .build()?;
-    let server = rt.block_on(serve(&settings, rotation, log))?;
+    let server = rt.block_on(serve(&settings, rotation, &dedup, log))?;
     server.close()?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -59,6 +60,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 async fn serve(
     settings: &ServerSettings,
     rotation: settings::RotationSettings,
+    dedup: &[crate::dedup::DedupRule],
     log: EventLog,
 ) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)
@@ -74,6 +76,7 @@ async fn serve(
         )
     })?;
     server.set_rotation(rotation.policy, rotation.rotate_at);
+    server.set_dedup(dedup);
     server.record_system(
         EventType::SystemStart,
         format!("evlog serve started on {addr}"),

@@ -96,7 +96,8 @@ impl State {
     /// The principal of the request's key and its expiry: 403 without a
     /// key, 401 for an unknown, revoked, expired or malformed one (denials
     /// are recorded), 503 `keys_unavailable` while the keys file cannot be
-    /// used (the server's fault, logged once, not recorded per request).
+    /// used (the server's fault, logged once, not recorded per request),
+    /// 429 `rate_limited` beyond the key's rate (see `ratelimit`).
     pub(crate) fn grant(&self, ctx: &Ctx) -> Result<Granted, ApiError> {
         let key = match &ctx.key {
             Presented::None => {
@@ -124,7 +125,10 @@ impl State {
             Presented::Key(k) => k,
         };
         let refused = match self.keys.authenticate(key, chrono::Utc::now()) {
-            Ok(g) => return Ok(g),
+            Ok(g) => {
+                self.rates.take(&g.principal, std::time::Instant::now())?;
+                return Ok(g);
+            }
             Err(Denied::Unavailable(why)) => {
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -79,35 +79,64 @@ where
     } else {
         Some(claim_ids(&state, &staged.client_ids).await?)
     };
-    let committed = state
-        .log
-        .submit_future(staged.bodies)
-        .map_err(store_error)?;
-    let waiting = std::time::Instant::now();
-    // The append slot, the body's share of the budget and the id claim are
-    // held until the lines are written (or failed), even if the client goes
-    // away or the response deadline drops this future meanwhile: the lines
-    // stay queued for the committer until then, and a retry must not be
-    // admitted into budget they still hold.
+    let mut staged = staged;
+    let (suppressed, counted) = deduplicate(&state, &mut staged);
+    // Window slots of events admitted but not written are given back: a
+    // retry of a failed append is admitted again.
+    let forget = |state: &State| {
+        if let Some(d) = state.dedup.get() {
+            for (user, ty) in &counted {
+                d.forget(user, ty);
+            }
+        }
+    };
     let held = (ticket, claim);
-    tokio::spawn(async move {
-        let done = committed.await;
-        drop(held);
-        done
-    })
-    .await
-    .map_err(|e| ApiError::internal("an append task", e))?
-    .map_err(store_error)?;
-    state
-        .metrics
-        .commit_wait
-        .observe(waiting.elapsed().as_secs_f64());
-    let (single, ids) = (staged.single, staged.ids);
-    let body = if single {
+    if !staged.bodies.is_empty() {
+        let committed = match state.log.submit_future(staged.bodies) {
+            Ok(c) => c,
+            Err(e) => {
+                forget(&state);
+                return Err(store_error(e));
+            }
+        };
+        let waiting = std::time::Instant::now();
+        // The append slot, the body's share of the budget and the id claim are
+        // held until the lines are written (or failed), even if the client goes
+        // away or the response deadline drops this future meanwhile: the lines
+        // stay queued for the committer until then, and a retry must not be
+        // admitted into budget they still hold.
+        let done = tokio::spawn(async move {
+            let done = committed.await;
+            drop(held);
+            done
+        })
+        .await
+        .map_err(|e| ApiError::internal("an append task", e))?;
+        if let Err(e) = done {
+            forget(&state);
+            return Err(store_error(e));
+        }
+        state
+            .metrics
+            .commit_wait
+            .observe(waiting.elapsed().as_secs_f64());
+    }
+    // Suppressed events have no id: `null` in their place, and their
+    // positions under `suppressed`.
+    let ids: Vec<Option<Uuid>> = staged
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| suppressed.binary_search(&i).is_err().then_some(*id))
+        .collect();
+    let mut body = if staged.single {
         json!({ "id": ids[0] })
     } else {
         json!({ "ids": ids })
     };
+    if !suppressed.is_empty() {
+        body["suppressed"] = json!(suppressed);
+    }
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
 }
 
@@ -126,6 +155,41 @@ struct Staged {
     bodies: Vec<Vec<u8>>,
     /// The ids the request gave, with where.
     client_ids: Vec<(At, Uuid)>,
+    /// For each line, its (user_id, event_type) if a `[[dedup]]` rule lists its type.
+    dedup_keys: Vec<Option<(String, String)>>,
+}
+
+/// Applies the `[[dedup]]` rules to `staged`, in request order: removes the
+/// lines of the events they suppress (counted in the metrics). Returns the
+/// positions of those (ascending) and the (user_id, event_type) of the
+/// admitted events a rule counted.
+fn deduplicate(state: &State, staged: &mut Staged) -> (Vec<usize>, Vec<(String, String)>) {
+    let (mut suppressed, mut counted) = (Vec::new(), Vec::new());
+    let Some(d) = state.dedup.get() else {
+        return (suppressed, counted);
+    };
+    if staged.dedup_keys.iter().all(Option::is_none) {
+        return (suppressed, counted);
+    }
+    let bodies = std::mem::take(&mut staged.bodies);
+    for (i, (body, key)) in bodies
+        .into_iter()
+        .zip(staged.dedup_keys.drain(..))
+        .enumerate()
+    {
+        match key {
+            Some((user, ty)) if !d.admit(&user, &ty) => {
+                state.metrics.suppressed.with_label_values(&[&ty]).inc();
+                suppressed.push(i);
+            }
+            Some(key) => {
+                counted.push(key);
+                staged.bodies.push(body);
+            }
+            None => staged.bodies.push(body),
+        }
+    }
+    (suppressed, counted)
 }
 
 /// Parses and validates the body one event at a time; checks that `who` may
@@ -144,6 +208,7 @@ fn stage(
     let mut bodies = Vec::new();
     let mut client: HashMap<Uuid, At> = HashMap::new();
     let mut client_ids = Vec::new();
+    let mut dedup_keys = Vec::new();
     let mut repeats = Vec::new();
     let parsed = ingest::parse(framing, body, &state.limits, |at, mut event, doomed| {
         if let Some(refusal) = refuse_user(who, at, &event.user_id) {
@@ -176,12 +241,19 @@ fn stage(
             return Ok(());
         }
         event.appended_by = Some(who.key_id.clone());
+        let ty = event.event_type.as_str();
+        let key = state
+            .dedup
+            .get()
+            .filter(|d| d.applies(ty))
+            .map(|_| (event.user_id.clone(), ty.to_string()));
         let (id, mut line) = state.log.prepare(event).map_err(Refusal::Event)?;
         // `prepare` starts each line at 512 bytes; thousands of small
         // events would hold twice their size.
         line.shrink_to_fit();
         ids.push(id);
         bodies.push(line);
+        dedup_keys.push(key);
         Ok(())
     });
     let parsed = match parsed {
@@ -202,6 +274,7 @@ fn stage(
         ids,
         bodies,
         client_ids,
+        dedup_keys,
     })
 }
 

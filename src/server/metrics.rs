@@ -26,6 +26,10 @@ pub(crate) struct Metrics {
     pub auth_failures_suppressed: IntCounter,
     /// Sources (addresses, keys) whose denials are tracked now.
     pub auth_failure_sources: IntGauge,
+    /// Requests refused 429 `rate_limited`, by the key's role.
+    pub rate_limited: IntCounterVec,
+    /// Events of `POST /events` suppressed by `[[dedup]]` rules, by type.
+    pub suppressed: IntCounterVec,
     appended: IntCounter,
     group_commits: IntCounter,
     write_failures: IntCounter,
@@ -128,7 +132,31 @@ impl Metrics {
         registry
             .register(Box::new(auth_failure_sources.clone()))
             .expect("unique metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "evlog_rate_limited_total",
+                "Requests refused 429 rate_limited (over their key's rate), by the key's role",
+            ),
+            &["role"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rate_limited.clone()))
+            .expect("unique metric");
+        let suppressed = IntCounterVec::new(
+            Opts::new(
+                "evlog_events_suppressed_total",
+                "Events of POST /events acknowledged but not stored by a [[dedup]] rule, by event type",
+            ),
+            &["event_type"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(suppressed.clone()))
+            .expect("unique metric");
         Metrics {
+            rate_limited,
+            suppressed,
             auth_failures_suppressed: counter(
                 &registry,
                 "evlog_auth_failures_suppressed_total",

@@ -11,7 +11,8 @@
 //!   `params` — query strings → [`Query`](crate::index::Query).
 //! - `access` — keys, roles and recorded denials; `denials` — their rate
 //!   limit per source address or key; `reject` — the JSON errors;
-//!   `quota` — what appends in flight hold, in all and per key.
+//!   `quota` — what appends in flight hold, in all and per key;
+//!   `ratelimit` — requests per key (a token bucket by role).
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate` and the daily rotation.
 //! - `streams` — what ends an open export or live stream: its key's
@@ -34,6 +35,7 @@ mod metrics;
 mod ops;
 mod params;
 mod quota;
+mod ratelimit;
 mod reject;
 mod sse;
 mod streams;
@@ -77,6 +79,10 @@ pub(crate) struct State {
     limits: Limits,
     /// Append slots and request-body bytes held by appends in flight.
     quota: quota::Quota,
+    /// Requests per key (429 `rate_limited`).
+    rates: ratelimit::RateLimits,
+    /// The `[[dedup]]` rules of `POST /events`, once set.
+    dedup: std::sync::OnceLock<Arc<crate::dedup::Dedup>>,
     /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
     claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
@@ -133,6 +139,7 @@ impl Server {
             suppressed: metrics.auth_failures_suppressed.clone(),
             sources: metrics.auth_failure_sources.clone(),
         };
+        let rates = ratelimit::RateLimits::new(&limits, metrics.rate_limited.clone());
         let state = Arc::new(State {
             appender: Appender::with_appended_by(log.clone(), crate::event::SERVER_APPENDER),
             denials: denials::Denials::new(log.clone(), &limits, denial_stats),
@@ -141,6 +148,8 @@ impl Server {
             keys,
             metrics,
             quota: quota::Quota::new(&limits),
+            rates,
+            dedup: std::sync::OnceLock::new(),
             claimed_ids: std::sync::Mutex::default(),
             limits,
             commits,
@@ -166,6 +175,20 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner()) = policy;
         if let Some(at) = daily_at {
             tokio::spawn(admin::schedule(Arc::downgrade(&self.state), at));
+        }
+    }
+
+    /// Applies `rules` to the events of `POST /events` (see
+    /// [`crate::dedup`]) and queues their summaries (each second, when one
+    /// is due; the rest at [`Server::close`]). Call once, inside the
+    /// runtime; later calls are ignored.
+    pub fn set_dedup(&self, rules: &[crate::dedup::DedupRule]) {
+        if rules.is_empty() {
+            return;
+        }
+        let dedup = Arc::new(crate::dedup::Dedup::new(rules, self.state.log.clock()));
+        if self.state.dedup.set(dedup).is_ok() {
+            tokio::spawn(summarise_dedup(Arc::downgrade(&self.state)));
         }
     }
 
@@ -285,12 +308,29 @@ impl Server {
         };
         // Budgeted denials first, then a summary of every count left.
         state.denials.shutdown_into(&state.appender);
+        if let Some(s) = state.dedup.get().and_then(|d| d.summary(true)) {
+            state.appender.append(s);
+        }
         state.appender.shutdown();
         state.indexer.shutdown()?;
         if let Err(e) = state.log.flush() {
             tracing::error!(error = %e, "final fsync failed");
         }
         Ok(())
+    }
+}
+
+/// Every second, until the server is gone: queues the summary of the
+/// `[[dedup]]` counts when one is due.
+async fn summarise_dedup(state: Weak<State>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if let Some(s) = state.dedup.get().and_then(|d| d.summary(false)) {
+            state.appender.append(s);
+        }
     }
 }
 

@@ -3,6 +3,11 @@
 //! batches; when the queue is full the event is dropped and counted. Every
 //! failed write is logged as
 //! `EVENT_WRITE_FAILED user_id=.. event_type=.. error=..` through `tracing`.
+//!
+//! With [`Appender::with_dedup`], `[[dedup]]` rules suppress events before
+//! they are queued (counted in [`AppenderStats::suppressed`]), and the
+//! appender queues an `events_suppressed` summary of the counts at most once
+//! a minute, at the next append or flush after one is due, and at shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +15,7 @@ use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use super::EventLog;
+use crate::dedup::{Dedup, DedupRule};
 use crate::event::Event;
 
 /// Default queue capacity (events). Slots hold events inline (no allocation
@@ -36,6 +42,8 @@ pub struct AppenderStats {
     pub failed: AtomicU64,
     /// Events written.
     pub written: AtomicU64,
+    /// Events suppressed by the `[[dedup]]` rules (never queued).
+    pub suppressed: AtomicU64,
 }
 
 /// Fire-and-forget appends over an [`EventLog`]. Flushes on [`Appender::flush`],
@@ -44,6 +52,7 @@ pub struct Appender {
     tx: Option<SyncSender<Cmd>>,
     stats: Arc<AppenderStats>,
     worker: Option<JoinHandle<()>>,
+    dedup: Option<Arc<Dedup>>,
 }
 
 impl Appender {
@@ -112,12 +121,43 @@ impl Appender {
             tx: Some(tx),
             stats,
             worker: Some(worker),
+            dedup: None,
         }
     }
 
+    /// Applies `rules` (see [`crate::dedup`]) to every event appended from
+    /// now on, on `log`'s clock: at most `max` events per (user_id,
+    /// event_type) per window for the listed types; the others are
+    /// suppressed, counted, and summarised in `events_suppressed` events.
+    pub fn with_dedup(mut self, log: &EventLog, rules: &[DedupRule]) -> Appender {
+        self.dedup = (!rules.is_empty()).then(|| Arc::new(Dedup::new(rules, log.clock())));
+        self
+    }
+
     /// Enqueues `event` without blocking. Returns `false` (and counts a drop)
-    /// when the queue is full.
+    /// when the queue is full; `true` when queued, or suppressed by a
+    /// `[[dedup]]` rule (counted in [`AppenderStats::suppressed`]).
     pub fn append(&self, event: Event) -> bool {
+        if let Some(d) = &self.dedup {
+            let admitted = d.admit(&event.user_id, event.event_type.as_str());
+            self.summarise(false);
+            if !admitted {
+                self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        self.enqueue(event)
+    }
+
+    /// Queues the summary of the `[[dedup]]` counts if one is due (or,
+    /// with `now_anyway`, if anything was suppressed since the last).
+    fn summarise(&self, now_anyway: bool) {
+        if let Some(s) = self.dedup.as_ref().and_then(|d| d.summary(now_anyway)) {
+            self.enqueue(s);
+        }
+    }
+
+    fn enqueue(&self, event: Event) -> bool {
         let Some(tx) = &self.tx else {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
@@ -140,6 +180,7 @@ impl Appender {
     /// Waits until every event enqueued before this call is written (and, per
     /// the durability mode, fsynced).
     pub fn flush(&self) {
+        self.summarise(false);
         if let Some(tx) = &self.tx {
             let (r, rx) = mpsc::sync_channel(1);
             if tx.send(Cmd::Flush(r)).is_ok() {
@@ -164,6 +205,7 @@ impl Appender {
     }
 
     fn close(&mut self) {
+        self.summarise(true);
         self.flush();
         self.tx.take();
         if let Some(w) = self.worker.take() {

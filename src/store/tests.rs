@@ -442,6 +442,56 @@ fn an_appender_with_appended_by_stamps_the_events_that_have_none() {
     );
 }
 
+/// Issue 15, item 4: `[[dedup]]` rules in the library's appender.
+#[test]
+fn an_appender_with_dedup_rules_keeps_one_per_user_and_type_per_window_and_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock_at(2026, 11, 23, 8);
+    let log = open(dir.path(), clock.clone());
+    let rule = crate::dedup::DedupRule {
+        event_types: vec!["login_failed".into()],
+        per: Duration::minutes(10),
+        max: 1,
+    };
+    let app = Appender::new(log.clone()).with_dedup(&log, &[rule]);
+    let failed = |u: &str| Event::new(EventType::Custom("login_failed".into()), u, "bad password");
+    for _ in 0..4 {
+        assert!(app.append(failed("alice")));
+    }
+    app.append(failed("bob"));
+    // Not listed: never suppressed, auth_failure included.
+    app.append(Event::new(EventType::AuthFailure, "alice", "denied"));
+    app.append(Event::new(EventType::AuthFailure, "alice", "denied"));
+    clock.advance(Duration::minutes(10));
+    app.append(failed("alice"));
+    app.shutdown();
+    let events: Vec<Event> = records(&log).into_iter().map(|r| r.event).collect();
+    let count = |t: &str, u: &str| {
+        events
+            .iter()
+            .filter(|e| e.event_type.as_str() == t && e.user_id == u)
+            .count()
+    };
+    assert_eq!(count("login_failed", "alice"), 2, "one per window");
+    assert_eq!(count("login_failed", "bob"), 1);
+    assert_eq!(count("auth_failure", "alice"), 2);
+    let summaries: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event_type.as_str() == crate::dedup::SUMMARY_TYPE)
+        .collect();
+    // The first suppression is summarised at once, the two after it (less
+    // than a minute later) at shutdown.
+    let counts: Vec<&serde_json::Value> = summaries
+        .iter()
+        .map(|e| &e.metadata.as_ref().unwrap()["suppressed"])
+        .collect();
+    assert_eq!(
+        counts,
+        [&json!({"login_failed": 1}), &json!({"login_failed": 2})]
+    );
+    assert_eq!(summaries[0].user_id, "evlog");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_appends_share_group_commits_and_keep_every_event() {
     let dir = tempfile::tempdir().unwrap();

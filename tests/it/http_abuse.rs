@@ -517,3 +517,72 @@ fn traversal_strings_in_every_parameter_are_400_or_match_nothing() {
     }
     still_serves(&s, "traversal strings");
 }
+
+/// A key's burst beyond its role's bucket (issue 15, item 4): 429
+/// `rate_limited` with `Retry-After` on every keyed route, counted in
+/// `/metrics` by role; other keys keep being served, and after
+/// `Retry-After` seconds the key is served again.
+#[test]
+fn a_burst_beyond_a_keys_bucket_is_429_until_its_retry_after() {
+    let store = Store::new();
+    let alice = store.add_key("user", "alice");
+    let bob = store.add_key("user", "bob");
+    let root = store.add_key("admin", "root");
+    let s = Serve::with_limits(&store, "rate_user_per_sec = 1\nrate_user_burst = 3");
+    let http = client();
+    let whoami = |key: &str| {
+        http.get(s.url("/whoami"))
+            .header("X-API-Key", key)
+            .send()
+            .unwrap()
+    };
+    // At 1 token a second, 50 requests in a row overrun a bucket of 3.
+    let mut served = 0;
+    let refused = loop {
+        let r = whoami(&alice);
+        if r.status() == 429 {
+            break r;
+        }
+        assert_eq!(r.status(), 200);
+        served += 1;
+        assert!(served < 50, "never limited");
+    };
+    assert!(served >= 3, "the burst is served first ({served})");
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry, 1);
+    let v: Value = refused.json().unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rate_user_per_sec"),
+        "{v}"
+    );
+    // Appends draw from the same bucket.
+    let r = http
+        .post(s.url("/events"))
+        .header("X-API-Key", &alice)
+        .json(&deploy("alice", "over the rate"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Other keys are not affected: another user's, an admin's (off by default).
+    assert_eq!(whoami(&bob).status(), 200);
+    assert_eq!(whoami(&root).status(), 200);
+    let metrics = http.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(
+        metrics.contains("evlog_rate_limited_total{role=\"user\"} 2"),
+        "{metrics}"
+    );
+    std::thread::sleep(Duration::from_secs(retry));
+    assert_eq!(
+        whoami(&alice).status(),
+        200,
+        "served again after Retry-After"
+    );
+}

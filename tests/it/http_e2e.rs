@@ -309,3 +309,102 @@ fn sigterm_under_load_loses_no_acknowledged_event() {
     let ix = evlog::index::IndexSearch::open(store.path()).unwrap();
     assert_eq!(ix.lag(store.path()).unwrap().events, 0);
 }
+
+/// `[[dedup]]` rules in `POST /events` (issue 15, item 4): at most one
+/// `login_failed` per (user_id, event_type) per 10 minutes; the request is
+/// still answered 201 as a whole, with `null` in place of the id of each
+/// suppressed event and their positions under `suppressed`; other types,
+/// `auth_failure` included, are untouched; the suppressed are counted in
+/// `/metrics` and summarised in `events_suppressed` events.
+#[test]
+fn dedup_rules_suppress_repeats_and_the_answer_and_summaries_say_so() {
+    let store = Store::new();
+    let svc = store.add_key("service", "emitter");
+    let root = store.add_key("admin", "root");
+    let s = Serve::with_config(
+        &store,
+        "[[dedup]]\nevent_types = [\"login_failed\"]\nper = \"10m\"\nmax = 1\n",
+    );
+    let http = client();
+    let post = |body: &Value| {
+        let r = http
+            .post(s.url("/events"))
+            .header("X-API-Key", &svc)
+            .json(body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let failed = |user: &str| {
+        serde_json::json!({"event_type": "login_failed", "user_id": user,
+            "action_description": "bad password", "status": "failure"})
+    };
+    let denied = serde_json::json!({"event_type": "auth_failure", "user_id": "alice",
+        "action_description": "denied", "status": "failure"});
+    let (status, v) = post(&serde_json::json!([
+        failed("alice"),
+        failed("alice"),
+        deploy("alice", "not listed"),
+        failed("bob"),
+        denied,
+        denied
+    ]));
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["suppressed"], serde_json::json!([1]), "{v}");
+    let ids = v["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 6);
+    assert!(ids[1].is_null(), "{v}");
+    assert!(
+        ids.iter()
+            .enumerate()
+            .all(|(i, id)| i == 1 || id.is_string()),
+        "{v}"
+    );
+    let (status, v) = post(&failed("alice"));
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v, serde_json::json!({"id": null, "suppressed": [0]}));
+    // Without a suppression the answer is as it always was.
+    let (status, v) = post(&failed("carol"));
+    assert_eq!(status, 201);
+    assert!(v["id"].is_string() && v.get("suppressed").is_none(), "{v}");
+    let metrics = http.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    assert!(
+        metrics.contains("evlog_events_suppressed_total{event_type=\"login_failed\"} 2"),
+        "{metrics}"
+    );
+    // A summary comes within seconds of the first suppression.
+    eventually("a summary event", || {
+        let v: Value = http
+            .get(s.url("/events?event_type=events_suppressed"))
+            .header("X-API-Key", &root)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (!v["events"].as_array()?.is_empty()).then_some(())
+    });
+    let (status, _) = s.terminate();
+    assert!(status.success());
+    let events: Vec<evlog::Event> = store.records().into_iter().map(|r| r.event).collect();
+    let stored = |t: &str, u: &str| {
+        events
+            .iter()
+            .filter(|e| e.event_type.as_str() == t && e.user_id == u)
+            .count()
+    };
+    assert_eq!(stored("login_failed", "alice"), 1);
+    assert_eq!(stored("login_failed", "bob"), 1);
+    assert_eq!(stored("auth_failure", "alice"), 2);
+    assert_eq!(stored("deploy", "alice"), 1);
+    // Every suppression is in one summary or another (the rest at shutdown).
+    let summarised: u64 = events
+        .iter()
+        .filter(|e| e.event_type.as_str() == "events_suppressed")
+        .map(|e| {
+            e.metadata.as_ref().unwrap()["suppressed"]["login_failed"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(summarised, 2);
+}

@@ -58,8 +58,13 @@ impl Serve {
     /// Starts a server whose config file holds `limits` (TOML lines of
     /// `[server.limits]`, e.g. `"max_streams_per_key = 1"`).
     pub fn with_limits(store: &Store, limits: &str) -> Serve {
+        Serve::with_config(store, &format!("[server.limits]\n{limits}\n"))
+    }
+
+    /// Starts a server whose config file is `toml`.
+    pub fn with_config(store: &Store, toml: &str) -> Serve {
         let config = store.path().with_file_name("evlog.toml");
-        std::fs::write(&config, format!("[server.limits]\n{limits}\n")).unwrap();
+        std::fs::write(&config, toml).unwrap();
         let config = config.to_str().unwrap().to_string();
         Serve::start_opts(
             store,
