@@ -26,10 +26,11 @@ pub struct Args {
     /// What was done, for humans.
     #[arg(long, value_name = "TEXT", required_unless_present = "stdin")]
     pub desc: Option<String>,
-    /// Outcome: success, failure, pending or in_progress.
+    /// Outcome: success, failure, pending or in_progress (any case; stored lowercase).
     #[arg(long, default_value = "success")]
     pub status: String,
-    /// Severity: info, warning, error or security (default info).
+    /// Severity: info, warning, error or security (default info; any case,
+    /// stored lowercase).
     #[arg(long)]
     pub level: Option<String>,
     /// Metadata as a JSON object, e.g. '{"branch":"main"}'.

@@ -24,10 +24,10 @@ pub struct FilterArgs {
     /// Event type; repeat for any of several.
     #[arg(long = "event-type", value_name = "TYPE")]
     pub event_type: Vec<String>,
-    /// success, failure, pending or in_progress.
+    /// success, failure, pending or in_progress (any case).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<Status>,
-    /// info, warning, error or security.
+    /// info, warning, error or security (any case).
     #[arg(long, value_parser = parse_level)]
     pub level: Option<Level>,
     /// Exact user id (with `user_id_hash_key` set: the user, or the stored

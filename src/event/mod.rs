@@ -577,8 +577,9 @@ impl<'de> Deserialize<'de> for EventType {
     }
 }
 
-/// The outcome of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The outcome of an event. Parsed in any case (`Success`, `IN_PROGRESS`),
+/// always written lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It worked.
@@ -591,8 +592,9 @@ pub enum Status {
     InProgress,
 }
 
-/// Severity of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// Severity of an event. Parsed in any case (`SECURITY`, `Error`), always
+/// written lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Routine (the default).
@@ -621,16 +623,31 @@ macro_rules! str_enum {
                 f.write_str(self.as_str())
             }
         }
+        impl $ty {
+            /// The value named `s` in any ASCII case (clients of older
+            /// systems send `SECURITY`, `Success`).
+            fn parse_any_case(s: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(s))
+            }
+        }
         impl FromStr for $ty {
             type Err = ValidationError;
+            /// Accepts any case; the value is the canonical lowercase one.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($ty::$v),)*
-                    other => Err(ValidationError::new(
+                $ty::parse_any_case(s).ok_or_else(|| {
+                    ValidationError::new(
                         $field,
-                        format!("`{other}` is not one of {}", [$($s),*].join(", ")),
-                    )),
-                }
+                        format!("`{s}` is not one of {}", [$($s),*].join(", ")),
+                    )
+                })
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            /// Like [`FromStr`]: any case in, the lowercase value stored.
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $ty::parse_any_case(&s)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&s, &[$($s),*]))
             }
         }
     };
@@ -864,5 +881,49 @@ mod tests {
         );
         assert_eq!("security".parse::<Level>().unwrap(), Level::Security);
         assert_eq!("fatal".parse::<Level>().unwrap_err().field, "level");
+    }
+
+    /// Clients of older systems send `SECURITY`, `Success`: accepted, and
+    /// the line written holds the lowercase value.
+    #[test]
+    fn status_and_level_are_accepted_in_any_case_and_written_lowercase() {
+        for (s, want) in [
+            ("SECURITY", Level::Security),
+            ("Error", Level::Error),
+            ("wArNiNg", Level::Warning),
+        ] {
+            assert_eq!(s.parse::<Level>().unwrap(), want);
+        }
+        for (s, want) in [
+            ("Success", Status::Success),
+            ("In_Progress", Status::InProgress),
+            ("FAILURE", Status::Failure),
+        ] {
+            assert_eq!(s.parse::<Status>().unwrap(), want);
+        }
+        assert!("INPROGRESS".parse::<Status>().is_err());
+        let e = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"In_Progress","level":"SECURITY"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.status, e.level), (Status::InProgress, Level::Security));
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(
+            line.contains(r#""status":"in_progress","level":"security""#),
+            "{line}"
+        );
+        let v = Event::from_value(json!({"event_type":"commit","user_id":"u","action_description":"d","status":"Success","level":"Warning"})).unwrap();
+        assert_eq!((v.status, v.level), (Status::Success, Level::Warning));
+        // A value that is no case of one still names the field and the choices.
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"DONE"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "status");
+        assert!(
+            err.message.contains("unknown variant `DONE`"),
+            "{}",
+            err.message
+        );
     }
 }

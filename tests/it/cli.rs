@@ -680,3 +680,40 @@ fn lines(text: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Issue 15: `--status`/`--level` flags and `--stdin` lines take any case
+/// and store lowercase; the filters of `query` take any case too.
+#[test]
+fn append_takes_status_and_level_in_any_case_and_stores_lowercase() {
+    let store = Store::new();
+    run_args(
+        &store,
+        &append_args(&[("--status", "In_Progress"), ("--level", "SECURITY")]),
+    )
+    .expect_code(0);
+    let line = r#"{"event_type":"commit","user_id":"u","action_description":"d","status":"Failure","level":"ERROR"}"#;
+    store
+        .run(&["append", "--stdin"], format!("{line}\n").as_bytes())
+        .expect_code(0);
+    let lines: Vec<String> = store
+        .lines()
+        .iter()
+        .map(|l| String::from_utf8(l.clone()).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].contains(r#""status":"in_progress","level":"security""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""status":"failure","level":"error""#),
+        "{}",
+        lines[1]
+    );
+    let out = store.run(&["query", "--level", "Error", "--format", "json"], b"");
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["events"][0]["status"], "failure");
+}

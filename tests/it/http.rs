@@ -586,3 +586,50 @@ async fn query_and_stats_bodies_are_the_cli_json_and_export_has_no_1000_cap() {
         .count();
     assert!(lines >= 1203, "{lines}");
 }
+
+/// Issue 15: clients of older systems send `SECURITY`, `Success`: accepted
+/// in any case, stored lowercase, and filters take any case too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_level_in_any_case_are_stored_lowercase_and_filter() {
+    let api = api(Limits::default()).await;
+    let admin = Some(api.admin.as_str());
+    let mut shouted = event(ALICE, "auth_failure");
+    shouted["status"] = json!("FAILURE");
+    shouted["level"] = json!("SECURITY");
+    let mut mixed = event(ALICE, "commit");
+    mixed["status"] = json!("In_Progress");
+    mixed["level"] = json!("Warning");
+    let r = api.post(admin, &json!([shouted, mixed])).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let stored = api.stored();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored[0].contains(r#""status":"failure","level":"security""#),
+        "{}",
+        stored[0]
+    );
+    assert!(
+        stored[1].contains(r#""status":"in_progress","level":"warning""#),
+        "{}",
+        stored[1]
+    );
+    api.settle().await;
+    let v = api.get("/events?level=SECURITY", admin).await.json();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["events"][0]["level"], "security");
+    assert_eq!(v["filters_applied"]["level"], "security");
+    let v = api
+        .get("/events/stats?status=IN_PROGRESS", admin)
+        .await
+        .json();
+    assert_eq!(v["total"], 1, "{v}");
+    // Not a case of a value: still a 400 naming the parameter.
+    let r = api.get("/events?level=FATAL", admin).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("level: ")
+    );
+}
