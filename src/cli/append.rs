@@ -45,6 +45,9 @@ pub struct Args {
     /// Request id correlating events of one request.
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
+    /// The emitting service (1-128 characters), e.g. api-service.
+    #[arg(long, value_name = "SERVICE")]
+    pub source: Option<String>,
     /// Client IP address.
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<String>,
@@ -104,6 +107,9 @@ fn event_from_flags(a: &Args) -> Result<Event, ValidationError> {
     }
     if let Some(r) = &a.request_id {
         e = e.request_id(r.clone());
+    }
+    if let Some(s) = &a.source {
+        e = e.source(s.clone());
     }
     if let Some(ip) = &a.source_ip {
         e = e.source_ip(ip.clone());

@@ -37,6 +37,9 @@ pub struct FilterArgs {
     /// Exact request id.
     #[arg(long = "request-id", value_name = "ID")]
     pub request_id: Option<String>,
+    /// Exact emitting service (the events' `source`).
+    #[arg(long, value_name = "SERVICE")]
+    pub source: Option<String>,
     /// Full text over description, comments, files and metadata values:
     /// terms are ANDed, "quoted words" are phrases, and a term with
     /// punctuation (src/lib.rs) matches as a phrase.
@@ -75,6 +78,7 @@ impl FilterArgs {
                 .as_deref()
                 .map(|u| privacy.compile().user_id_filter(u)),
             request_id: self.request_id.clone(),
+            source: self.source.clone(),
             q: self.q.clone(),
             ..Query::default()
         }

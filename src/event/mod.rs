@@ -27,6 +27,9 @@ pub const SERVER_APPENDER: &str = "evlog";
 /// Longest accepted `user_id`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 256;
 
+/// Longest accepted `source`, in characters.
+pub const MAX_SOURCE_CHARS: usize = 128;
+
 /// Earliest accepted `timestamp`: 1678-01-01T00:00:00Z. The index keeps
 /// times as nanoseconds in an `i64` (1677-09-21 to 2262-04-11); the accepted
 /// range is the whole years inside it.
@@ -87,6 +90,10 @@ pub struct Event {
     /// Correlates the events of one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The service that emitted it (`api-service`, `background-job`):
+    /// 1–128 characters. Absent on lines of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Client address; must parse as an IPv4 or IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
@@ -214,6 +221,7 @@ impl Event {
             comments: None,
             metadata: None,
             request_id: None,
+            source: None,
             source_ip: None,
             duration_ms: None,
             appended_by: None,
@@ -254,6 +262,11 @@ impl Event {
     /// Sets the request id.
     pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+    /// Sets the emitting service (1–128 characters).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
         self
     }
     /// Sets the source IP (must parse as an IP address).
@@ -411,6 +424,15 @@ impl Event {
                 "request_id",
                 "must be 1 to 256 characters",
             ));
+        }
+        if let Some(s) = &self.source {
+            let n = s.chars().count();
+            if n == 0 || n > MAX_SOURCE_CHARS {
+                return Err(ValidationError::new(
+                    "source",
+                    format!("must be 1 to {MAX_SOURCE_CHARS} characters (got {n})"),
+                ));
+            }
         }
         if let Some(a) = &self.appended_by
             && (a.is_empty() || a.chars().count() > 256)
@@ -712,6 +734,8 @@ mod tests {
             (base().duration_ms(f64::NAN), "duration_ms"),
             (base().files_changed([""]), "files_changed[0]"),
             (base().appended_by(""), "appended_by"),
+            (base().source(""), "source"),
+            (base().source("s".repeat(129)), "source"),
         ];
         for (e, field) in cases {
             let err = e.validate().unwrap_err();
@@ -806,6 +830,7 @@ mod tests {
             .comments("c")
             .metadata(json!({"a": {"b": [1, 2]}}))
             .request_id("r1")
+            .source("api-service")
             .source_ip("::1")
             .duration_ms(12.25)
             .appended_by("k_0123456789ab");
@@ -822,6 +847,13 @@ mod tests {
                 .unwrap()
                 .contains(r#""status":"in_progress""#)
         );
+        // `source` comes after `request_id` (README, "The file format").
+        assert!(
+            std::str::from_utf8(&line)
+                .unwrap()
+                .contains(r#""request_id":"r1","source":"api-service","source_ip":"::1""#)
+        );
+        assert!(base().source("é".repeat(128)).validate().is_ok());
     }
 
     /// serde_json keeps the order of a parsed object (`preserve_order`, so

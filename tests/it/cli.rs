@@ -717,3 +717,56 @@ fn append_takes_status_and_level_in_any_case_and_stores_lowercase() {
     assert_eq!(v["total"], 1, "{v}");
     assert_eq!(v["events"][0]["status"], "failure");
 }
+
+/// Issue 15: `evlog append --source` stores the emitting service; `query`,
+/// `stats` and `export` filter on it with `--source`.
+#[test]
+fn append_source_and_filter_query_stats_and_export_by_it() {
+    let store = Store::new();
+    for (source, user) in [
+        ("api-service", "a"),
+        ("background-job", "b"),
+        ("api-service", "c"),
+    ] {
+        run_args(
+            &store,
+            &append_args(&[("--source", source), ("--user", user)]),
+        )
+        .expect_code(0);
+    }
+    run_args(&store, &append_args(&[("--user", "d")])).expect_code(0);
+    let records = store.records();
+    assert_eq!(records[0].event.source.as_deref(), Some("api-service"));
+    assert_eq!(records[3].event.source, None);
+    let json = |args: &[&str]| {
+        let out = store.run(args, b"");
+        out.expect_code(0);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    let v = json(&["query", "--source", "api-service", "--format", "json"]);
+    assert_eq!(v["total"], 2, "{v}");
+    assert_eq!(v["filters_applied"]["source"], "api-service");
+    let v = json(&["stats", "--source", "background-job", "--format", "json"]);
+    assert_eq!(v["total"], 1, "{v}");
+    let out = store.run(&["export", "--source", "api-service"], b"");
+    out.expect_code(0);
+    let users: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(users, ["c", "a"]);
+    // The rule of the field: 1 to 128 characters.
+    let out = run_args(&store, &append_args(&[("--source", "")]));
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("source: must be 1 to 128"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        store
+            .run(&["append", "--help"], b"")
+            .stdout
+            .contains("--source")
+    );
+}

@@ -554,3 +554,42 @@ fn a_failed_http_append_logs_event_write_failed_in_the_server_log() {
         s.log().contains("EVENT_WRITE_FAILED file=").then_some(())
     });
 }
+
+/// Issue 15: an index written before `source` was indexed (checkpoint
+/// version 1, whose documents have no `source` term) is rebuilt when the
+/// indexer opens it, so that `source` filters find the old events too.
+#[test]
+fn an_index_of_the_version_before_source_is_rebuilt_and_filters_on_source() {
+    let store = Store::new();
+    let log = open(&store, &Faults::none());
+    for i in 0..5 {
+        log.append(event("a", i).source(if i % 2 == 0 { "api-service" } else { "cron" }))
+            .unwrap();
+    }
+    Indexer::open(IndexConfig::new(store.path()))
+        .unwrap()
+        .catch_up_and_commit()
+        .unwrap();
+    {
+        // As version 1 left it: every line indexed (the checkpoint at the
+        // end of the files), but no document with a `source` term.
+        let index = tantivy::Index::open_in_dir(store.path().join("index")).unwrap();
+        let payload = index.load_metas().unwrap().payload.unwrap();
+        let v = format!(r#""v":{}"#, evlog::index::indexer::INDEX_VERSION);
+        assert!(payload.contains(&v), "{payload}");
+        let mut w: tantivy::IndexWriter = index.writer(15 << 20).unwrap();
+        w.delete_all_documents().unwrap();
+        let mut p = w.prepare_commit().unwrap();
+        p.set_payload(&payload.replace(&v, r#""v":1"#));
+        p.commit().unwrap();
+        w.wait_merging_threads().unwrap();
+    }
+    let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
+    ix.catch_up_and_commit().unwrap();
+    let q = Query {
+        source: Some("api-service".into()),
+        ..all_time()
+    };
+    assert_eq!(ix.search().query(&q).unwrap().total, 3);
+    assert_eq!(count(&ix.search()), 5);
+}
