@@ -19,6 +19,7 @@ const LABELS = {
   level: 'Level',
   action_description: 'Description',
   request_id: 'Request id',
+  source: 'Source',
   source_ip: 'Source IP',
   duration_ms: 'Duration (ms)',
   files_changed: 'Files',

@@ -39,6 +39,7 @@ export function readUrl(search) {
     level: known(LEVELS, get('level')),
     user: get('user_id'),
     request: get('request_id'),
+    source: get('source'),
     q: get('q'),
     page: Math.min(1e9, Math.max(1, Math.floor(Number(get('page'))) || 1)),
     limit: PAGE_SIZES.includes(limit) ? limit : DEFAULT_LIMIT,
@@ -62,6 +63,7 @@ export function writeUrl(s) {
   if (s.level) p.set('level', s.level);
   if (s.user) p.set('user_id', s.user);
   if (s.request) p.set('request_id', s.request);
+  if (s.source) p.set('source', s.source);
   if (s.q) p.set('q', s.q);
   if (s.page > 1) p.set('page', String(s.page));
   if (s.limit !== DEFAULT_LIMIT) p.set('limit', String(s.limit));
@@ -77,7 +79,7 @@ export function defaults() {
   return readUrl('');
 }
 
-const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'q'];
+const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'source', 'q'];
 
 /** A string that changes whenever the filters of `s` do. */
 export function filterKey(s) {
@@ -128,6 +130,7 @@ export function apiParams(s, now = new Date()) {
   if (s.level) p.level = s.level;
   if (s.user) p.user_id = s.user;
   if (s.request) p.request_id = s.request;
+  if (s.source) p.source = s.source;
   if (s.q) p.q = s.q;
   return p;
 }

@@ -1,6 +1,6 @@
 // The filter form shared by the events view and the statistics: time range
-// (presets or custom), event types, status, level, user, request id and full
-// text. Lists and boxes apply on change; text fields on Enter or when they
+// (presets or custom), event types, status, level, user, request id, source
+// (the emitting service) and full text. Lists and boxes apply on change; text fields on Enter or when they
 // lose focus (or with Apply).
 
 import { api } from './api.js';
@@ -31,6 +31,7 @@ export function filterForm(who, onApply) {
   const level = select([...any, ...LEVELS.map((l) => [l, l])], '', { name: 'level' });
   const user = h('input', { type: 'text', name: 'user_id', autocomplete: 'off', spellcheck: 'false' });
   const request = h('input', { type: 'text', name: 'request_id', autocomplete: 'off', spellcheck: 'false' });
+  const source = h('input', { type: 'text', name: 'source', autocomplete: 'off', spellcheck: 'false', placeholder: 'api-service' });
   const q = h('input', { type: 'search', name: 'q', autocomplete: 'off', placeholder: 'words, "a phrase", src/lib.rs' });
   if (who.role === 'user') {
     // The API reads a user key's own events only; say so rather than offer a filter.
@@ -100,6 +101,7 @@ export function filterForm(who, onApply) {
   const textFields = () => ({
     user: who.role === 'user' ? '' : user.value.trim(),
     request: request.value.trim(),
+    source: source.value.trim(),
     q: q.value.trim(),
   });
   const rangeFields = () => ({
@@ -115,7 +117,7 @@ export function filterForm(who, onApply) {
   for (const i of [start, end]) i.addEventListener('change', () => emit(rangeFields()));
   status.addEventListener('change', () => emit({ status: status.value }));
   level.addEventListener('change', () => emit({ level: level.value }));
-  for (const i of [user, request, q]) i.addEventListener('change', () => emit(textFields()));
+  for (const i of [user, request, source, q]) i.addEventListener('change', () => emit(textFields()));
 
   const reset = h('button', {
     type: 'button',
@@ -135,6 +137,7 @@ export function filterForm(who, onApply) {
     h('div', { class: 'field' }, labelled('Level', level)),
     h('div', { class: 'field' }, labelled('User', user)),
     h('div', { class: 'field' }, labelled('Request id', request)),
+    h('div', { class: 'field' }, labelled('Source', source)),
     h('div', { class: 'field wide' }, labelled('Search', q)),
     h('div', { class: 'field buttons' }, h('button', { type: 'submit', class: 'primary', text: 'Apply' }), reset),
   );
@@ -155,6 +158,7 @@ export function filterForm(who, onApply) {
     level.value = s.level;
     user.value = who.role === 'user' ? who.user_id : s.user;
     request.value = s.request;
+    source.value = s.source;
     q.value = s.q;
     chosen = [...s.types];
     drawTypes();

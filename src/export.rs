@@ -21,6 +21,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "comments",
     "metadata",
     "appended_by",
+    "source",
 ];
 
 /// Export formats.
@@ -185,8 +186,8 @@ mod tests {
             ("", ""),
         ] {
             let r = row(json!({"action_description": stored, "user_id": stored,
-                "comments": stored, "request_id": stored}));
-            for c in [3, 6, 7, 11] {
+                "comments": stored, "request_id": stored, "source": stored}));
+            for c in [3, 6, 7, 11, 14] {
                 assert_eq!(r[c], shown, "column {} of {stored:?}", CSV_COLUMNS[c]);
                 // One leading quote off gives the stored value back.
                 let back = r[c].strip_prefix('\'').filter(|_| shown != stored);

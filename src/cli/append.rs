@@ -26,10 +26,11 @@ pub struct Args {
     /// What was done, for humans.
     #[arg(long, value_name = "TEXT", required_unless_present = "stdin")]
     pub desc: Option<String>,
-    /// Outcome: success, failure, pending or in_progress.
+    /// Outcome: success, failure, pending or in_progress (any case; stored lowercase).
     #[arg(long, default_value = "success")]
     pub status: String,
-    /// Severity: info, warning, error or security (default info).
+    /// Severity: info, warning, error or security (default info; any case,
+    /// stored lowercase).
     #[arg(long)]
     pub level: Option<String>,
     /// Metadata as a JSON object, e.g. '{"branch":"main"}'.
@@ -44,6 +45,9 @@ pub struct Args {
     /// Request id correlating events of one request.
     #[arg(long, value_name = "ID")]
     pub request_id: Option<String>,
+    /// The emitting service (1-128 characters), e.g. api-service.
+    #[arg(long, value_name = "SERVICE")]
+    pub source: Option<String>,
     /// Client IP address.
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<String>,
@@ -103,6 +107,9 @@ fn event_from_flags(a: &Args) -> Result<Event, ValidationError> {
     }
     if let Some(r) = &a.request_id {
         e = e.request_id(r.clone());
+    }
+    if let Some(s) = &a.source {
+        e = e.source(s.clone());
     }
     if let Some(ip) = &a.source_ip {
         e = e.source_ip(ip.clone());

@@ -24,10 +24,10 @@ pub struct FilterArgs {
     /// Event type; repeat for any of several.
     #[arg(long = "event-type", value_name = "TYPE")]
     pub event_type: Vec<String>,
-    /// success, failure, pending or in_progress.
+    /// success, failure, pending or in_progress (any case).
     #[arg(long, value_parser = parse_status)]
     pub status: Option<Status>,
-    /// info, warning, error or security.
+    /// info, warning, error or security (any case).
     #[arg(long, value_parser = parse_level)]
     pub level: Option<Level>,
     /// Exact user id (with `user_id_hash_key` set: the user, or the stored
@@ -37,6 +37,9 @@ pub struct FilterArgs {
     /// Exact request id.
     #[arg(long = "request-id", value_name = "ID")]
     pub request_id: Option<String>,
+    /// Exact emitting service (the events' `source`).
+    #[arg(long, value_name = "SERVICE")]
+    pub source: Option<String>,
     /// Full text over description, comments, files and metadata values:
     /// terms are ANDed, "quoted words" are phrases, and a term with
     /// punctuation (src/lib.rs) matches as a phrase.
@@ -75,6 +78,7 @@ impl FilterArgs {
                 .as_deref()
                 .map(|u| privacy.compile().user_id_filter(u)),
             request_id: self.request_id.clone(),
+            source: self.source.clone(),
             q: self.q.clone(),
             ..Query::default()
         }

@@ -27,6 +27,9 @@ pub const SERVER_APPENDER: &str = "evlog";
 /// Longest accepted `user_id`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 256;
 
+/// Longest accepted `source`, in characters.
+pub const MAX_SOURCE_CHARS: usize = 128;
+
 /// Earliest accepted `timestamp`: 1678-01-01T00:00:00Z. The index keeps
 /// times as nanoseconds in an `i64` (1677-09-21 to 2262-04-11); the accepted
 /// range is the whole years inside it.
@@ -87,6 +90,10 @@ pub struct Event {
     /// Correlates the events of one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The service that emitted it (`api-service`, `background-job`):
+    /// 1–128 characters. Absent on lines of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Client address; must parse as an IPv4 or IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
@@ -214,6 +221,7 @@ impl Event {
             comments: None,
             metadata: None,
             request_id: None,
+            source: None,
             source_ip: None,
             duration_ms: None,
             appended_by: None,
@@ -254,6 +262,11 @@ impl Event {
     /// Sets the request id.
     pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
         self.request_id = Some(request_id.into());
+        self
+    }
+    /// Sets the emitting service (1–128 characters).
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.source = Some(source.into());
         self
     }
     /// Sets the source IP (must parse as an IP address).
@@ -411,6 +424,15 @@ impl Event {
                 "request_id",
                 "must be 1 to 256 characters",
             ));
+        }
+        if let Some(s) = &self.source {
+            let n = s.chars().count();
+            if n == 0 || n > MAX_SOURCE_CHARS {
+                return Err(ValidationError::new(
+                    "source",
+                    format!("must be 1 to {MAX_SOURCE_CHARS} characters (got {n})"),
+                ));
+            }
         }
         if let Some(a) = &self.appended_by
             && (a.is_empty() || a.chars().count() > 256)
@@ -577,8 +599,9 @@ impl<'de> Deserialize<'de> for EventType {
     }
 }
 
-/// The outcome of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The outcome of an event. Parsed in any case (`Success`, `IN_PROGRESS`),
+/// always written lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It worked.
@@ -591,8 +614,9 @@ pub enum Status {
     InProgress,
 }
 
-/// Severity of an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// Severity of an event. Parsed in any case (`SECURITY`, `Error`), always
+/// written lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Routine (the default).
@@ -621,16 +645,31 @@ macro_rules! str_enum {
                 f.write_str(self.as_str())
             }
         }
+        impl $ty {
+            /// The value named `s` in any ASCII case (clients of older
+            /// systems send `SECURITY`, `Success`).
+            fn parse_any_case(s: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.as_str().eq_ignore_ascii_case(s))
+            }
+        }
         impl FromStr for $ty {
             type Err = ValidationError;
+            /// Accepts any case; the value is the canonical lowercase one.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($ty::$v),)*
-                    other => Err(ValidationError::new(
+                $ty::parse_any_case(s).ok_or_else(|| {
+                    ValidationError::new(
                         $field,
-                        format!("`{other}` is not one of {}", [$($s),*].join(", ")),
-                    )),
-                }
+                        format!("`{s}` is not one of {}", [$($s),*].join(", ")),
+                    )
+                })
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            /// Like [`FromStr`]: any case in, the lowercase value stored.
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                $ty::parse_any_case(&s)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&s, &[$($s),*]))
             }
         }
     };
@@ -695,6 +734,8 @@ mod tests {
             (base().duration_ms(f64::NAN), "duration_ms"),
             (base().files_changed([""]), "files_changed[0]"),
             (base().appended_by(""), "appended_by"),
+            (base().source(""), "source"),
+            (base().source("s".repeat(129)), "source"),
         ];
         for (e, field) in cases {
             let err = e.validate().unwrap_err();
@@ -789,6 +830,7 @@ mod tests {
             .comments("c")
             .metadata(json!({"a": {"b": [1, 2]}}))
             .request_id("r1")
+            .source("api-service")
             .source_ip("::1")
             .duration_ms(12.25)
             .appended_by("k_0123456789ab");
@@ -805,6 +847,13 @@ mod tests {
                 .unwrap()
                 .contains(r#""status":"in_progress""#)
         );
+        // `source` comes after `request_id` (README, "The file format").
+        assert!(
+            std::str::from_utf8(&line)
+                .unwrap()
+                .contains(r#""request_id":"r1","source":"api-service","source_ip":"::1""#)
+        );
+        assert!(base().source("é".repeat(128)).validate().is_ok());
     }
 
     /// serde_json keeps the order of a parsed object (`preserve_order`, so
@@ -864,5 +913,49 @@ mod tests {
         );
         assert_eq!("security".parse::<Level>().unwrap(), Level::Security);
         assert_eq!("fatal".parse::<Level>().unwrap_err().field, "level");
+    }
+
+    /// Clients of older systems send `SECURITY`, `Success`: accepted, and
+    /// the line written holds the lowercase value.
+    #[test]
+    fn status_and_level_are_accepted_in_any_case_and_written_lowercase() {
+        for (s, want) in [
+            ("SECURITY", Level::Security),
+            ("Error", Level::Error),
+            ("wArNiNg", Level::Warning),
+        ] {
+            assert_eq!(s.parse::<Level>().unwrap(), want);
+        }
+        for (s, want) in [
+            ("Success", Status::Success),
+            ("In_Progress", Status::InProgress),
+            ("FAILURE", Status::Failure),
+        ] {
+            assert_eq!(s.parse::<Status>().unwrap(), want);
+        }
+        assert!("INPROGRESS".parse::<Status>().is_err());
+        let e = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"In_Progress","level":"SECURITY"}"#,
+        )
+        .unwrap();
+        assert_eq!((e.status, e.level), (Status::InProgress, Level::Security));
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(
+            line.contains(r#""status":"in_progress","level":"security""#),
+            "{line}"
+        );
+        let v = Event::from_value(json!({"event_type":"commit","user_id":"u","action_description":"d","status":"Success","level":"Warning"})).unwrap();
+        assert_eq!((v.status, v.level), (Status::Success, Level::Warning));
+        // A value that is no case of one still names the field and the choices.
+        let err = Event::from_json(
+            br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"DONE"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "status");
+        assert!(
+            err.message.contains("unknown variant `DONE`"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -44,6 +44,8 @@ pub struct Query {
     pub user_id: Option<String>,
     /// Exact request id.
     pub request_id: Option<String>,
+    /// Exact emitting service (`source`).
+    pub source: Option<String>,
     /// Full text: terms ANDed, quotes make phrases, punctuation makes a phrase.
     pub q: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -194,6 +196,9 @@ impl Query {
         if let Some(r) = &self.request_id {
             m.insert("request_id".into(), r.clone().into());
         }
+        if let Some(s) = &self.source {
+            m.insert("source".into(), s.clone().into());
+        }
         if let Some(q) = &self.q {
             m.insert("q".into(), q.clone().into());
         }
@@ -254,6 +259,9 @@ impl Query {
         }
         if let Some(r) = &self.request_id {
             must.push(term(f.request_id, r));
+        }
+        if let Some(s) = &self.source {
+            must.push(term(f.source, s));
         }
         if let Some(q) = &self.q {
             must.extend(full_text(f, q));

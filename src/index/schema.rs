@@ -6,7 +6,7 @@
 //! | `timestamp` | date (µs), fast | range filters (via [`super::timeline`]), newest-first order, histograms |
 //! | `seq` | u64, fast | tie-break of the order, cursors, `after_seq` (live tail) |
 //! | `day` | u64 (days since 1970-01-01), indexed | the day file a document came from (retention deletes by it) |
-//! | `id`, `request_id` | exact string | lookups |
+//! | `id`, `request_id`, `source` | exact string | lookups, filters |
 //! | `event_type`, `status`, `level`, `user_id` | exact string + fast | filters and terms aggregations |
 //! | `text` | text | `q`: description, comments, files and every metadata string value |
 //! | `runs` | runs of tokens | per word of `text` with several tokens, the run of up to [`MAX_RUN`] tokens from each token: `lib.rs` is a lookup of the terms starting `lib␟rs` |
@@ -58,6 +58,8 @@ pub struct Fields {
     pub user_id: Field,
     /// Request id.
     pub request_id: Field,
+    /// Emitting service.
+    pub source: Field,
     /// Full text.
     pub text: Field,
     /// Token runs within one word of the text (see [`run_term`]).
@@ -91,6 +93,7 @@ impl Fields {
         let level = b.add_text_field("level", STRING | FAST);
         let user_id = b.add_text_field("user_id", STRING | FAST);
         let request_id = b.add_text_field("request_id", STRING);
+        let source = b.add_text_field("source", STRING);
         let indexing = TextFieldIndexing::default()
             .set_tokenizer(TOKENIZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
@@ -126,6 +129,7 @@ impl Fields {
             level,
             user_id,
             request_id,
+            source,
             text,
             runs,
             metadata,
@@ -161,6 +165,9 @@ impl Fields {
         doc.add_text(self.user_id, &e.user_id);
         if let Some(r) = &e.request_id {
             doc.add_text(self.request_id, r);
+        }
+        if let Some(s) = &e.source {
+            doc.add_text(self.source, s);
         }
         let mut texts: Vec<&str> = vec![&e.action_description];
         texts.extend(e.comments.as_deref());

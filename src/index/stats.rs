@@ -95,6 +95,7 @@ pub fn stats(
         && query.level.is_none()
         && query.user_id.is_none()
         && query.request_id.is_none()
+        && query.source.is_none()
         && query.q.is_none()
         && query.after_seq.is_none();
     let (lo, hi) = (

@@ -2,7 +2,7 @@
 //! names. Every value is checked and a mistake names the parameter; unknown
 //! and repeated parameters are mistakes too (only `event_type` repeats).
 
-use crate::event::{Level, MAX_USER_ID_CHARS, Status, parse_timestamp};
+use crate::event::{Level, MAX_SOURCE_CHARS, MAX_USER_ID_CHARS, Status, parse_timestamp};
 use crate::export::Format;
 use crate::index::Query;
 
@@ -18,6 +18,7 @@ pub(crate) const FILTERS: &[&str] = &[
     "level",
     "user_id",
     "request_id",
+    "source",
     "q",
 ];
 /// Paging of `GET /events`.
@@ -192,6 +193,15 @@ fn set(p: &mut Params, name: &str, v: &str) -> Result<(), ApiError> {
                 q.request_id = Some(v.to_string());
             }
         }
+        "source" => {
+            let n = v.chars().count();
+            if n == 0 || n > MAX_SOURCE_CHARS {
+                return Err(bad(format!(
+                    "must be 1 to {MAX_SOURCE_CHARS} characters (got {n})"
+                )));
+            }
+            q.source = Some(v.to_string());
+        }
         "q" => {
             let n = v.chars().count();
             if n > MAX_Q_CHARS {
@@ -232,7 +242,7 @@ mod tests {
     #[test]
     fn parameters_map_onto_the_query() {
         let p = parse(
-            "date=2026-11-23&event_type=commit&event_type=push&status=failure&level=error&user_id=alice&q=src%2Flib.rs+fix&limit=5&offset=2",
+            "date=2026-11-23&event_type=commit&event_type=push&status=failure&level=error&user_id=alice&source=api-service&q=src%2Flib.rs+fix&limit=5&offset=2",
             &[FILTERS, PAGING],
             false,
         )
@@ -243,6 +253,7 @@ mod tests {
         assert_eq!(q.status, Some(Status::Failure));
         assert_eq!(q.level, Some(Level::Error));
         assert_eq!(q.user_id.as_deref(), Some("alice"));
+        assert_eq!(q.source.as_deref(), Some("api-service"));
         assert_eq!(q.q.as_deref(), Some("src/lib.rs fix"));
         assert_eq!((q.limit, q.offset), (Some(5), 2));
         let p = parse("format=csv", &[FILTERS], true).unwrap();
@@ -265,6 +276,7 @@ mod tests {
         assert!(err("cursor=xyz").starts_with("cursor: "));
         assert!(err("event_type=Bad-Type").starts_with("event_type: "));
         assert!(err("user_id=").starts_with("user_id: "));
+        assert!(err(&format!("source={}", "s".repeat(129))).starts_with("source: "));
         assert!(parse("q=", &[FILTERS], false).unwrap().query.q.is_none());
         assert!(err(&format!("q={}", "x".repeat(MAX_Q_CHARS + 1))).starts_with("q: "));
         assert!(err("date=2026-11-23&date=2026-11-24").contains("more than once"));

@@ -58,6 +58,8 @@ struct SyncJob {
     file: Arc<File>,
     path: PathBuf,
     replies: Vec<Reply>,
+    /// Events of the appends among `replies` (flushes have none).
+    events: usize,
     /// The writer's epoch when written: a job of a poisoned epoch is failed
     /// without an fdatasync (its bytes are cut off by the committer).
     epoch: u64,
@@ -121,7 +123,6 @@ fn run_syncer(
                 Ok(()) if p.failed_epoch >= epoch => result = Err(in_doubt(&jobs[0].path)),
                 Ok(()) => p.synced_job = p.synced_job.max(last),
                 Err(e) => {
-                    tracing::error!(error = %e, "fdatasync failed: the events written since the last one are not acknowledged and will be cut off");
                     poison = Some(e.clone());
                     p.failed_epoch = p.failed_epoch.max(epoch);
                 }
@@ -148,15 +149,16 @@ fn answer(
     acks: &std::sync::mpsc::Sender<(Result<(), Error>, Vec<Reply>)>,
     stats: &Stats,
 ) -> bool {
+    if let Err(e) = &result {
+        let events = jobs.iter().map(|j| j.events).sum();
+        if events > 0 {
+            write_failed(stats, events, e);
+        }
+    }
     let (replies, waiting): (Vec<Reply>, Vec<Reply>) = jobs
         .into_iter()
         .flat_map(|j| j.replies)
         .partition(|r| matches!(r, Reply::Async(_)));
-    if result.is_err() {
-        stats
-            .write_failures
-            .fetch_add((replies.len() + waiting.len()) as u64, Ordering::Relaxed);
-    }
     // Completing a future only queues its task: done here. Waking
     // blocked threads is slow with dozens of them: the acker does it.
     for r in replies {
@@ -208,7 +210,7 @@ pub(crate) fn run_committer(
                 Ok(m) => m,
                 Err(RecvTimeoutError::Timeout) => {
                     if let Err(e) = w.sync() {
-                        tracing::error!(error = %e, "periodic fsync failed");
+                        acknowledged_not_durable(&e, "periodic fsync");
                     }
                     last_sync = Instant::now();
                     continue;
@@ -225,6 +227,8 @@ pub(crate) fn run_committer(
         let mut replies: Vec<Reply> = Vec::new();
         let mut flushes: Vec<Reply> = Vec::new();
         let mut bytes = 0usize;
+        // Events of this group whose write succeeded (0 after a failed write).
+        let mut written = 0;
         let mut next = Some(first);
         while let Some(m) = next {
             match m {
@@ -251,6 +255,7 @@ pub(crate) fn run_committer(
                         .appended
                         .fetch_add(bodies.len() as u64, Ordering::Relaxed);
                     w.stats.group_commits.fetch_add(1, Ordering::Relaxed);
+                    written = bodies.len();
                     if !fsync_mode {
                         for r in replies.drain(..) {
                             r.send(Ok(()));
@@ -258,9 +263,7 @@ pub(crate) fn run_committer(
                     }
                 }
                 Err(e) => {
-                    w.stats
-                        .write_failures
-                        .fetch_add(bodies.len() as u64, Ordering::Relaxed);
+                    write_failed(&w.stats, bodies.len(), &e);
                     for r in replies.drain(..) {
                         r.send(Err(e.clone()));
                     }
@@ -279,6 +282,7 @@ pub(crate) fn run_committer(
                             file,
                             path,
                             replies,
+                            events: written,
                             epoch: w.epoch,
                             job: w.next_job,
                         });
@@ -292,6 +296,9 @@ pub(crate) fn run_committer(
             }
         } else if !flushes.is_empty() {
             let r = w.sync();
+            if let Err(e) = &r {
+                acknowledged_not_durable(e, "flush");
+            }
             last_sync = Instant::now();
             for reply in flushes {
                 reply.send(r.clone());
@@ -308,6 +315,34 @@ pub(crate) fn run_committer(
         tracing::error!(error = %e, "lines whose fdatasync failed could not be cut off at close");
     }
     if let Err(e) = w.sync() {
-        tracing::error!(error = %e, "final fsync failed");
+        acknowledged_not_durable(&e, "final fsync");
     }
+}
+
+/// The key of the log line of every failed write, for alerts to match.
+const WRITE_FAILED: &str = "EVENT_WRITE_FAILED";
+
+/// A write of `events` events that failed (the write itself, or the
+/// fdatasync that was to make it durable): counted, and logged as one line
+/// `EVENT_WRITE_FAILED file=.. events=N error=..`. Every append of the
+/// library, the CLI and the server goes through the committer, so this is
+/// the one place that says so.
+fn write_failed(stats: &Stats, events: usize, e: &Error) {
+    stats
+        .write_failures
+        .fetch_add(events as u64, Ordering::Relaxed);
+    tracing::error!(
+        "{WRITE_FAILED} file={} events={events} error={e}",
+        e.path().map_or("-".into(), |p| p.display().to_string()),
+    );
+}
+
+/// An fsync failed after its events were acknowledged (durability `batch`
+/// or `none`): they may be lost on power failure. Logged with the same key
+/// as [`write_failed`], since an alert wants both.
+fn acknowledged_not_durable(e: &Error, what: &str) {
+    tracing::error!(
+        "{WRITE_FAILED} file={} events=acknowledged error={what}: {e} (events acknowledged since the last fsync may be lost on power failure)",
+        e.path().map_or("-".into(), |p| p.display().to_string()),
+    );
 }

@@ -106,6 +106,16 @@ impl Error {
         })
     }
 
+    /// The file or directory an I/O or fdatasync error is about.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. } | Error::Sync { path, .. } | Error::Malformed { path, .. } => {
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether this error is the caller's (bad input) rather than the store's.
     pub fn is_client_error(&self) -> bool {
         matches!(self, Error::Invalid(_) | Error::BatchRejected(_))

@@ -684,3 +684,93 @@ fn lines(text: &str) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Issue 15: `--status`/`--level` flags and `--stdin` lines take any case
+/// and store lowercase; the filters of `query` take any case too.
+#[test]
+fn append_takes_status_and_level_in_any_case_and_stores_lowercase() {
+    let store = Store::new();
+    run_args(
+        &store,
+        &append_args(&[("--status", "In_Progress"), ("--level", "SECURITY")]),
+    )
+    .expect_code(0);
+    let line = r#"{"event_type":"commit","user_id":"u","action_description":"d","status":"Failure","level":"ERROR"}"#;
+    store
+        .run(&["append", "--stdin"], format!("{line}\n").as_bytes())
+        .expect_code(0);
+    let lines: Vec<String> = store
+        .lines()
+        .iter()
+        .map(|l| String::from_utf8(l.clone()).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].contains(r#""status":"in_progress","level":"security""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""status":"failure","level":"error""#),
+        "{}",
+        lines[1]
+    );
+    let out = store.run(&["query", "--level", "Error", "--format", "json"], b"");
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["events"][0]["status"], "failure");
+}
+
+/// Issue 15: `evlog append --source` stores the emitting service; `query`,
+/// `stats` and `export` filter on it with `--source`.
+#[test]
+fn append_source_and_filter_query_stats_and_export_by_it() {
+    let store = Store::new();
+    for (source, user) in [
+        ("api-service", "a"),
+        ("background-job", "b"),
+        ("api-service", "c"),
+    ] {
+        run_args(
+            &store,
+            &append_args(&[("--source", source), ("--user", user)]),
+        )
+        .expect_code(0);
+    }
+    run_args(&store, &append_args(&[("--user", "d")])).expect_code(0);
+    let records = store.records();
+    assert_eq!(records[0].event.source.as_deref(), Some("api-service"));
+    assert_eq!(records[3].event.source, None);
+    let json = |args: &[&str]| {
+        let out = store.run(args, b"");
+        out.expect_code(0);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    let v = json(&["query", "--source", "api-service", "--format", "json"]);
+    assert_eq!(v["total"], 2, "{v}");
+    assert_eq!(v["filters_applied"]["source"], "api-service");
+    let v = json(&["stats", "--source", "background-job", "--format", "json"]);
+    assert_eq!(v["total"], 1, "{v}");
+    let out = store.run(&["export", "--source", "api-service"], b"");
+    out.expect_code(0);
+    let users: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(users, ["c", "a"]);
+    // The rule of the field: 1 to 128 characters.
+    let out = run_args(&store, &append_args(&[("--source", "")]));
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("source: must be 1 to 128"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        store
+            .run(&["append", "--help"], b"")
+            .stdout
+            .contains("--source")
+    );
+}

@@ -477,3 +477,119 @@ fn the_clock_stepping_back_across_midnight_keeps_one_chain_in_day_order() {
         utc("2026-03-10T23:59:58Z")
     );
 }
+
+/// Issue 15: every failed write logs one line with the key
+/// `EVENT_WRITE_FAILED` that an alert can match: here through the CLI
+/// (flags and `--stdin`), which appends through the library's store.
+#[test]
+fn a_failed_write_logs_one_event_write_failed_line_in_the_cli() {
+    let append: &[&str] = &["append", "--type", "commit", "--user", "dev", "--desc", "x"];
+    let stdin =
+        br#"{"event_type":"commit","user_id":"u","action_description":"d","status":"success"}
+"#;
+    for (faults, args, input) in [
+        ("enospc_after=10", append, &b""[..]),
+        ("fsync_fail=1", append, &b""[..]),
+        ("fsync_fail=1", &["append", "--stdin"][..], &stdin[..]),
+    ] {
+        let store = Store::new();
+        let out = crate::util::run(store.cmd().env("EVLOG_FAULTS", faults).args(args), input);
+        assert_ne!(out.code, Some(0), "{faults} {args:?}");
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("EVENT_WRITE_FAILED"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{faults} {args:?}: {}", out.stderr);
+        assert!(
+            lines[0].contains("EVENT_WRITE_FAILED file=") && lines[0].contains(" events=1 "),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains("events_"),
+            "names the day file: {}",
+            lines[0]
+        );
+        // A write that works logs nothing of the kind.
+        let out = store.run(append, b"");
+        out.expect_code(0);
+        assert!(!out.stderr.contains("EVENT_WRITE_FAILED"), "{}", out.stderr);
+    }
+}
+
+/// Issue 15: a `POST /events` that fails on storage (a full disk) is
+/// logged by the server as `EVENT_WRITE_FAILED`.
+#[test]
+fn a_failed_http_append_logs_event_write_failed_in_the_server_log() {
+    let store = Store::new();
+    let key = store.add_key("admin", "root");
+    let s = crate::serve::Serve::start_opts(
+        &store,
+        crate::serve::Opts {
+            args: &[],
+            // Room for the key event and the server's start event, not for
+            // the large event below.
+            env: &[("EVLOG_FAULTS", "enospc_after=4096")],
+        },
+    );
+    crate::serve::eventually("the start event is stored", || {
+        store
+            .records()
+            .iter()
+            .any(|r| r.event.event_type.as_str() == "system_start")
+            .then_some(())
+    });
+    assert!(!s.log().contains("EVENT_WRITE_FAILED"), "{}", s.log());
+    let big = serde_json::json!({"event_type": "commit", "user_id": "dev",
+        "action_description": "x".repeat(8000), "status": "success"});
+    let r = crate::serve::client()
+        .post(s.url("/events"))
+        .header("x-api-key", &key)
+        .json(&big)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 507);
+    crate::serve::eventually("the failed write is logged", || {
+        s.log().contains("EVENT_WRITE_FAILED file=").then_some(())
+    });
+}
+
+/// Issue 15: an index written before `source` was indexed (checkpoint
+/// version 1, whose documents have no `source` term) is rebuilt when the
+/// indexer opens it, so that `source` filters find the old events too.
+#[test]
+fn an_index_of_the_version_before_source_is_rebuilt_and_filters_on_source() {
+    let store = Store::new();
+    let log = open(&store, &Faults::none());
+    for i in 0..5 {
+        log.append(event("a", i).source(if i % 2 == 0 { "api-service" } else { "cron" }))
+            .unwrap();
+    }
+    Indexer::open(IndexConfig::new(store.path()))
+        .unwrap()
+        .catch_up_and_commit()
+        .unwrap();
+    {
+        // As version 1 left it: every line indexed (the checkpoint at the
+        // end of the files), but no document with a `source` term.
+        let index = tantivy::Index::open_in_dir(store.path().join("index")).unwrap();
+        let payload = index.load_metas().unwrap().payload.unwrap();
+        let v = format!(r#""v":{}"#, evlog::index::indexer::INDEX_VERSION);
+        assert!(payload.contains(&v), "{payload}");
+        let mut w: tantivy::IndexWriter = index.writer(15 << 20).unwrap();
+        w.delete_all_documents().unwrap();
+        let mut p = w.prepare_commit().unwrap();
+        p.set_payload(&payload.replace(&v, r#""v":1"#));
+        p.commit().unwrap();
+        w.wait_merging_threads().unwrap();
+    }
+    let mut ix = Indexer::open(IndexConfig::new(store.path())).unwrap();
+    ix.catch_up_and_commit().unwrap();
+    let q = Query {
+        source: Some("api-service".into()),
+        ..all_time()
+    };
+    assert_eq!(ix.search().query(&q).unwrap().total, 3);
+    assert_eq!(count(&ix.search()), 5);
+}

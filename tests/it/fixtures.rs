@@ -481,3 +481,29 @@ fn v1_lines_without_appended_by_read_beside_lines_with_it() {
         "{last}"
     );
 }
+
+/// Issue 15: v1 lines have no `source`; they read beside new lines that
+/// carry one, the chain verifies, and the index filters on it (the v1
+/// events match no source).
+#[test]
+fn v1_lines_without_source_read_beside_lines_with_it() {
+    let store = Store::from_fixture("good");
+    let old = store.records().len();
+    let log = EventLog::open(Config::new(store.path())).unwrap();
+    log.append(Event::new(EventType::Push, "dev", "from a service").source("api-service"))
+        .unwrap();
+    drop(log);
+    let records = store.records();
+    assert_eq!(records.len(), old + 1);
+    assert!(records[..old].iter().all(|r| r.event.source.is_none()));
+    assert_eq!(records[old].event.source.as_deref(), Some("api-service"));
+    assert!(store.verify().ok());
+    let all = ["--start", "2000-01-01T00:00:00Z", "--format", "json"];
+    let total = |extra: &[&str]| {
+        let out = store.run(&[&["query"][..], &all, extra].concat(), b"");
+        out.expect_code(0);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["total"].clone()
+    };
+    assert_eq!(total(&[]), json!(old + 1));
+    assert_eq!(total(&["--source", "api-service"]), json!(1));
+}

@@ -848,3 +848,31 @@ fn an_unusable_keys_file_fails_closed_until_it_loads_again() {
     assert!(said[4].contains("removed"), "{said:#?}");
     assert!(said[5].contains("loaded again"), "{said:#?}");
 }
+
+/// Issue 15: `/events/stream?source=` delivers only the events of that
+/// emitting service.
+#[test]
+fn a_stream_filtered_by_source_delivers_only_that_services_events() {
+    let store = Store::new();
+    let s = Serve::start(&store);
+    let sse = Sse::open(&s, &s.admin, "source=api-service");
+    for (source, desc) in [("background-job", "not this"), ("api-service", "this one")] {
+        let mut e = deploy("dev", desc);
+        e["source"] = source.into();
+        let r = client()
+            .post(s.url("/events"))
+            .header("X-API-Key", &s.admin)
+            .json(&e)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let first = loop {
+        let line = sse.line().expect("the stream ended");
+        if let Some(d) = line.strip_prefix("data:") {
+            break serde_json::from_str::<Value>(d.trim()).unwrap();
+        }
+    };
+    assert_eq!(first["action_description"], "this one", "{first}");
+    assert_eq!(first["source"], "api-service");
+}

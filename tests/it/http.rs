@@ -586,3 +586,155 @@ async fn query_and_stats_bodies_are_the_cli_json_and_export_has_no_1000_cap() {
         .count();
     assert!(lines >= 1203, "{lines}");
 }
+
+/// Issue 15: clients of older systems send `SECURITY`, `Success`: accepted
+/// in any case, stored lowercase, and filters take any case too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_level_in_any_case_are_stored_lowercase_and_filter() {
+    let api = api(Limits::default()).await;
+    let admin = Some(api.admin.as_str());
+    let mut shouted = event(ALICE, "auth_failure");
+    shouted["status"] = json!("FAILURE");
+    shouted["level"] = json!("SECURITY");
+    let mut mixed = event(ALICE, "commit");
+    mixed["status"] = json!("In_Progress");
+    mixed["level"] = json!("Warning");
+    let r = api.post(admin, &json!([shouted, mixed])).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let stored = api.stored();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        stored[0].contains(r#""status":"failure","level":"security""#),
+        "{}",
+        stored[0]
+    );
+    assert!(
+        stored[1].contains(r#""status":"in_progress","level":"warning""#),
+        "{}",
+        stored[1]
+    );
+    api.settle().await;
+    let v = api.get("/events?level=SECURITY", admin).await.json();
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["events"][0]["level"], "security");
+    assert_eq!(v["filters_applied"]["level"], "security");
+    let v = api
+        .get("/events/stats?status=IN_PROGRESS", admin)
+        .await
+        .json();
+    assert_eq!(v["total"], 1, "{v}");
+    // Not a case of a value: still a 400 naming the parameter.
+    let r = api.get("/events?level=FATAL", admin).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("level: ")
+    );
+}
+
+/// Issue 15: an optional `source` (the emitting service) is stored after
+/// `request_id`, checked (1–128 characters) and filters `/events`,
+/// `/events/stats` and `/events/export`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_is_stored_checked_and_filters_every_read_endpoint() {
+    let api = api(Limits::default()).await;
+    let admin = Some(api.admin.as_str());
+    let with = |source: &str, ty: &str| {
+        let mut e = event(ALICE, ty);
+        e["source"] = json!(source);
+        e["request_id"] = json!("r1");
+        e
+    };
+    let batch = json!([
+        with("api-service", "commit"),
+        with("background-job", "push"),
+        with("api-service", "push"),
+        event(ALICE, "commit"),
+    ]);
+    let r = api.post(admin, &batch).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    let stored = api.stored();
+    assert!(
+        stored[0].contains(r#""request_id":"r1","source":"api-service""#),
+        "{}",
+        stored[0]
+    );
+    assert!(!stored[3].contains("source"), "{}", stored[3]);
+    api.settle().await;
+
+    let v = api.get("/events?source=api-service", admin).await.json();
+    assert_eq!(v["total"], 2, "{v}");
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source"] == "api-service")
+    );
+    assert_eq!(v["filters_applied"]["source"], "api-service");
+    let v = api
+        .get("/events?source=api-service&event_type=push", admin)
+        .await
+        .json();
+    assert_eq!(v["total"], 1, "{v}");
+    let v = api
+        .get("/events/stats?source=background-job", admin)
+        .await
+        .json();
+    assert_eq!(v["total"], 1, "{v}");
+    // Exact match: another case is another service.
+    let v = api.get("/events?source=API-SERVICE", admin).await.json();
+    assert_eq!(v["total"], 0, "{v}");
+    let nd = api.get("/events/export?source=api-service", admin).await;
+    let lines: Vec<Value> = nd
+        .body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let csv = api
+        .get("/events/export?format=csv&source=background-job", admin)
+        .await;
+    let mut r = csv::Reader::from_reader(&csv.body[..]);
+    let col = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "source")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][col], "background-job");
+
+    // The rules: 1 to 128 characters, in a body and in a filter.
+    for bad in [String::new(), "s".repeat(129)] {
+        let r = api.post(admin, &with(&bad, "commit")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.json()["error"]["events"][0]["field"],
+            "source",
+            "{}",
+            r.json()
+        );
+        for path in [
+            "/events",
+            "/events/stats",
+            "/events/export",
+            "/events/stream",
+        ] {
+            let r = api.get(&format!("{path}?source={bad}"), admin).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+            let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+            assert!(m.starts_with("source: must be 1 to 128"), "{path}: {m}");
+        }
+    }
+    assert!(
+        api.post(admin, &with(&"é".repeat(128), "commit"))
+            .await
+            .status
+            .is_success()
+    );
+}

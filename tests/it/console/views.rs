@@ -39,19 +39,20 @@ fn store_with_an_old_day() -> (Store, Vec<String>) {
 fn seed() -> Value {
     json!([
         {"event_type": "commit", "user_id": "alice", "action_description": "Fix parser rollback",
-         "status": "success", "request_id": "req-a1", "duration_ms": 12,
+         "status": "success", "request_id": "req-a1", "source": "api-service", "duration_ms": 12,
          "files_changed": ["src/lib.rs", "src/parser.rs"], "comments": "looks good",
          "metadata": {"branch": "main", "nested": {"k": [1, 2]}}},
         {"event_type": "push", "user_id": "alice", "action_description": "Push to main", "status": "success"},
         {"event_type": "deploy", "user_id": "bob", "action_description": "Deploy api rollback to eu-west-1",
-         "status": "failure", "level": "error", "request_id": "req-b1", "duration_ms": 950},
+         "status": "failure", "level": "error", "request_id": "req-b1", "source": "background-job",
+         "duration_ms": 950},
         {"event_type": "login", "user_id": "carol", "action_description": "Login from a new device",
          "status": "success", "level": "security"},
         {"event_type": "commit", "user_id": "bob", "action_description": "Refactor the store",
          "status": "failure", "level": "warning", "duration_ms": 40},
         {"event_type": "push", "user_id": "carol", "action_description": "Push a feature branch", "status": "pending"},
         {"event_type": "api_request", "user_id": "alice", "action_description": "GET /v1/things",
-         "status": "success", "duration_ms": 5},
+         "status": "success", "source": "api-service", "duration_ms": 5},
         {"event_type": "logout", "user_id": "bob", "action_description": "Logout", "status": "success"}
     ])
 }
@@ -163,6 +164,7 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
         for (label, value, param, n) in [
             ("User", "alice", "user_id", 3),
             ("Request id", "req-b1", "request_id", 1),
+            ("Source", "api-service", "source", 2),
             ("Search", "rollback", "q", 2),
         ] {
             b.enter(label, value).await;
@@ -212,7 +214,7 @@ fn filters_details_export_statistics_admin_widths_and_schemes() {
         details.wait_for(&one[0]).await;
         let labels = details.labels().await;
         for l in [
-            "Id", "Time", "Type", "User", "Status", "Level", "Description", "Request id",
+            "Id", "Time", "Type", "User", "Status", "Level", "Description", "Request id", "Source",
             "Duration (ms)", "Files", "Comments", "Metadata", "Seq", "Hash",
         ] {
             assert!(labels.contains(&l.to_string()), "{l} in {labels:?}");
