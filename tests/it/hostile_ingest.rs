@@ -554,16 +554,21 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
         .collect();
     assert!(by.contains(&("evlog", "evlog")), "{by:?}");
     assert!(by.contains(&("ops", ids["ingest"].as_str())), "{by:?}");
-    // CSV: the last column.
+    // CSV: the column after `metadata` (`source`, added later, comes last).
     let (_, csv) = get(
         &s,
         &admin,
         "/events/export?format=csv&event_type=system_start&start=2000-01-01T00:00:00Z",
     );
     let mut rows = csv.lines();
-    assert!(rows.next().unwrap().ends_with(",appended_by"), "{csv}");
     assert!(
-        rows.any(|r| r.ends_with(&format!(",{}", ids["ingest"]))),
+        rows.next()
+            .unwrap()
+            .ends_with(",metadata,appended_by,source"),
+        "{csv}"
+    );
+    assert!(
+        rows.any(|r| r.ends_with(&format!(",{},", ids["ingest"]))),
         "{csv}"
     );
     // On disk: before seq and hash; the denials and key changes too are
