@@ -12,7 +12,6 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use futures_util::Stream;
-use serde_json::json;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -26,6 +25,40 @@ use crate::event::ValidationError;
 use crate::index::IdsStored;
 
 /// `POST /events`.
+#[utoipa::path(
+    post,
+    path = "/events",
+    operation_id = "append_events",
+    tag = "events",
+    summary = "Append events",
+    description = "One event as a JSON object, several as a JSON array, or NDJSON. \
+        All or nothing: every event is parsed and validated first. Answered once the \
+        events are durable. A user key appends only as its own user and cannot choose ids; \
+        no key appends for `evlog` or `anonymous`.",
+    request_body(
+        description = "The events (`appended_by`, `seq` and `hash` are the server's: a body \
+            that sets `appended_by` is refused)",
+        content(
+            (super::openapi::AppendBody = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored and durable", body = Appended,
+            links(("GetEvent" = (
+                operation_id = "get_event",
+                parameters(("id" = "$response.body#/id")),
+                description = "The event appended (searchable within about a second)",
+            )))),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!([
+        "invalid_body", "invalid_event", "bad_request", "forbidden", "request_timeout",
+        "duplicate_id", "body_too_large", "event_too_large", "batch_too_large",
+        "unsupported_media_type", "overloaded", "index_behind", "storage_failed",
+        "storage_read_only", "shutting_down", "insufficient_storage",
+    ]))),
+)]
 pub(crate) async fn append<S, B>(state: Arc<State>, ctx: Ctx, body: S) -> Result<Response, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
@@ -102,13 +135,29 @@ where
         .metrics
         .commit_wait
         .observe(waiting.elapsed().as_secs_f64());
-    let (single, ids) = (staged.single, staged.ids);
+    let (single, mut ids) = (staged.single, staged.ids);
     let body = if single {
-        json!({ "id": ids[0] })
+        Appended::One { id: ids.remove(0) }
     } else {
-        json!({ "ids": ids })
+        Appended::Many { ids }
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+}
+
+/// The answer to an append, once its events are durable.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Appended {
+    /// A body of one JSON object: its event's id.
+    One {
+        /// The id of the event.
+        id: Uuid,
+    },
+    /// A JSON array or NDJSON: the ids of its events, in order.
+    Many {
+        /// The ids of the events, in the order of the body.
+        ids: Vec<Uuid>,
+    },
 }
 
 /// Bodies up to this size are parsed on the async worker.
