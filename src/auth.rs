@@ -46,7 +46,9 @@ pub const KEYS_FILE_MODE: u32 = 0o600;
 pub const RESERVED_USERS: &[&str] = &["anonymous", "evlog"];
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything.

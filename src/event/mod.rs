@@ -10,6 +10,7 @@
 //! on-disk format must not depend on it.
 
 pub mod privacy;
+pub mod schema;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -48,7 +49,7 @@ pub const MAX_TIMESTAMP: DateTime<Utc> = match DateTime::from_timestamp(9_214_64
 ///
 /// `id` and `timestamp` are optional on input; the store fills them at append.
 /// Every event read back from the store has both.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// UUIDv7 assigned at append; a well-formed client-supplied UUID is kept.
@@ -61,12 +62,15 @@ pub struct Event {
         serialize_with = "ser_timestamp",
         deserialize_with = "de_timestamp"
     )]
+    #[schema(value_type = String, format = DateTime, examples("2026-11-23T08:00:00.000000Z"))]
     pub timestamp: Option<DateTime<Utc>>,
     /// One of the 21 built-in types or a custom type.
     pub event_type: EventType,
     /// Who did it: 1–256 characters.
+    #[schema(min_length = 1, max_length = 256)]
     pub user_id: String,
     /// What was done, for humans. Must not be empty.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub action_description: String,
     /// Outcome.
     pub status: Status,
@@ -75,6 +79,7 @@ pub struct Event {
     pub level: Level,
     /// Files touched, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = schema::files_changed)]
     pub files_changed: Vec<String>,
     /// Free-form comments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,19 +91,23 @@ pub struct Event {
         skip_serializing_if = "Option::is_none",
         serialize_with = "ser_sorted"
     )]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     /// Correlates the events of one request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 256)]
     pub request_id: Option<String>,
     /// The service that emitted it (`api-service`, `background-job`):
     /// 1–128 characters. Absent on lines of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 128)]
     pub source: Option<String>,
     /// Client address; must parse as an IPv4 or IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
     /// How long it took, in milliseconds (≥ 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub duration_ms: Option<f64>,
     /// Who appended it, as the store records it: the id (`k_…`) of the API
     /// key of an HTTP append, or [`SERVER_APPENDER`] for the server's own
@@ -106,13 +115,19 @@ pub struct Event {
     /// for appends through the library or the CLI unless the caller sets
     /// it (`evlog cat | evlog append --stdin` keeps it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only, min_length = 1, max_length = 256)]
     pub appended_by: Option<String>,
-    /// Chain fields of a stored line. Accepted (and ignored) on input so that
-    /// `evlog cat | evlog append --stdin` works; never serialized from here.
-    #[serde(default, rename = "seq", skip_serializing)]
+    /// Position of the line in the store's hash chain, on stored events.
+    /// Accepted (and ignored) on input so that `evlog cat | evlog append
+    /// --stdin` works; never serialized from here (the store writes it).
+    #[serde(default, rename = "seq", skip_serializing_if = "schema::always")]
+    #[schema(read_only)]
     #[doc(hidden)]
     pub _seq: Option<u64>,
-    #[serde(default, rename = "hash", skip_serializing)]
+    /// The line's hash, chained to the previous line's, on stored events.
+    /// Accepted (and ignored) on input, like `seq`.
+    #[serde(default, rename = "hash", skip_serializing_if = "schema::always")]
+    #[schema(read_only)]
     #[doc(hidden)]
     pub _hash: Option<String>,
 }
@@ -601,7 +616,7 @@ impl<'de> Deserialize<'de> for EventType {
 
 /// The outcome of an event. Parsed in any case (`Success`, `IN_PROGRESS`),
 /// always written lowercase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It worked.
@@ -616,7 +631,7 @@ pub enum Status {
 
 /// Severity of an event. Parsed in any case (`SECURITY`, `Error`), always
 /// written lowercase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Routine (the default).

@@ -340,17 +340,21 @@ fn full_text(f: &Fields, q: &str) -> Vec<Box<dyn TQuery>> {
 }
 
 /// One page of results: the body of `GET /events` and `evlog query --format json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct QueryResponse {
     /// The stored events (chain fields included), newest first.
+    #[schema(value_type = Vec<crate::event::schema::StoredEvent>)]
     pub events: Vec<Value>,
     /// Every match of the filters, not just this page.
     pub total: u64,
     /// The day queried, when the range is a day.
+    #[schema(required = true, format = Date)]
     pub date: Option<String>,
     /// The filters in effect.
+    #[schema(value_type = Object)]
     pub filters_applied: Map<String, Value>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

@@ -17,16 +17,17 @@ use super::schema::Fields;
 use super::timeline::{self, SegmentTimes, Times};
 
 /// One histogram bucket.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Bucket {
     /// Start of the bucket (RFC 3339 UTC).
+    #[schema(format = DateTime)]
     pub start: String,
     /// Events in it.
     pub count: u64,
 }
 
 /// The body of `GET /events/stats` and `evlog stats --format json`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StatsResponse {
     /// Matching events.
     pub total: u64,
@@ -39,22 +40,29 @@ pub struct StatsResponse {
     /// Distinct users (exact).
     pub unique_users: u64,
     /// Mean `duration_ms` of the events that have one; null if none has.
+    #[schema(required = true)]
     pub avg_duration_ms: Option<f64>,
     /// Median `duration_ms`.
+    #[schema(required = true)]
     pub p50_duration_ms: Option<f64>,
     /// 95th percentile of `duration_ms`.
+    #[schema(required = true)]
     pub p95_duration_ms: Option<f64>,
     /// 99th percentile of `duration_ms`.
+    #[schema(required = true)]
     pub p99_duration_ms: Option<f64>,
     /// Failures / total (0 when there are no events).
     pub error_rate: f64,
     /// `hour` or `day`.
+    #[schema(pattern = "^(hour|day)$")]
     pub histogram_interval: String,
     /// Counts per interval, oldest first.
     pub histogram: Vec<Bucket>,
     /// The day queried, when the range is a day.
+    #[schema(required = true, format = Date)]
     pub date: Option<String>,
     /// The filters in effect.
+    #[schema(value_type = Object)]
     pub filters_applied: Map<String, Value>,
 }
 

@@ -160,7 +160,8 @@ impl Options {
 }
 
 /// A file rotation could not handle (the rest were still processed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RotationFailure)]
 pub struct Failure {
     /// File name.
     pub file: String,
@@ -169,7 +170,8 @@ pub struct Failure {
 }
 
 /// A file left alone on purpose, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = RotationSkipped)]
 pub struct Skipped {
     /// File name.
     pub file: String,
@@ -178,7 +180,8 @@ pub struct Skipped {
 }
 
 /// What a rotation did (or, with `dry_run`, would do).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = RotationReport)]
 pub struct Report {
     /// Plain files compressed (their names before compression).
     pub compressed: Vec<String>,

@@ -15,6 +15,23 @@ use crate::event::{Event, EventType, SERVER_APPENDER, Status};
 use crate::index::Wake;
 use crate::rotate::{self, IndexMode, Options, Report};
 
+#[utoipa::path(
+    post,
+    path = "/admin/rotate",
+    operation_id = "rotate",
+    tag = "admin",
+    summary = "Run a rotation now",
+    description = "Compresses and deletes day files by the server's retention policy \
+        (`dry_run`: plans only). Admin keys only.",
+    params((
+        "dry_run" = Option<String>, Query,
+        pattern = "^(true|false|1|0)?$",
+        description = "`true` (or `1`, or no value) plans only"
+    )),
+    responses((status = 200, description = "What the rotation did (or would do)", body = crate::rotate::Report)),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden", "rotation_running", "index_rebuilding"]))),
+)]
 /// `POST /admin/rotate[?dry_run=true]`: runs a rotation now with the
 /// server's policy; admin only. Answers the rotation report.
 pub(crate) async fn rotate(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {

@@ -12,7 +12,6 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::sync::Arc;
 
 use futures_util::Stream;
-use serde_json::json;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -26,6 +25,40 @@ use crate::event::ValidationError;
 use crate::index::IdsStored;
 
 /// `POST /events`.
+#[utoipa::path(
+    post,
+    path = "/events",
+    operation_id = "append_events",
+    tag = "events",
+    summary = "Append events",
+    description = "One event as a JSON object, several as a JSON array, or NDJSON. \
+        All or nothing: every event is parsed and validated first. Answered once the \
+        events are durable. A user key appends only as its own user and cannot choose ids; \
+        no key appends for `evlog` or `anonymous`.",
+    request_body(
+        description = "The events (`appended_by`, `seq` and `hash` are the server's: a body \
+            that sets `appended_by` is refused)",
+        content(
+            (super::openapi::AppendBody = "application/json"),
+            (String = "application/x-ndjson"),
+        ),
+    ),
+    responses(
+        (status = 201, description = "Stored and durable", body = Appended,
+            links(("GetEvent" = (
+                operation_id = "get_event",
+                parameters(("id" = "$response.body#/id")),
+                description = "The event appended (searchable within about a second)",
+            )))),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!([
+        "invalid_body", "invalid_event", "bad_request", "forbidden", "request_timeout",
+        "duplicate_id", "body_too_large", "event_too_large", "batch_too_large",
+        "unsupported_media_type", "overloaded", "index_behind", "storage_failed",
+        "storage_read_only", "shutting_down", "insufficient_storage",
+    ]))),
+)]
 pub(crate) async fn append<S, B>(state: Arc<State>, ctx: Ctx, body: S) -> Result<Response, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
@@ -129,15 +162,39 @@ where
         .enumerate()
         .map(|(i, id)| suppressed.binary_search(&i).is_err().then_some(*id))
         .collect();
-    let mut body = if staged.single {
-        json!({ "id": ids[0] })
+    let body = if staged.single {
+        Appended::One {
+            id: ids[0],
+            suppressed,
+        }
     } else {
-        json!({ "ids": ids })
+        Appended::Many { ids, suppressed }
     };
-    if !suppressed.is_empty() {
-        body["suppressed"] = json!(suppressed);
-    }
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
+}
+
+/// The answer to an append, once its events are durable.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Appended {
+    /// A body of one JSON object: its event's id.
+    One {
+        /// The id of the event; `null` when a `[[dedup]]` rule suppressed it.
+        id: Option<Uuid>,
+        /// `[0]` when the event was suppressed by a `[[dedup]]` rule (absent
+        /// otherwise).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        suppressed: Vec<usize>,
+    },
+    /// A JSON array or NDJSON: the ids of its events, in order.
+    Many {
+        /// The ids of the events, in the order of the body; `null` for an
+        /// event a `[[dedup]]` rule suppressed.
+        ids: Vec<Option<Uuid>>,
+        /// The positions of the suppressed events (absent when none was).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        suppressed: Vec<usize>,
+    },
 }
 
 /// Bodies up to this size are parsed on the async worker.

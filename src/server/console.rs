@@ -19,7 +19,6 @@
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use warp::http::header::{
     ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG, IF_NONE_MATCH, VARY,
@@ -142,10 +141,50 @@ pub fn file_names() -> Vec<&'static str> {
     FILES.iter().map(|f| f.0).collect()
 }
 
-/// `GET /` and `GET /ui/<name>`: the file, gzipped if the client accepts
+/// `GET /`: the console's page.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "console_page",
+    tag = "console",
+    summary = "The web console",
+    params(("If-None-Match" = Option<String>, Header, description = "The page's ETag: 304 while it is unchanged")),
+    responses(
+        (status = 200, description = "The page", content((String = "text/html"))),
+        (status = 304, description = "Not modified"),
+    ),
+)]
+pub(crate) fn page(headers: &HeaderMap) -> Result<Response, ApiError> {
+    asset("index.html", headers)
+}
+
+/// `GET /ui/<name>`: one of the console's files.
+#[utoipa::path(
+    get,
+    path = "/ui/{file}",
+    operation_id = "console_file",
+    tag = "console",
+    summary = "A file of the web console",
+    params(
+        ("file" = String, Path, description = "The file's name"),
+        ("If-None-Match" = Option<String>, Header, description = "The file's ETag: 304 while it is unchanged"),
+    ),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"), (String = "text/css"), (String = "image/svg+xml"), (String = "text/html"),
+        )),
+        (status = 304, description = "Not modified"),
+    ),
+    extensions(("x-error-codes" = json!(["not_found"]))),
+)]
+pub(crate) fn file(name: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    asset(name, headers)
+}
+
+/// The file `name`, for `GET /` and `GET /ui/<name>`: the file, gzipped if the client accepts
 /// it, or `304` when `If-None-Match` names its current ETag. An unknown
 /// name is the API's 404.
-pub(crate) fn asset(name: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+fn asset(name: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let a = ASSETS.iter().find(|a| a.name == name).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -212,17 +251,38 @@ fn none_match_hits(value: &str, etag: &str) -> bool {
     value.trim() == "*" || value.split(',').any(|t| strip(t) == strip(etag))
 }
 
+#[utoipa::path(
+    get,
+    path = "/whoami",
+    operation_id = "whoami",
+    tag = "console",
+    summary = "The key's role, user and id",
+    responses((status = 200, description = "Who the key is", body = Whoami)),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter"]))),
+)]
 /// `GET /whoami`: the role, user and key id of the request's key (never the
 /// key). Authenticated like every other private route; takes no parameters.
 pub(crate) async fn whoami(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let who = state.authenticate(&ctx)?;
     super::params::parse(&raw, &[], false)?;
-    Ok(warp::reply::json(&json!({
-        "role": who.role.as_str(),
-        "user_id": who.user_id,
-        "key_id": who.key_id,
-    }))
+    Ok(warp::reply::json(&Whoami {
+        role: who.role,
+        user_id: who.user_id,
+        key_id: who.key_id,
+    })
     .into_response())
+}
+
+/// The body of `GET /whoami`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Whoami {
+    /// The key's role.
+    role: crate::auth::Role,
+    /// The key's user.
+    user_id: String,
+    /// The key's id (`k_…`), never the key.
+    key_id: String,
 }
 
 /// Adds the security headers to a response (every route's, errors included).

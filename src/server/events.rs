@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use warp::http::StatusCode;
@@ -40,6 +40,21 @@ async fn scoped(
 }
 
 /// `GET /events`.
+#[utoipa::path(
+    get,
+    path = "/events",
+    operation_id = "query_events",
+    tag = "events",
+    summary = "Query events",
+    description = "One page of the matching events, newest first (today by default); \
+        `next_cursor` pages on. A user key reads only its own events.",
+    params(params::Filters, params::Paging),
+    responses(
+        (status = 200, description = "A page of events", body = crate::index::QueryResponse),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden"]))),
+)]
 pub(crate) async fn query(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let p = scoped(&state, &ctx, &raw, &[FILTERS, PAGING], false).await?;
     let search = state.search.clone();
@@ -48,6 +63,21 @@ pub(crate) async fn query(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Re
 }
 
 /// `GET /events/stats`.
+#[utoipa::path(
+    get,
+    path = "/events/stats",
+    operation_id = "event_stats",
+    tag = "events",
+    summary = "Statistics of the matching events",
+    description = "Counts by type, status and level, users, durations, error rate and a \
+        histogram (today by default).",
+    params(params::Filters),
+    responses(
+        (status = 200, description = "The statistics", body = crate::index::StatsResponse),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden"]))),
+)]
 pub(crate) async fn stats(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let p = scoped(&state, &ctx, &raw, &[FILTERS], false).await?;
     let search = state.search.clone();
@@ -56,6 +86,21 @@ pub(crate) async fn stats(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Re
 }
 
 /// `GET /events/{id}`.
+#[utoipa::path(
+    get,
+    path = "/events/{id}",
+    operation_id = "get_event",
+    tag = "events",
+    summary = "One event by id",
+    description = "The stored event. Another user's event is answered, for a user key, \
+        exactly as an id that does not exist.",
+    params(("id" = String, Path, format = Uuid, description = "The event's id")),
+    responses(
+        (status = 200, description = "The stored event", body = crate::event::schema::StoredEvent),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "invalid_id", "forbidden", "not_found"]))),
+)]
 pub(crate) async fn get(
     state: Arc<State>,
     ctx: Ctx,
@@ -125,6 +170,16 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
     });
 }
 
+#[utoipa::path(
+    get,
+    path = "/events/types",
+    operation_id = "event_types",
+    tag = "events",
+    summary = "Event types with counts",
+    responses((status = 200, description = "The types", body = TypeList)),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden"]))),
+)]
 /// `GET /events/types`: the built-in types with descriptions, then the
 /// custom types seen, each with its count among the events the caller may read.
 pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
@@ -137,21 +192,45 @@ pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Re
     state.scope_read(&ctx, &who, &mut q)?;
     let search = state.search.clone();
     let mut counts = blocking(move || search.stats(&q)).await??.by_type;
-    let mut types: Vec<Value> = EventType::BUILTIN
+    let mut types: Vec<TypeCount> = EventType::BUILTIN
         .iter()
-        .map(|t| {
-            json!({
-                "name": t.as_str(),
-                "description": t.description(),
-                "builtin": true,
-                "count": counts.remove(t.as_str()).unwrap_or(0),
-            })
+        .map(|t| TypeCount {
+            name: t.as_str().to_string(),
+            description: t.description(),
+            builtin: true,
+            count: counts.remove(t.as_str()).unwrap_or(0),
         })
         .collect();
-    types.extend(counts.into_iter().map(|(name, count)| {
-        json!({ "name": name, "description": null, "builtin": false, "count": count })
+    types.extend(counts.into_iter().map(|(name, count)| TypeCount {
+        name,
+        description: None,
+        builtin: false,
+        count,
     }));
-    Ok(warp::reply::json(&json!({ "types": types })).into_response())
+    Ok(warp::reply::json(&TypeList { types }).into_response())
+}
+
+/// The body of `GET /events/types`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TypeList {
+    /// The built-in types in documentation order, then the custom types
+    /// seen, by name.
+    types: Vec<TypeCount>,
+}
+
+/// An event type and how many events of it the caller may read.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TypeCount {
+    /// The wire name.
+    #[schema(value_type = crate::event::EventType)]
+    name: String,
+    /// What it means; `null` for a custom type.
+    #[schema(required = true)]
+    description: Option<&'static str>,
+    /// Whether it is one of the built-in types.
+    builtin: bool,
+    /// Events of this type the caller may read, all time.
+    count: u64,
 }
 
 /// The query of an export or stream, scoped to what the caller may read,
@@ -170,6 +249,26 @@ fn leased(
     Ok((p, lease))
 }
 
+#[utoipa::path(
+    get,
+    path = "/events/export",
+    operation_id = "export_events",
+    tag = "events",
+    summary = "Export every matching event",
+    params(params::Filters, params::ExportFormat),
+    responses(
+        (status = 200, description = "Every match, streamed (today by default, as `/events`); a failure \
+            midway, or the key's revocation, breaks the transfer",
+            content(
+                (String = "application/x-ndjson"),
+                (String = "text/csv"),
+            ),
+            headers(("Content-Disposition" = String, description = "attachment; filename=\"events.ndjson\" (or .csv)")),
+        ),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden", "too_many_streams"]))),
+)]
 /// `GET /events/export?format=csv|ndjson`: every match, streamed page by
 /// page through the cursor (no 1000 cap). Each page is queried on the
 /// blocking pool once the previous one was taken by the connection; the
@@ -270,6 +369,26 @@ async fn feed_export(
 /// How often an idle stream sends a keep-alive comment.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+#[utoipa::path(
+    get,
+    path = "/events/stream",
+    operation_id = "stream_events",
+    tag = "events",
+    summary = "Follow matching events live",
+    description = "Server-sent events: a `:ready` comment, then one `event` message per \
+        matching event stored from then on (`data:` the stored event, `id:` its `seq`). \
+        When the server ends the stream because of its key, a last `end` message carries \
+        the error shape (codes `key_revoked`, `key_expired`, `key_changed`, `keys_unavailable`).",
+    params(
+        params::Filters,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after the event with this `seq`"),
+    ),
+    responses(
+        (status = 200, description = "The live stream", content((ref("#/components/schemas/StreamMessage") = "text/event-stream"))),
+    ),
+    security(("api_key" = []), ("bearer" = [])),
+    extensions(("x-error-codes" = json!(["invalid_parameter", "invalid_header", "forbidden", "too_many_streams"]))),
+)]
 /// `GET /events/stream`: server-sent events of the matching events stored
 /// from now on (or after the `Last-Event-ID`, a `seq`), one `event` message
 /// per event with its `seq` as id, each batch the tail reads (up to a page)

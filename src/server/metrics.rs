@@ -236,27 +236,10 @@ impl Metrics {
     }
 }
 
-/// The route template of a path, for labels (bounded cardinality).
+/// The route template of a path, for labels (bounded cardinality): one
+/// of [`super::ROUTES`], or `other`.
 pub(crate) fn route_of(path: &str) -> &'static str {
-    match path {
-        "/events" => "/events",
-        "/events/stats" => "/events/stats",
-        "/events/types" => "/events/types",
-        "/events/export" => "/events/export",
-        "/events/stream" => "/events/stream",
-        "/health" => "/health",
-        "/metrics" => "/metrics",
-        "/" => "/",
-        "/whoami" => "/whoami",
-        p if p.starts_with("/ui/") => "/ui/{file}",
-        p if p
-            .strip_prefix("/events/")
-            .is_some_and(|id| !id.contains('/')) =>
-        {
-            "/events/{id}"
-        }
-        _ => "other",
-    }
+    super::route_of(path).unwrap_or("other")
 }
 
 #[cfg(test)]
@@ -300,6 +283,10 @@ mod tests {
             route_of("/events/0190a1b2-0000-7000-8000-000000000000"),
             "/events/{id}"
         );
+        assert_eq!(route_of("/events/stats"), "/events/stats");
         assert_eq!(route_of("/events/a/b"), "other");
+        // Labelled `other` before the labels came from the route table.
+        assert_eq!(route_of("/admin/rotate"), "/admin/rotate");
+        assert_eq!(route_of("/openapi.json"), "/openapi.json");
     }
 }

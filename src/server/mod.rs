@@ -19,6 +19,7 @@
 //!   revocation or expiry, a stalled client; the per-key cap.
 //! - `console` — the web console's files at `/` and `/ui/`, `GET /whoami`,
 //!   and the security headers of every response.
+//! - `openapi` — the OpenAPI 3.1 document of all this, `GET /openapi.json`.
 //!
 //! The server sees event, store, index and auth, never tantivy types.
 
@@ -32,6 +33,7 @@ mod events;
 pub mod fuzzing;
 mod ingest;
 mod metrics;
+mod openapi;
 mod ops;
 mod params;
 mod quota;
@@ -54,6 +56,7 @@ use warp::reply::Response;
 
 pub use access::ClientAddr;
 pub use console::{CONTENT_SECURITY_POLICY, file_names as console_files};
+pub use openapi::document as openapi_document;
 pub use reject::{ApiError, EventReject};
 
 pub use crate::limits::Limits;
@@ -442,6 +445,114 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
+/// Every route the server serves: method and path template (`{name}` is
+/// one path segment), as the OpenAPI document writes them. [`routes`]
+/// takes each route's method and path filter from this table (`at`, `at1`)
+/// and from nowhere else.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/events"),
+    ("GET", "/events"),
+    ("GET", "/events/stats"),
+    ("GET", "/events/types"),
+    ("GET", "/events/export"),
+    ("GET", "/events/stream"),
+    ("GET", "/events/{id}"),
+    ("GET", "/health"),
+    ("GET", "/metrics"),
+    ("POST", "/admin/rotate"),
+    ("GET", "/openapi.json"),
+    ("GET", "/"),
+    ("GET", "/ui/{file}"),
+    ("GET", "/whoami"),
+];
+
+/// The segments of a route template: literals, and `None` for a `{name}`.
+fn segments(template: &str) -> impl Iterator<Item = Option<&str>> {
+    template
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| (!s.starts_with('{')).then_some(s))
+}
+
+/// Whether `path` matches the route template `template`.
+fn matches(template: &str, path: &str) -> bool {
+    let given: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let want: Vec<Option<&str>> = segments(template).collect();
+    want.len() == given.len()
+        && want
+            .iter()
+            .zip(&given)
+            .all(|(w, g)| w.is_none_or(|w| w == *g))
+}
+
+/// The template of [`ROUTES`] that `path` matches (for metric labels).
+pub(crate) fn route_of(path: &str) -> Option<&'static str> {
+    ROUTES.iter().map(|r| r.1).find(|t| matches(t, path))
+}
+
+/// Adds `Allow` (the methods [`ROUTES`] serve on the request's path) to a
+/// 405, as RFC 9110 asks.
+fn allow(path: &str, mut r: Response) -> Response {
+    if r.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let mut methods: Vec<&str> = ROUTES
+            .iter()
+            .filter(|(_, t)| matches(t, path))
+            .map(|(m, _)| *m)
+            .collect();
+        methods.sort_unstable();
+        methods.dedup();
+        if let Ok(v) = warp::http::HeaderValue::from_str(&methods.join(", ")) {
+            r.headers_mut().insert(warp::http::header::ALLOW, v);
+        }
+    }
+    r
+}
+
+/// The method and path filter of the route `method template` of
+/// [`ROUTES`], which has no parameter: the path (whole), then the method.
+fn at(method: &'static str, template: &'static str) -> BoxedFilter<()> {
+    assert!(
+        ROUTES.contains(&(method, template)),
+        "{method} {template} is not in ROUTES"
+    );
+    let mut f = warp::any().boxed();
+    for seg in segments(template) {
+        let seg = seg.unwrap_or_else(|| panic!("{template} has a parameter: use at1"));
+        f = f.and(warp::path(seg)).boxed();
+    }
+    let m = match method {
+        "GET" => warp::get().boxed(),
+        "POST" => warp::post().boxed(),
+        other => unreachable!("no route takes {other}"),
+    };
+    f.and(warp::path::end()).and(m).boxed()
+}
+
+/// As [`at`], for a template with one parameter, which it extracts.
+fn at1(method: &'static str, template: &'static str) -> BoxedFilter<(String,)> {
+    assert!(
+        ROUTES.contains(&(method, template)),
+        "{method} {template} is not in ROUTES"
+    );
+    let (before, after) = template
+        .split_once('{')
+        .and_then(|(b, rest)| Some((b, rest.split_once('}')?.1)))
+        .unwrap_or_else(|| panic!("{template} has no parameter: use at"));
+    assert!(after.is_empty(), "{template}: the parameter must come last");
+    let mut f = warp::any().boxed();
+    for seg in segments(before) {
+        f = f.and(warp::path(seg.expect("literal"))).boxed();
+    }
+    let m = match method {
+        "GET" => warp::get().boxed(),
+        other => unreachable!("no route with a parameter takes {other}"),
+    };
+    f.and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(m)
+        .boxed()
+}
+
 /// The web console: `GET /` (the page), `GET /ui/<file>` (its files) and
 /// `GET /whoami`.
 fn console_routes(
@@ -449,16 +560,13 @@ fn console_routes(
     ctx: impl Filter<Extract = (access::Ctx,), Error = Infallible> + Clone + Send + Sync + 'static,
 ) -> BoxedFilter<(Response,)> {
     console::prepare();
-    let page = warp::path::end()
-        .and(warp::get())
+    let page = at("GET", "/")
         .and(warp::header::headers_cloned())
-        .map(|h: warp::http::HeaderMap| respond(console::asset("index.html", &h)));
-    let file = warp::path!("ui" / String)
-        .and(warp::get())
+        .map(|h: warp::http::HeaderMap| respond(console::page(&h)));
+    let file = at1("GET", "/ui/{file}")
         .and(warp::header::headers_cloned())
-        .map(|name: String, h: warp::http::HeaderMap| respond(console::asset(&name, &h)));
-    let whoami = warp::path!("whoami")
-        .and(warp::get())
+        .map(|name: String, h: warp::http::HeaderMap| respond(console::file(&name, &h)));
+    let whoami = at("GET", "/whoami")
         .and(st)
         .and(ctx)
         .and(raw_query())
@@ -467,10 +575,10 @@ fn console_routes(
 }
 
 fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
+    openapi::prepare();
     let st = warp::any().map(move || state.clone());
     let ctx = access::ctx();
-    let append = warp::path!("events")
-        .and(warp::post())
+    let append = at("POST", "/events")
         .and(st.clone())
         .and(ctx.clone())
         .and(warp::body::stream())
@@ -478,11 +586,7 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     // A GET of `$path` with the state, the request's context and its query.
     macro_rules! get {
         ($path:expr) => {
-            $path
-                .and(warp::get())
-                .and(st.clone())
-                .and(ctx.clone())
-                .and(raw_query())
+            $path.and(st.clone()).and(ctx.clone()).and(raw_query())
         };
     }
     macro_rules! read {
@@ -490,9 +594,9 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
             get!($path).then(|s, c, q| async move { respond($handler(s, c, q).await) })
         };
     }
-    let query = read!(warp::path!("events"), events::query);
-    let stats = read!(warp::path!("events" / "stats"), events::stats);
-    let types = read!(warp::path!("events" / "types"), events::types);
+    let query = read!(at("GET", "/events"), events::query);
+    let stats = read!(at("GET", "/events/stats"), events::stats);
+    let types = read!(at("GET", "/events/types"), events::types);
     // Exports and streams may close their connection (revoked key, stalled client).
     macro_rules! open {
         ($path:expr, $handler:path) => {
@@ -501,25 +605,24 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
                 .then(|s, c, q, h| async move { respond($handler(s, c, q, h).await) })
         };
     }
-    let export = open!(warp::path!("events" / "export"), events::export);
-    let stream = open!(warp::path!("events" / "stream"), events::stream);
-    let one = get!(warp::path!("events" / String))
+    let export = open!(at("GET", "/events/export"), events::export);
+    let stream = open!(at("GET", "/events/stream"), events::stream);
+    let one = get!(at1("GET", "/events/{id}"))
         .then(|id, s, c, q| async move { respond(events::get(s, c, id, q).await) });
-    let health = warp::path!("health")
-        .and(warp::get())
+    let health = at("GET", "/health")
         .and(st.clone())
         .then(|s| async move { respond(ops::health(s).await) });
-    let metrics = warp::path!("metrics")
-        .and(warp::get())
+    let metrics = at("GET", "/metrics")
         .and(st.clone())
         .then(|s| async move { respond(ops::metrics(s).await) });
-    let rotate = warp::path!("admin" / "rotate")
-        .and(warp::post())
+    let openapi =
+        at("GET", "/openapi.json").then(|| async move { respond(openapi::openapi().await) });
+    let rotate = at("POST", "/admin/rotate")
         .and(st.clone())
         .and(ctx.clone())
         .and(raw_query())
         .then(|s, c, q| async move { respond(admin::rotate(s, c, q).await) });
-    append
+    let api = append
         .or(query)
         .unify()
         .or(stats)
@@ -538,10 +641,14 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(rotate)
         .unify()
+        .or(openapi)
+        .unify()
         .or(console_routes(st, ctx))
         .unify()
         .recover(reject::recover)
-        .unify()
-        .map(console::secure)
+        .unify();
+    warp::path::full()
+        .and(api)
+        .map(|path: warp::path::FullPath, r| console::secure(allow(path.as_str(), r)))
         .boxed()
 }

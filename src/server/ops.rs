@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde_json::json;
+use serde::Serialize;
 use warp::reply::{Reply, Response};
 
 use super::metrics::Snapshot;
@@ -43,6 +43,14 @@ async fn index_lag(state: &Arc<State>) -> Result<IndexLag, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "ops",
+    summary = "Health: index lag and the state of the keys",
+    responses((status = 200, description = "Always 200 while the server is up", body = Health)),
+)]
 /// `GET /health`: `status` is `degraded` while no key is accepted (the
 /// keys file is missing or cannot be used), else `lagging` while the index
 /// is 30 s or more behind, else `ok`; 200 in every case (the server is up).
@@ -54,35 +62,108 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
         .then(|| chrono::DateTime::from_timestamp_millis(ix.last_commit_ms as i64))
         .flatten()
         .map(|t| crate::event::format_timestamp(&t));
-    Ok(warp::reply::json(&json!({
-        "status": if keys.state != "ok" {
-            "degraded"
+    Ok(warp::reply::json(&Health {
+        status: if keys.state != "ok" {
+            HealthStatus::Degraded
         } else if ix.seconds >= LAGGING_SECONDS {
-            "lagging"
+            HealthStatus::Lagging
         } else {
-            "ok"
+            HealthStatus::Ok
         },
-        "index": {
-            "lag_events": ix.lag.events,
-            "lag_events_exact": ix.lag.exact,
-            "lag_bytes": ix.lag.bytes,
-            "lag_seconds": ix.seconds,
-            "last_commit": last_commit,
-            "documents": ix.documents,
-            "rebuilds": state.indexer.stats().rebuilds.load(Ordering::Relaxed),
+        index: IndexHealth {
+            lag_events: ix.lag.events,
+            lag_events_exact: ix.lag.exact,
+            lag_bytes: ix.lag.bytes,
+            lag_seconds: ix.seconds,
+            last_commit,
+            documents: ix.documents,
+            rebuilds: state.indexer.stats().rebuilds.load(Ordering::Relaxed),
         },
-        "keys": {
-            "state": keys.state,
-            "active": keys.active,
-            "message": keys.message,
-            "since": crate::event::format_timestamp(&keys.since),
+        keys: KeysHealth {
+            state: keys.state,
+            active: keys.active,
+            message: keys.message,
+            since: crate::event::format_timestamp(&keys.since),
         },
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+        version: env!("CARGO_PKG_VERSION"),
+    })
     .into_response())
 }
 
+/// The body of `GET /health` (always 200: the server is up).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `degraded` while no key is accepted, else `lagging` while the index
+    /// is 30 s or more behind, else `ok`.
+    status: HealthStatus,
+    /// How far the index is behind the day files.
+    index: IndexHealth,
+    /// The state of the keys file.
+    keys: KeysHealth,
+    /// The server's version.
+    version: &'static str,
+}
+
+/// The overall state in `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HealthStatus {
+    /// Keys accepted, index within 30 s.
+    Ok,
+    /// The index is 30 s or more behind.
+    Lagging,
+    /// No key is accepted (the keys file is missing or unusable).
+    Degraded,
+}
+
+/// The index part of `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct IndexHealth {
+    /// Events on disk not yet searchable (extrapolated past the first 4
+    /// MiB of backlog: see `lag_events_exact`).
+    lag_events: u64,
+    /// Whether `lag_events` was counted rather than extrapolated.
+    lag_events_exact: bool,
+    /// Bytes of day files not yet indexed (exact).
+    lag_bytes: u64,
+    /// 0 when caught up, else the age of the last index commit.
+    #[schema(minimum = 0)]
+    lag_seconds: f64,
+    /// When the index last committed (`null` before its first commit).
+    #[schema(required = true, format = DateTime)]
+    last_commit: Option<String>,
+    /// Events in the index.
+    documents: u64,
+    /// Times the indexer rebuilt a deleted or outdated index.
+    rebuilds: u64,
+}
+
+/// The keys part of `/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct KeysHealth {
+    /// `ok`, `missing` (the keys file does not exist) or `unavailable`
+    /// (it cannot be used).
+    #[schema(pattern = "^(ok|missing|unavailable)$")]
+    state: &'static str,
+    /// Keys that authenticate now.
+    active: usize,
+    /// What is wrong (without the file's path); `null` when `ok`.
+    #[schema(required = true)]
+    message: Option<String>,
+    /// When the keys in force, or the failure, were loaded.
+    #[schema(format = DateTime)]
+    since: String,
+}
+
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "ops",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content((String = "text/plain")))),
+)]
 pub(crate) async fn metrics(state: Arc<State>) -> Result<Response, ApiError> {
     let ix = index_lag(&state).await?;
     let counters = state.log.counters();

@@ -29,6 +29,72 @@ pub(crate) const MAX_Q_CHARS: usize = 1024;
 /// Largest `offset` (deeper pages: use `cursor`).
 pub(crate) const MAX_OFFSET: usize = 100_000;
 
+/// The [`FILTERS`] as the OpenAPI document lists them (a test checks the
+/// names match): only their documentation, never built.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct Filters {
+    /// A day (UTC). Without `date`, `start` or `end`: today on `/events`,
+    /// `/events/stats` and `/events/export` (the day the export started),
+    /// all time on `/events/stream`.
+    #[param(format = Date, example = "2026-11-23")]
+    date: Option<String>,
+    /// From this time on (RFC 3339, inclusive).
+    #[param(format = DateTime)]
+    start: Option<String>,
+    /// Before this time (RFC 3339, exclusive); after `start`.
+    #[param(format = DateTime)]
+    end: Option<String>,
+    /// Event types (repeat the parameter for several: any of them).
+    #[param(value_type = Option<Vec<crate::event::EventType>>, style = Form, explode)]
+    event_type: Option<Vec<String>>,
+    /// Outcome.
+    status: Option<Status>,
+    /// Severity.
+    level: Option<Level>,
+    /// Events of this user (a user key: only its own).
+    #[param(min_length = 1, max_length = 256)]
+    user_id: Option<String>,
+    /// Events of this request id.
+    #[param(min_length = 1, max_length = 256)]
+    request_id: Option<String>,
+    /// Events of this emitting service (`api-service`, `background-job`).
+    #[param(min_length = 1, max_length = 128)]
+    source: Option<String>,
+    /// Full text over the description, comments, files and metadata (at
+    /// most 1024 characters; punctuation alone is refused).
+    #[param(max_length = 1024)]
+    q: Option<String>,
+}
+
+/// The [`PAGING`] parameters of `GET /events`, as the OpenAPI document
+/// lists them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct Paging {
+    /// Events per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// Events to skip (deeper pages: `cursor`).
+    #[param(minimum = 0, maximum = 100_000)]
+    offset: Option<u32>,
+    /// The `next_cursor` of the previous page, with the same filters.
+    cursor: Option<String>,
+}
+
+/// The `format` of `GET /events/export`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct ExportFormat {
+    /// `ndjson` (the default: one stored event per line) or `csv` (the
+    /// columns of `evlog query --format csv`).
+    #[param(value_type = Option<String>, pattern = "^(csv|ndjson)$")]
+    format: Option<String>,
+}
+
 /// A parsed query string.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
@@ -237,6 +303,18 @@ mod tests {
 
     fn err(raw: &str) -> String {
         parse(raw, &[FILTERS, PAGING], false).unwrap_err().message
+    }
+
+    /// The OpenAPI document lists exactly the parameters the parser takes.
+    #[test]
+    fn documented_parameters_are_the_parsed_ones() {
+        use utoipa::IntoParams;
+        let names = |p: Vec<utoipa::openapi::path::Parameter>| -> Vec<String> {
+            p.into_iter().map(|p| p.name).collect()
+        };
+        assert_eq!(names(Filters::into_params(|| None)), FILTERS);
+        assert_eq!(names(Paging::into_params(|| None)), PAGING);
+        assert_eq!(names(ExportFormat::into_params(|| None)), ["format"]);
     }
 
     #[test]

@@ -12,12 +12,13 @@ use warp::reply::{Reply, Response};
 use crate::event::ValidationError;
 
 /// One bad event of a rejected batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventReject {
     /// Position of the event in the request (0-based).
     pub index: usize,
     /// The input line, for NDJSON bodies (1-based).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
     pub line: Option<usize>,
     /// The field (`status`, `metadata`, `files_changed[2]`, or `event` for the whole event).
     pub field: String,
@@ -54,16 +55,26 @@ pub struct ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error response (and the `data` of a live stream's
+/// `end` message).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct Body<'a> {
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorDetail)]
+pub(crate) struct Inner<'a> {
+    /// Stable machine-readable code (README, "Errors").
+    #[schema(pattern = "^[a-z_]+$")]
     code: &'a str,
+    /// What is wrong, for humans: names the parameter, field or limit.
     message: &'a str,
+    /// The bad events of a rejected append.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[schema(value_type = Vec<EventReject>)]
     events: &'a [EventReject],
 }
 

@@ -48,6 +48,9 @@ mod isolation;
 mod model;
 /// Several processes appending to one store at once.
 mod multiprocess;
+/// The OpenAPI document: exactly the router's routes, well-formed 3.1,
+/// README's route table.
+mod openapi;
 /// Hostile payloads and floods aimed at the log's readers (issue 12):
 /// CSV formulas, terminal escapes, denial floods, key-change events, replay.
 mod readers;

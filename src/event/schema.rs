@@ -1,0 +1,84 @@
+//! The JSON Schemas of the event model for the HTTP API's OpenAPI document
+//! (`GET /openapi.json`): what `#[derive(utoipa::ToSchema)]` cannot say
+//! from the types alone. [`Event`](super::Event), [`Status`](super::Status)
+//! and [`Level`](super::Level) derive theirs.
+
+use std::borrow::Cow;
+
+use serde_json::json;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::Schema;
+use utoipa::{PartialSchema, ToSchema};
+
+use super::{Event, EventType};
+
+/// `skip_serializing_if` of the chain fields of [`Event`]: never written
+/// from an `Event` (the store writes them), yet part of its schema, which
+/// `skip_serializing` would drop.
+pub(crate) fn always<T>(_: &T) -> bool {
+    true
+}
+
+fn from_json(v: serde_json::Value) -> RefOr<Schema> {
+    RefOr::T(serde_json::from_value(v).expect("a valid schema"))
+}
+
+impl PartialSchema for EventType {
+    fn schema() -> RefOr<Schema> {
+        let builtin: Vec<&str> = EventType::BUILTIN.iter().map(EventType::as_str).collect();
+        from_json(json!({
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_.]{0,63}$",
+            "description": format!(
+                "A built-in type ({}) or a custom type matching the pattern.",
+                builtin.join(", ")
+            ),
+            "examples": builtin,
+        }))
+    }
+}
+
+impl ToSchema for EventType {}
+
+/// `files_changed` of [`Event`]: a list of non-empty paths.
+pub(crate) fn files_changed() -> RefOr<Schema> {
+    from_json(json!({
+        "type": "array",
+        "items": { "type": "string", "minLength": 1 },
+        "description": "Files touched, if any (each non-empty).",
+    }))
+}
+
+/// An event as the store holds it and the API returns it: every field of
+/// [`Event`] it has, with `id`, `timestamp`, `seq` and `hash` always there.
+/// (Events are read back as JSON values, so this type only names the schema.)
+pub struct StoredEvent;
+
+impl PartialSchema for StoredEvent {
+    fn schema() -> RefOr<Schema> {
+        let mut required = Event::schema();
+        if let RefOr::T(Schema::Object(o)) = &mut required {
+            // The fields that a stored line always has, on top of those
+            // every event has.
+            for f in ["id", "timestamp", "seq", "hash"] {
+                if !o.required.iter().any(|r| r == f) {
+                    o.required.push(f.to_string());
+                }
+            }
+            // What stores older than this server wrote, or a later one
+            // adds, is still an event: a reader ignores fields it does not know.
+            o.additional_properties = None;
+        }
+        required
+    }
+}
+
+impl ToSchema for StoredEvent {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("StoredEvent")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <Event as ToSchema>::schemas(schemas);
+    }
+}
