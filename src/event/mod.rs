@@ -616,7 +616,7 @@ impl<'de> Deserialize<'de> for EventType {
 
 /// The outcome of an event. Parsed in any case (`Success`, `IN_PROGRESS`),
 /// always written lowercase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// It worked.
@@ -631,7 +631,7 @@ pub enum Status {
 
 /// Severity of an event. Parsed in any case (`SECURITY`, `Error`), always
 /// written lowercase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Routine (the default).
@@ -679,6 +679,14 @@ macro_rules! str_enum {
                 })
             }
         }
+        impl utoipa::PartialSchema for $ty {
+            /// A string naming a value in any case (JSON Schema has no
+            /// case-insensitive enum): see [`any_case_schema`].
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                any_case_schema(&[$($s),*])
+            }
+        }
+        impl utoipa::ToSchema for $ty {}
         impl<'de> Deserialize<'de> for $ty {
             /// Like [`FromStr`]: any case in, the lowercase value stored.
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -690,6 +698,38 @@ macro_rules! str_enum {
     };
 }
 
+/// The OpenAPI schema of a value of `values` in any ASCII case, as the
+/// parser takes it (stored and answered lowercase): a string with the
+/// pattern `^(?:[sS][uU]…|…)$`, the lowercase values as examples.
+fn any_case_schema(values: &[&str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let alternatives: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^(?:{})$", alternatives.join("|"))))
+        .description(Some(format!(
+            "One of {} in any case (`{}` is read as `{}`); stored and answered lowercase.",
+            values.join(", "),
+            values[0].to_ascii_uppercase(),
+            values[0]
+        )))
+        .examples(values.iter().map(|v| serde_json::Value::from(*v)))
+        .into()
+}
+
 str_enum!(Status, "status", Success => "success", Failure => "failure", Pending => "pending", InProgress => "in_progress");
 str_enum!(Level, "level", Info => "info", Warning => "warning", Error => "error", Security => "security");
 
@@ -697,6 +737,26 @@ str_enum!(Level, "level", Info => "info", Warning => "warning", Error => "error"
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The API document says what the parser takes: any case.
+    #[test]
+    fn the_schema_of_status_and_level_takes_any_case() {
+        use utoipa::PartialSchema;
+        let level = serde_json::to_value(Level::schema()).unwrap();
+        assert_eq!(
+            level["pattern"],
+            "^(?:[iI][nN][fF][oO]|[wW][aA][rR][nN][iI][nN][gG]|[eE][rR][rR][oO][rR]|[sS][eE][cC][uU][rR][iI][tT][yY])$"
+        );
+        let status = serde_json::to_value(Status::schema()).unwrap();
+        assert!(
+            status["pattern"]
+                .as_str()
+                .unwrap()
+                .contains("[iI][nN]_[pP][rR][oO][gG][rR][eE][sS][sS]"),
+            "{status}"
+        );
+        assert_eq!(status["examples"][3], "in_progress");
+    }
 
     fn base() -> Event {
         Event::new(EventType::Commit, "dev", "Updated config")

@@ -180,6 +180,7 @@ pub(crate) enum Appended {
     /// A body of one JSON object: its event's id.
     One {
         /// The id of the event; `null` when a `[[dedup]]` rule suppressed it.
+        #[schema(required = true)]
         id: Option<Uuid>,
         /// `[0]` when the event was suppressed by a `[[dedup]]` rule (absent
         /// otherwise).
