@@ -262,7 +262,12 @@ fn run_stdin(ctx: &Context) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(e) = failure {
-        // The reader may be blocked on standard input: do not wait for it.
+        // The reader may be blocked on standard input: do not wait for it,
+        // but close the log, which cuts off what failed (other threads still
+        // hold clones of it, so dropping ours would not).
+        if let Err(close) = log.close() {
+            tracing::warn!(error = %close, "closing the log after a failed write");
+        }
         return Err(e);
     }
     let _ = reader.join();

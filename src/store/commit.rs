@@ -27,6 +27,9 @@ pub(crate) enum Msg {
     Append { bodies: Vec<Vec<u8>>, reply: Reply },
     /// fsync everything written so far, then reply.
     Flush(Reply),
+    /// Write what is queued before it, stop: cut off lines whose write or
+    /// fdatasync failed, fsync, then reply. Later appends fail (closed).
+    Close(Reply),
 }
 
 /// Where the outcome of a request goes: a blocked thread, or a future (an
@@ -203,7 +206,8 @@ pub(crate) fn run_committer(
     let fsync_mode = durability == Durability::Fsync;
     w.track_sync = fsync_mode;
     let mut last_sync = Instant::now();
-    loop {
+    let mut closed: Option<Reply> = None;
+    while closed.is_none() {
         let first = if w.dirty && durability == Durability::Batch {
             let wait = interval.saturating_sub(last_sync.elapsed());
             match rx.recv_timeout(wait) {
@@ -238,8 +242,9 @@ pub(crate) fn run_committer(
                     replies.push(reply);
                 }
                 Msg::Flush(reply) => flushes.push(reply),
+                Msg::Close(reply) => closed = Some(reply),
             }
-            next = if bytes < MAX_GROUP_BYTES {
+            next = if closed.is_none() && bytes < MAX_GROUP_BYTES {
                 rx.try_recv().ok()
             } else {
                 None
@@ -311,11 +316,15 @@ pub(crate) fn run_committer(
     // A failed fdatasync in the last moments: cut its lines now rather than
     // leave them for the next process, which could not tell.
     let cut = LockGuard::acquire(&w.lock, &w.dir).and_then(|_guard| w.recover_from_failures());
-    if let Err(e) = cut {
+    if let Err(e) = &cut {
         tracing::error!(error = %e, "lines whose fdatasync failed could not be cut off at close");
     }
-    if let Err(e) = w.sync() {
-        acknowledged_not_durable(&e, "final fsync");
+    let synced = w.sync();
+    if let Err(e) = &synced {
+        acknowledged_not_durable(e, "final fsync");
+    }
+    if let Some(reply) = closed {
+        reply.send(cut.and(synced));
     }
 }
 

@@ -435,6 +435,18 @@ impl EventLog {
             .push(Box::new(hook));
     }
 
+    /// Closes the log for every clone: what was submitted before is written,
+    /// lines whose write or fdatasync failed are cut off the day files (as at
+    /// the last clone's drop), everything is fsynced; later appends fail with
+    /// [`Error::Closed`]. For a process about to exit while other threads
+    /// still hold clones (a failed `evlog append --stdin`), so that no line
+    /// of unknown fate is left for the next process, which could not tell.
+    pub fn close(&self) -> Result<()> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        self.send(commit::Msg::Close(commit::Reply::Blocking(reply)))?;
+        rx.recv().map_err(|_| Error::Closed)?
+    }
+
     /// fsyncs everything appended so far (useful under `batch` and `none`).
     pub fn flush(&self) -> Result<()> {
         let (reply, rx) = mpsc::sync_channel(1);

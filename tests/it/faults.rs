@@ -101,6 +101,42 @@ fn a_failed_fsync_acknowledges_nothing_and_its_lines_are_cut_before_the_next_wri
     no_torn_lines(&store);
 }
 
+/// A process that exits after a failed fdatasync while other threads still
+/// hold clones of its log (a failed `evlog append --stdin`: its reader is
+/// blocked on standard input) left the failed lines in the day file, where
+/// the next process could not tell them from acknowledged ones.
+/// `EventLog::close` cuts them off whoever else holds the log.
+#[test]
+fn close_cuts_off_failed_lines_while_clones_remain() {
+    let store = Store::new();
+    let faults = Faults::none();
+    let log = open(&store, &faults);
+    let still_held = log.clone();
+    let acked = log.append(event("a", 0)).unwrap();
+    faults.fail_fsyncs(1);
+    log.append(event("doomed", 0)).unwrap_err();
+    assert!(
+        store
+            .records()
+            .iter()
+            .any(|r| r.event.user_id == "user-doomed"),
+        "the failed line is on disk until something cuts it"
+    );
+    log.close().unwrap();
+    let records = store.records();
+    assert!(
+        records.iter().all(|r| r.event.user_id != "user-doomed"),
+        "an event whose fdatasync failed is still stored"
+    );
+    assert_eq!(stored_ids(&store), [acked].into_iter().collect());
+    // Every clone is closed.
+    assert!(matches!(
+        still_held.append(event("a", 1)),
+        Err(evlog::store::Error::Closed)
+    ));
+    no_torn_lines(&store);
+}
+
 /// fsyncgate: after a failed fdatasync, a later one may succeed although the
 /// earlier bytes never reached the disk. Batches written on top of the
 /// failed one (the committer writes the next group while the syncer syncs)
@@ -216,6 +252,27 @@ fn the_cli_reports_a_full_disk_and_a_failed_fsync_in_words() {
             assert!(stderr.contains(says), "{faults}: {stderr}");
         }
     }
+    // `append --stdin` fails while its reader still waits on an open
+    // standard input: it exits at once, and what failed is cut off (before,
+    // the line whose fdatasync failed stayed in the day file).
+    let mut child = store
+        .cmd()
+        .env("EVLOG_FAULTS", "fsync_fail=1")
+        .args(["append", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, ndjson("stdin-doomed", 0).as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert_eq!(status.code(), Some(2));
+    assert!(
+        store.records().is_empty(),
+        "a line whose fdatasync failed is still stored"
+    );
     // Nothing of the failed appends is stored; the next one works.
     store
         .run(
