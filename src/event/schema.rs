@@ -1,7 +1,8 @@
 //! The JSON Schemas of the event model for the HTTP API's OpenAPI document
 //! (`GET /openapi.json`): what `#[derive(utoipa::ToSchema)]` cannot say
-//! from the types alone. [`Event`](super::Event), [`Status`](super::Status)
-//! and [`Level`](super::Level) derive theirs.
+//! from the types alone ([`Event`](super::Event) derives its own), and the
+//! schema of [`Status`](super::Status) and [`Level`](super::Level): values
+//! read in any case.
 
 use std::borrow::Cow;
 
@@ -81,4 +82,38 @@ impl ToSchema for StoredEvent {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         <Event as ToSchema>::schemas(schemas);
     }
+}
+
+/// The OpenAPI schema of a value of `values` in any ASCII case, as the
+/// parser takes it (stored and answered lowercase): a string with the
+/// pattern `^(?:[sS][uU]…|…)$`, the lowercase values as examples.
+pub(super) fn any_case_schema(
+    values: &[&str],
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let alternatives: Vec<String> = values
+        .iter()
+        .map(|v| {
+            v.chars()
+                .map(|c| {
+                    if c.is_ascii_alphabetic() {
+                        format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^(?:{})$", alternatives.join("|"))))
+        .description(Some(format!(
+            "One of {} in any case (`{}` is read as `{}`); stored and answered lowercase.",
+            values.join(", "),
+            values[0].to_ascii_uppercase(),
+            values[0]
+        )))
+        .examples(values.iter().map(|v| serde_json::Value::from(*v)))
+        .into()
 }
