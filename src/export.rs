@@ -22,6 +22,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "metadata",
     "appended_by",
     "source",
+    "resolved",
+    "resolved_at",
+    "resolved_by",
 ];
 
 /// Export formats.

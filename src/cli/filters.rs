@@ -40,6 +40,11 @@ pub struct FilterArgs {
     /// Exact emitting service (the events' `source`).
     #[arg(long, value_name = "SERVICE")]
     pub source: Option<String>,
+    /// Resolved events only; `--resolved=false`: open ones only (see
+    /// `evlog resolve`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub resolved: Option<bool>,
     /// Full text over description, comments, files and metadata values:
     /// terms are ANDed, "quoted words" are phrases, and a term with
     /// punctuation (src/lib.rs) matches as a phrase.
@@ -79,6 +84,7 @@ impl FilterArgs {
                 .map(|u| privacy.compile().user_id_filter(u)),
             request_id: self.request_id.clone(),
             source: self.source.clone(),
+            resolved: self.resolved,
             q: self.q.clone(),
             ..Query::default()
         }

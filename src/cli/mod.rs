@@ -8,6 +8,7 @@ mod index;
 mod keys;
 mod query;
 mod reindex;
+mod resolve;
 mod rotate;
 mod search;
 mod serve;
@@ -117,6 +118,15 @@ pub enum Command {
     /// Run it from cron or a systemd timer, or let `evlog serve` run it daily.
     /// Safe while the server or appenders run; a second rotation is refused.
     Rotate(rotate::Args),
+    /// Mark an event resolved: appends an `event_resolved` event naming it
+    /// (its own line is never changed).
+    ///
+    /// Queries then show it with `resolved: true`, `--resolved=false` leaves
+    /// it out, and retention may delete its day (see `evlog rotate
+    /// --keep-open`). Resolving a resolved event appends nothing.
+    Resolve(resolve::Args),
+    /// Reopen a resolved event: appends an `event_reopened` event naming it.
+    Reopen(resolve::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -176,6 +186,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
         Command::Rotate(a) => rotate::run(&ctx, a),
+        Command::Resolve(a) => resolve::run(&ctx, a, crate::resolution::Action::Resolve),
+        Command::Reopen(a) => resolve::run(&ctx, a, crate::resolution::Action::Reopen),
     }
 }
 

@@ -132,6 +132,31 @@ pub struct Event {
     #[schema(read_only)]
     #[doc(hidden)]
     pub _hash: Option<String>,
+    /// The derived state the API adds to the events it returns
+    /// (`resolved`, `resolved_at`, `resolved_by`): accepted and ignored on
+    /// input, so that an export can be appended again; never stored.
+    #[serde(default, rename = "resolved", skip_serializing_if = "schema::always")]
+    #[schema(ignore)]
+    #[doc(hidden)]
+    pub _resolved: Option<Value>,
+    /// See `_resolved`.
+    #[serde(
+        default,
+        rename = "resolved_at",
+        skip_serializing_if = "schema::always"
+    )]
+    #[schema(ignore)]
+    #[doc(hidden)]
+    pub _resolved_at: Option<Value>,
+    /// See `_resolved`.
+    #[serde(
+        default,
+        rename = "resolved_by",
+        skip_serializing_if = "schema::always"
+    )]
+    #[schema(ignore)]
+    #[doc(hidden)]
+    pub _resolved_by: Option<Value>,
 }
 
 fn ser_timestamp<S: Serializer>(ts: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
@@ -244,6 +269,9 @@ impl Event {
             appended_by: None,
             _seq: None,
             _hash: None,
+            _resolved: None,
+            _resolved_at: None,
+            _resolved_by: None,
         }
     }
 
@@ -459,6 +487,7 @@ impl Event {
                 "must be 1 to 256 characters",
             ));
         }
+        crate::resolution::check(self)?;
         for (i, f) in self.files_changed.iter().enumerate() {
             if f.is_empty() {
                 return Err(ValidationError::new(

@@ -69,6 +69,23 @@ impl PartialSchema for StoredEvent {
             // What stores older than this server wrote, or a later one
             // adds, is still an event: a reader ignores fields it does not know.
             o.additional_properties = None;
+            // The derived state the API adds (never stored).
+            for (name, schema) in [
+                (
+                    "resolved",
+                    json!({"type": "boolean", "description": "Whether the event is resolved now (`POST /events/{id}/resolve`); added by the API, not stored."}),
+                ),
+                (
+                    "resolved_at",
+                    json!({"type": "string", "format": "date-time", "description": "When it was resolved (resolved events only)."}),
+                ),
+                (
+                    "resolved_by",
+                    json!({"type": "string", "description": "Who resolved it (resolved events only)."}),
+                ),
+            ] {
+                o.properties.insert(name.to_string(), from_json(schema));
+            }
         }
         required
     }

@@ -21,11 +21,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tantivy::columnar::Column;
 use tantivy::query::{EnableScoring, Scorer};
-use tantivy::{DocAddress, DocId, DocSet, Searcher};
+use tantivy::{DocAddress, DocId, DocSet};
 
-use super::query::{MAX_LIMIT, stored_event};
+use super::View;
+use super::query::{MAX_LIMIT, returned_event};
 use super::schema::Fields;
-use super::timeline::{self, Times};
+use super::timeline;
 use super::{Error, IndexSearch, Query};
 
 /// A live tail of the events matching a query.
@@ -77,15 +78,12 @@ impl IndexSearch {
     /// ignored) whose `seq` is above `after`, in `seq` order.
     pub fn after_seq(&self, query: &Query, after: u64, limit: usize) -> Result<Vec<Value>, Error> {
         query.validate()?;
-        let cur = self.current();
-        let searcher = cur.reader.searcher();
-        let times = cur.times.of(&searcher)?;
+        let view = self.current().view()?;
         let mut q = query.clone();
         q.after_seq = None;
         forward(
-            &searcher,
+            &view,
             &self.fields,
-            &times,
             &q,
             (after, limit),
             Utc::now(),
@@ -134,9 +132,8 @@ struct Cursor {
 /// `seq` order (`page` is `(after, k)`). Nothing depends on documents being
 /// in `seq` order for correctness, only for speed.
 fn forward(
-    searcher: &Searcher,
+    view: &View,
     f: &Fields,
-    times: &Times,
     query: &Query,
     (after, k): (u64, usize),
     now: DateTime<Utc>,
@@ -145,8 +142,9 @@ fn forward(
     if k == 0 {
         return Ok(Vec::new());
     }
+    let (searcher, times) = (&view.searcher, &view.times);
     let weight = query
-        .to_tantivy(f, times, now)
+        .to_tantivy(f, view, now)
         .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(Error::tantivy)?;
     let (from, to, _) = query.range(now);
@@ -244,7 +242,7 @@ fn forward(
     let mut hits = page.into_vec();
     hits.sort_unstable();
     hits.into_iter()
-        .map(|(_, segment, doc)| stored_event(searcher, f, DocAddress::new(segment, doc)))
+        .map(|(_, segment, doc)| returned_event(view, f, DocAddress::new(segment, doc)))
         .collect()
 }
 

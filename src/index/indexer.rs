@@ -37,8 +37,8 @@ pub const INDEX_DIR_MODE: u32 = 0o750;
 /// Version of the index format (schema and checkpoint), in the checkpoint's
 /// `v`. An index of another version (or whose tantivy schema differs) is
 /// deleted and rebuilt from the files when an indexer opens it.
-/// 2: the `source` field (issue 15).
-pub const INDEX_VERSION: u32 = 2;
+/// 2: the `source` field (issue 15). 3: the `target` field of resolutions.
+pub const INDEX_VERSION: u32 = 3;
 
 /// Indexer settings.
 #[derive(Debug, Clone)]
@@ -139,9 +139,10 @@ pub struct Indexer {
     /// Always `Some` until drop (taken there to release the lock synchronously).
     pub(super) writer: Option<IndexWriter>,
     reader: IndexReader,
-    /// Time summaries of the reader's segments, computed when a reload
-    /// brings new segments (tantivy's warmer), so queries never wait for one.
-    times: Arc<super::timeline::TimeCache>,
+    /// Time summaries and resolved events of the reader's searchers,
+    /// computed when a reload brings new segments (tantivy's warmers), so
+    /// queries never wait for them.
+    caches: super::Caches,
     checkpoint: Checkpoint,
     uncommitted: u64,
     pub(super) dirty: bool,
@@ -206,18 +207,16 @@ impl Indexer {
         policy.set_min_num_segments(32);
         writer.set_merge_policy(Box::new(policy));
         let checkpoint = read_checkpoint(&index)?;
-        let times = Arc::new(super::timeline::TimeCache::default());
-        let warmer: std::sync::Weak<dyn tantivy::Warmer> =
-            Arc::downgrade(&(times.clone() as Arc<dyn tantivy::Warmer>));
+        let caches = super::Caches::default();
         let reader: IndexReader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .warmers(vec![warmer])
+            .warmers(caches.warmers())
             .try_into()
             .map_err(Error::tantivy)?;
         Ok(Indexer {
-            search: super::IndexSearch::with_times(reader.clone(), times.clone()),
-            times,
+            search: super::IndexSearch::with_caches(reader.clone(), caches.clone()),
+            caches,
             cfg,
             index,
             fields,
@@ -275,7 +274,7 @@ impl Indexer {
         let mut fresh = Indexer::with_index(self.cfg.clone(), index, fields)?;
         fresh.stats = self.stats.clone();
         self.search
-            .replace(fresh.reader.clone(), fresh.times.clone());
+            .replace(fresh.reader.clone(), fresh.caches.clone());
         fresh.search = self.search.clone();
         fresh.dirty = true;
         drop(std::mem::replace(self, fresh));
@@ -522,7 +521,7 @@ mod tests {
             // Before any query: every searchable segment is summarised.
             let segments = ix.reader().searcher().segment_readers().len();
             assert!(segments > 0);
-            assert_eq!(ix.times.len(), segments, "round {round}");
+            assert_eq!(ix.caches.times.len(), segments, "round {round}");
         }
         assert_eq!(ix.search().num_docs(), 15);
     }

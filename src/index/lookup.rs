@@ -35,7 +35,8 @@ impl IndexSearch {
     /// The stored event with this id (chain fields included), if indexed.
     /// With several (a client may reuse an id), the last one stored.
     pub fn get(&self, id: Uuid) -> Result<Option<Value>, Error> {
-        let searcher = self.reader().searcher();
+        let view = self.current().view()?;
+        let searcher = &view.searcher;
         let q = TermQuery::new(
             Term::from_field_text(self.fields.id, &id.to_string()),
             IndexRecordOption::Basic,
@@ -47,7 +48,7 @@ impl IndexSearch {
             )
             .map_err(Error::tantivy)?;
         hits.first()
-            .map(|(_, addr)| super::query::stored_event(&searcher, &self.fields, *addr))
+            .map(|(_, addr)| super::query::returned_event(&view, &self.fields, *addr))
             .transpose()
     }
 

@@ -5,6 +5,7 @@
 //! - [`indexer`] — the tail indexer (notify + rescan, commit payload checkpoint).
 //! - [`query`] — filters → tantivy queries, paging.
 //! - [`mod@stats`] — aggregations.
+//! - [`resolved`] — derived state: which events are resolved.
 //! - [`follow`] — live tails; [`lag`] — how far the index is behind;
 //!   `lookup` — one event by id, which ids are stored, the newest `seq`.
 
@@ -14,6 +15,7 @@ pub mod indexer;
 pub mod lag;
 mod lookup;
 pub mod query;
+pub mod resolved;
 pub mod schema;
 pub mod stats;
 pub mod tail;
@@ -81,11 +83,47 @@ pub struct IndexSearch {
     examined: Arc<AtomicU64>,
 }
 
-/// The reader searched now, with its warmed time summaries.
+/// The reader searched now, with its warmed time summaries and resolved
+/// events.
 #[derive(Clone)]
-struct Current {
+pub(crate) struct Current {
     reader: tantivy::IndexReader,
-    times: Arc<timeline::TimeCache>,
+    caches: Caches,
+}
+
+/// What is derived per searcher and kept warm by the reader's warmers.
+#[derive(Clone, Default)]
+pub(crate) struct Caches {
+    pub(crate) times: Arc<timeline::TimeCache>,
+    pub(crate) resolutions: Arc<resolved::ResolutionCache>,
+}
+
+impl Caches {
+    /// Both, as a reader's warmers.
+    pub(crate) fn warmers(&self) -> Vec<std::sync::Weak<dyn tantivy::Warmer>> {
+        vec![
+            Arc::downgrade(&(self.times.clone() as Arc<dyn tantivy::Warmer>)),
+            Arc::downgrade(&(self.resolutions.clone() as Arc<dyn tantivy::Warmer>)),
+        ]
+    }
+}
+
+/// One searcher with its derived state.
+pub(crate) struct View {
+    pub(crate) searcher: tantivy::Searcher,
+    pub(crate) times: timeline::Times,
+    pub(crate) resolutions: Arc<resolved::Resolutions>,
+}
+
+impl Current {
+    fn view(&self) -> Result<View, Error> {
+        let searcher = self.reader.searcher();
+        Ok(View {
+            times: self.caches.times.of(&searcher)?,
+            resolutions: self.caches.resolutions.of(&searcher)?,
+            searcher,
+        })
+    }
 }
 
 impl IndexSearch {
@@ -102,24 +140,21 @@ impl IndexSearch {
 
     /// Over the reader of a running indexer.
     pub fn from_reader(reader: tantivy::IndexReader) -> IndexSearch {
-        IndexSearch::with_times(reader, Arc::default())
+        IndexSearch::with_caches(reader, Caches::default())
     }
 
-    /// Over `reader`, sharing `times` (kept warm by the reader's warmer).
-    pub(crate) fn with_times(
-        reader: tantivy::IndexReader,
-        times: Arc<timeline::TimeCache>,
-    ) -> IndexSearch {
+    /// Over `reader`, sharing `caches` (kept warm by the reader's warmers).
+    pub(crate) fn with_caches(reader: tantivy::IndexReader, caches: Caches) -> IndexSearch {
         IndexSearch {
             fields: schema::Fields::new(),
-            current: Arc::new(RwLock::new(Current { reader, times })),
+            current: Arc::new(RwLock::new(Current { reader, caches })),
             examined: Arc::default(),
         }
     }
 
     /// Makes every clone search `reader` from now on (a rebuilt index).
-    pub(crate) fn replace(&self, reader: tantivy::IndexReader, times: Arc<timeline::TimeCache>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Current { reader, times };
+    pub(crate) fn replace(&self, reader: tantivy::IndexReader, caches: Caches) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Current { reader, caches };
     }
 
     fn current(&self) -> Current {
@@ -141,17 +176,15 @@ impl IndexSearch {
 
     /// One page of events matching `q`, newest first.
     pub fn query(&self, q: &Query) -> Result<QueryResponse, Error> {
+        let view = self.current().view()?;
+        query::search(&view, &self.fields, q, chrono::Utc::now(), &self.examined)
+    }
+
+    /// The derived state of the events as of the searcher searched now:
+    /// which are resolved.
+    pub fn resolutions(&self) -> Result<Arc<resolved::Resolutions>, Error> {
         let cur = self.current();
-        let searcher = cur.reader.searcher();
-        let times = cur.times.of(&searcher)?;
-        query::search(
-            &searcher,
-            &self.fields,
-            &times,
-            q,
-            chrono::Utc::now(),
-            &self.examined,
-        )
+        cur.caches.resolutions.of(&cur.reader.searcher())
     }
 
     /// Documents whose `timestamp` or `seq` columns the queries and live
@@ -163,10 +196,8 @@ impl IndexSearch {
 
     /// Statistics of the events matching `q`.
     pub fn stats(&self, q: &Query) -> Result<StatsResponse, Error> {
-        let cur = self.current();
-        let searcher = cur.reader.searcher();
-        let times = cur.times.of(&searcher)?;
-        stats::stats(&searcher, &self.fields, &times, q, chrono::Utc::now())
+        let view = self.current().view()?;
+        stats::stats(&view, &self.fields, q, chrono::Utc::now())
     }
 
     /// Documents in the index.

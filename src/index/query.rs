@@ -15,9 +15,9 @@ use tantivy::query::{
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, DocId, DocSet, Searcher, TantivyDocument, Term};
 
-use super::Error;
 use super::schema::{self, Fields};
 use super::timeline::{self, TimeRange, Times};
+use super::{Error, View};
 use crate::event::{Level, Status, format_timestamp};
 
 /// Default `limit`.
@@ -46,6 +46,9 @@ pub struct Query {
     pub request_id: Option<String>,
     /// Exact emitting service (`source`).
     pub source: Option<String>,
+    /// Resolved (`true`) or open (`false`) events only; see
+    /// [`crate::resolution`].
+    pub resolved: Option<bool>,
     /// Full text: terms ANDed, quotes make phrases, punctuation makes a phrase.
     pub q: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -199,21 +202,23 @@ impl Query {
         if let Some(s) = &self.source {
             m.insert("source".into(), s.clone().into());
         }
+        if let Some(r) = self.resolved {
+            m.insert("resolved".into(), r.into());
+        }
         if let Some(q) = &self.q {
             m.insert("q".into(), q.clone().into());
         }
         m
     }
 
-    /// The tantivy query of the filters, for the searcher whose segment
-    /// summaries are `times`.
+    /// The tantivy query of the filters, for the searcher of `view`.
     pub(crate) fn to_tantivy(
         &self,
         f: &Fields,
-        times: &Times,
+        view: &View,
         now: DateTime<Utc>,
     ) -> Box<dyn TQuery> {
-        self.to_tantivy_until(f, times, now, None)
+        self.to_tantivy_until(f, view, now, None)
     }
 
     /// Like [`Query::to_tantivy`], with the range's end lowered to `until`
@@ -221,10 +226,11 @@ impl Query {
     fn to_tantivy_until(
         &self,
         f: &Fields,
-        times: &Times,
+        view: &View,
         now: DateTime<Utc>,
         until: Option<i64>,
     ) -> Box<dyn TQuery> {
+        let times = &view.times;
         let mut must: Vec<Box<dyn TQuery>> = Vec::new();
         let (from, to, _) = self.range(now);
         let to = match (to.map(|t| t.timestamp_micros()), until) {
@@ -272,12 +278,23 @@ impl Query {
                 Bound::Unbounded,
             )));
         }
-        match must.len() {
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> =
+            must.into_iter().map(|q| (Occur::Must, q)).collect();
+        match self.resolved {
+            Some(true) => clauses.push((Occur::Must, Box::new(view.resolutions.query()))),
+            // With nothing resolved, every event is open.
+            Some(false) if !view.resolutions.none_resolved() => {
+                if clauses.is_empty() {
+                    clauses.push((Occur::Must, Box::new(AllQuery)));
+                }
+                clauses.push((Occur::MustNot, Box::new(view.resolutions.query())));
+            }
+            _ => {}
+        }
+        match clauses.len() {
             0 => Box::new(AllQuery),
-            1 => must.remove(0),
-            _ => Box::new(BooleanQuery::new(
-                must.into_iter().map(|q| (Occur::Must, q)).collect(),
-            )),
+            1 if clauses[0].0 == Occur::Must => clauses.remove(0).1,
+            _ => Box::new(BooleanQuery::new(clauses)),
         }
     }
 }
@@ -358,28 +375,24 @@ pub struct QueryResponse {
     pub next_cursor: Option<String>,
 }
 
-/// Runs `query` against `searcher`; `times` are the summaries of its
-/// segments (from a [`super::timeline::TimeCache`]). Adds the documents
-/// whose columns it read to `examined`.
-pub fn search(
-    searcher: &Searcher,
+/// Runs `query` against the searcher of `view`. Adds the documents whose
+/// columns it read to `examined`.
+pub(crate) fn search(
+    view: &View,
     f: &Fields,
-    times: &Times,
     query: &Query,
     now: DateTime<Utc>,
     examined: &AtomicU64,
 ) -> Result<QueryResponse, Error> {
     query.validate()?;
+    let (searcher, times) = (&view.searcher, &view.times);
     let limit = query.limit();
     let scoring = EnableScoring::disabled_from_searcher(searcher);
     let base = query
-        .to_tantivy(f, times, now)
+        .to_tantivy(f, view, now)
         .weight(scoring)
         .map_err(Error::tantivy)?;
-    let mut total = 0u64;
-    for r in searcher.segment_readers() {
-        total += u64::from(base.count(r).map_err(Error::tantivy)?);
-    }
+    let total = count(view, f, query, now)?;
     // The page, plus one match to tell whether another page follows.
     let cursor = query
         .cursor
@@ -394,7 +407,7 @@ pub fn search(
         // previous pages showed.
         let until = c.ts.saturating_add(1);
         let weight = query
-            .to_tantivy_until(f, times, now, Some(until))
+            .to_tantivy_until(f, view, now, Some(until))
             .weight(scoring)
             .map_err(Error::tantivy)?;
         newest(
@@ -412,11 +425,7 @@ pub fn search(
     let page: Vec<&Hit> = hits.iter().skip(query.offset).take(limit).collect();
     let mut events = Vec::with_capacity(page.len());
     for h in &page {
-        events.push(stored_event(
-            searcher,
-            f,
-            DocAddress::new(h.segment, h.doc),
-        )?);
+        events.push(returned_event(view, f, DocAddress::new(h.segment, h.doc))?);
     }
     let next_cursor = match page.last() {
         Some(h) if hits.len() > query.offset + limit => Some(
@@ -436,6 +445,45 @@ pub fn search(
         filters_applied: query.filters_applied(now),
         next_cursor,
     })
+}
+
+/// The matches of `query`. Open events (`resolved=false`) are counted as
+/// the matches without that filter less the resolved ones: both counts are
+/// cheap (a lone term from its document frequency, the resolved from their
+/// short lists), where counting through the exclusion would visit every
+/// match.
+fn count(view: &View, f: &Fields, query: &Query, now: DateTime<Utc>) -> Result<u64, Error> {
+    let of = |q: &Query| -> Result<u64, Error> {
+        let w = q
+            .to_tantivy(f, view, now)
+            .weight(EnableScoring::disabled_from_searcher(&view.searcher))
+            .map_err(Error::tantivy)?;
+        let mut n = 0u64;
+        for r in view.searcher.segment_readers() {
+            n += u64::from(w.count(r).map_err(Error::tantivy)?);
+        }
+        Ok(n)
+    };
+    if query.resolved == Some(false) {
+        let all = of(&Query {
+            resolved: None,
+            ..query.clone()
+        })?;
+        let resolved = of(&Query {
+            resolved: Some(true),
+            ..query.clone()
+        })?;
+        return Ok(all.saturating_sub(resolved));
+    }
+    of(query)
+}
+
+/// A document as the API returns it: its stored line with the derived
+/// state of `view` (`resolved`, `resolved_at`, `resolved_by`).
+pub(crate) fn returned_event(view: &View, f: &Fields, addr: DocAddress) -> Result<Value, Error> {
+    let mut event = stored_event(&view.searcher, f, addr)?;
+    view.resolutions.annotate(&mut event);
+    Ok(event)
 }
 
 /// The stored line of a document, as JSON (chain fields included).

@@ -11,6 +11,7 @@
 //! | `text` | text | `q`: description, comments, files and every metadata string value |
 //! | `runs` | runs of tokens | per word of `text` with several tokens, the run of up to [`MAX_RUN`] tokens from each token: `lib.rs` is a lookup of the terms starting `lib␟rs` |
 //! | `metadata` | JSON, text-indexed (no positions) | `metadata.key` terms |
+//! | `target` | exact string + fast | on `event_resolved` / `event_reopened` documents, the id they name (see [`super::resolved`]) |
 //! | `duration_ms` | f64 fast | avg / percentiles |
 //! | `line` | stored bytes | the stored line, returned as is |
 //!
@@ -66,6 +67,8 @@ pub struct Fields {
     pub runs: Field,
     /// Metadata object.
     pub metadata: Field,
+    /// The event a resolution names.
+    pub target: Field,
     /// Duration.
     pub duration_ms: Field,
     /// The stored line.
@@ -116,6 +119,7 @@ impl Fields {
             JsonObjectOptions::default()
                 .set_indexing_options(indexing.set_index_option(IndexRecordOption::Basic)),
         );
+        let target = b.add_text_field("target", STRING | FAST);
         let duration_ms = b.add_f64_field("duration_ms", FAST);
         let line = b.add_bytes_field("line", STORED);
         Fields {
@@ -133,6 +137,7 @@ impl Fields {
             text,
             runs,
             metadata,
+            target,
             duration_ms,
             line,
         }
@@ -189,6 +194,9 @@ impl Fields {
                     .map(|(k, v)| (k.clone(), v.clone().into()))
                     .collect(),
             );
+        }
+        if let Some((_, target)) = crate::resolution::target_of(e) {
+            doc.add_text(self.target, target.to_string());
         }
         if let Some(d) = e.duration_ms {
             doc.add_f64(self.duration_ms, d);

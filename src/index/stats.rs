@@ -9,12 +9,12 @@ use serde_json::{Map, Value};
 use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::query::{EnableScoring, Weight};
 use tantivy::schema::Field;
-use tantivy::{DocId, DocSet, Searcher, SegmentReader, TERMINATED};
+use tantivy::{DocId, DocSet, SegmentReader, TERMINATED};
 
-use super::Error;
 use super::query::Query;
 use super::schema::Fields;
-use super::timeline::{self, SegmentTimes, Times};
+use super::timeline::{self, SegmentTimes};
+use super::{Error, View};
 
 /// One histogram bucket.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -67,7 +67,7 @@ pub struct StatsResponse {
 }
 
 /// Computes the statistics of the events matching `query` (paging
-/// ignored); `times` are the summaries of `searcher`'s segments.
+/// ignored), on the searcher of `view`.
 ///
 /// One pass over the fast fields of the matching documents, in blocks. A
 /// segment that the filters cover whole (only a time range, containing the
@@ -75,14 +75,14 @@ pub struct StatsResponse {
 /// document: its counts per type, status and level are the document
 /// frequencies of the inverted index, its users the terms of `user_id`, and
 /// its histogram comes from the block summaries of [`super::timeline`].
-pub fn stats(
-    searcher: &Searcher,
+pub(crate) fn stats(
+    view: &View,
     f: &Fields,
-    times: &Times,
     query: &Query,
     now: DateTime<Utc>,
 ) -> Result<StatsResponse, Error> {
     query.validate()?;
+    let (searcher, times) = (&view.searcher, &view.times);
     let (from, to, day) = query.range(now);
     let span = match (from, to) {
         (Some(a), Some(b)) => b - a,
@@ -95,7 +95,7 @@ pub fn stats(
         86_400_000_000
     };
     let weight = query
-        .to_tantivy(f, times, now)
+        .to_tantivy(f, view, now)
         .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(Error::tantivy)?;
     let only_range = query.event_types.is_empty()
@@ -104,6 +104,7 @@ pub fn stats(
         && query.user_id.is_none()
         && query.request_id.is_none()
         && query.source.is_none()
+        && query.resolved.is_none()
         && query.q.is_none()
         && query.after_seq.is_none();
     let (lo, hi) = (

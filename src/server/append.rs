@@ -273,6 +273,24 @@ fn stage(
             state.metrics.rejected.inc_by(at.index as u64 + 1);
             return Err(Refusal::Request(state.deny(ctx, Some(who), refusal)));
         }
+        if let Some(action) = crate::resolution::Action::of_type(event.event_type.as_str()) {
+            // Only the resolve and reopen routes record resolutions: they
+            // check the target exists and may be changed by the caller.
+            let mut e = ApiError::forbidden(format!(
+                "event_type: {} events are appended by POST /events/{{id}}/{}; {at}, nothing written",
+                action.event_type(),
+                action.verb()
+            ));
+            e.events = vec![at.reject(
+                "event_type",
+                format!(
+                    "{} events are appended by POST /events/{{id}}/resolve or /reopen",
+                    action.event_type()
+                ),
+            )];
+            state.metrics.rejected.inc_by(at.index as u64 + 1);
+            return Err(Refusal::Request(state.deny(ctx, Some(who), e)));
+        }
         if event.id.is_some() && who.role == Role::User {
             // Whether an id is taken would tell a user key that another
             // user's event exists (the 404 of GET /events/{id} does not).
@@ -475,7 +493,7 @@ async fn claim_ids(state: &Arc<State>, given: &[(At, Uuid)]) -> Result<Claim, Ap
 }
 
 /// The answer to a failed append.
-fn store_error(e: crate::store::Error) -> ApiError {
+pub(crate) fn store_error(e: crate::store::Error) -> ApiError {
     match e {
         crate::store::Error::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

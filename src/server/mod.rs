@@ -39,6 +39,7 @@ mod params;
 mod quota;
 mod ratelimit;
 mod reject;
+mod resolve;
 mod sse;
 mod streams;
 
@@ -457,6 +458,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/events/export"),
     ("GET", "/events/stream"),
     ("GET", "/events/{id}"),
+    ("POST", "/events/{id}/resolve"),
+    ("POST", "/events/{id}/reopen"),
     ("GET", "/health"),
     ("GET", "/metrics"),
     ("POST", "/admin/rotate"),
@@ -538,19 +541,21 @@ fn at1(method: &'static str, template: &'static str) -> BoxedFilter<(String,)> {
         .split_once('{')
         .and_then(|(b, rest)| Some((b, rest.split_once('}')?.1)))
         .unwrap_or_else(|| panic!("{template} has no parameter: use at"));
-    assert!(after.is_empty(), "{template}: the parameter must come last");
     let mut f = warp::any().boxed();
     for seg in segments(before) {
         f = f.and(warp::path(seg.expect("literal"))).boxed();
     }
+    let mut f = f.and(warp::path::param::<String>()).boxed();
+    for seg in segments(after) {
+        let seg = seg.unwrap_or_else(|| panic!("{template}: one parameter at most"));
+        f = f.and(warp::path(seg)).boxed();
+    }
     let m = match method {
         "GET" => warp::get().boxed(),
-        other => unreachable!("no route with a parameter takes {other}"),
+        "POST" => warp::post().boxed(),
+        other => unreachable!("no route takes {other}"),
     };
-    f.and(warp::path::param::<String>())
-        .and(warp::path::end())
-        .and(m)
-        .boxed()
+    f.and(warp::path::end()).and(m).boxed()
 }
 
 /// The web console: `GET /` (the page), `GET /ui/<file>` (its files) and
@@ -609,6 +614,21 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
     let stream = open!(at("GET", "/events/stream"), events::stream);
     let one = get!(at1("GET", "/events/{id}"))
         .then(|id, s, c, q| async move { respond(events::get(s, c, id, q).await) });
+    // Resolve and reopen take a small JSON body (`{"note": ".."}`, optional).
+    macro_rules! resolution {
+        ($path:expr, $action:expr) => {
+            at1("POST", $path)
+                .and(st.clone())
+                .and(ctx.clone())
+                .and(raw_query())
+                .and(warp::body::stream())
+                .then(|id, s, c, q, body| async move {
+                    respond(resolve::resolve(s, c, id, q, Box::pin(body), $action).await)
+                })
+        };
+    }
+    let resolve = resolution!("/events/{id}/resolve", crate::resolution::Action::Resolve);
+    let reopen = resolution!("/events/{id}/reopen", crate::resolution::Action::Reopen);
     let health = at("GET", "/health")
         .and(st.clone())
         .then(|s| async move { respond(ops::health(s).await) });
@@ -634,6 +654,10 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(stream)
         .unify()
         .or(one)
+        .unify()
+        .or(resolve)
+        .unify()
+        .or(reopen)
         .unify()
         .or(health)
         .unify()

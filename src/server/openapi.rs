@@ -22,7 +22,7 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 
 use super::reject::ApiError;
-use super::{admin, append, console, events, ops};
+use super::{admin, append, console, events, ops, resolve};
 
 /// An error code, its HTTP status, when it is answered, and whether it
 /// carries `Retry-After`.
@@ -50,6 +50,12 @@ const CODES: &[Code] = &[
         false,
     ),
     ("invalid_header", 400, "a bad `Last-Event-ID`", false),
+    (
+        "not_resolvable",
+        400,
+        "resolve or reopen of an `event_resolved` / `event_reopened` event (resolve the event it names)",
+        false,
+    ),
     (
         "bad_request",
         400,
@@ -217,6 +223,8 @@ const KEYED: &[&str] = &[
         append::append,
         events::query,
         events::get,
+        resolve::resolve_doc,
+        resolve::reopen_doc,
         events::types,
         events::stats,
         events::export,

@@ -19,6 +19,7 @@ pub(crate) const FILTERS: &[&str] = &[
     "user_id",
     "request_id",
     "source",
+    "resolved",
     "q",
 ];
 /// Paging of `GET /events`.
@@ -62,6 +63,9 @@ pub(crate) struct Filters {
     /// Events of this emitting service (`api-service`, `background-job`).
     #[param(min_length = 1, max_length = 128)]
     source: Option<String>,
+    /// `true`: resolved events only; `false`: open ones only (see `POST
+    /// /events/{id}/resolve`).
+    resolved: Option<bool>,
     /// Full text over the description, comments, files and metadata (at
     /// most 1024 characters; punctuation alone is refused).
     #[param(max_length = 1024)]
@@ -268,6 +272,13 @@ fn set(p: &mut Params, name: &str, v: &str) -> Result<(), ApiError> {
             }
             q.source = Some(v.to_string());
         }
+        "resolved" => {
+            q.resolved = Some(match v {
+                "true" => true,
+                "false" => false,
+                _ => return Err(bad(format!("`{v}` is neither true nor false"))),
+            })
+        }
         "q" => {
             let n = v.chars().count();
             if n > MAX_Q_CHARS {
@@ -303,6 +314,18 @@ mod tests {
 
     fn err(raw: &str) -> String {
         parse(raw, &[FILTERS, PAGING], false).unwrap_err().message
+    }
+
+    #[test]
+    fn resolved_is_true_or_false() {
+        let q = |raw: &str| parse(raw, &[FILTERS], false).unwrap().query.resolved;
+        assert_eq!(q("resolved=true"), Some(true));
+        assert_eq!(q("resolved=false"), Some(false));
+        assert_eq!(q(""), None);
+        assert_eq!(
+            err("resolved=yes"),
+            "resolved: `yes` is neither true nor false"
+        );
     }
 
     /// The OpenAPI document lists exactly the parameters the parser takes.

@@ -56,6 +56,10 @@ mod openapi;
 mod readers;
 /// Regression tests named after what broke.
 mod regressions;
+/// Resolve and reopen over HTTP and in the CLI: routes, filters, derived fields.
+mod resolve;
+/// Model test of the resolved state: latest wins, through crashes and reindexes.
+mod resolve_model;
 /// Rotation and retention: dry runs, injected ages, crashes between steps, HTTP and CLI.
 mod rotate;
 /// A running `evlog serve` with its output captured (shared helper).
