@@ -40,6 +40,10 @@ pub struct FilterArgs {
     /// Exact emitting service (the events' `source`).
     #[arg(long, value_name = "SERVICE")]
     pub source: Option<String>,
+    /// Exact tenant (`_`: the default tenant's events, those without
+    /// `tenant`); default: every tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Full text over description, comments, files and metadata values:
     /// terms are ANDed, "quoted words" are phrases, and a term with
     /// punctuation (src/lib.rs) matches as a phrase.
@@ -79,6 +83,7 @@ impl FilterArgs {
                 .map(|u| privacy.compile().user_id_filter(u)),
             request_id: self.request_id.clone(),
             source: self.source.clone(),
+            tenant: self.tenant.clone(),
             q: self.q.clone(),
             ..Query::default()
         }

@@ -20,7 +20,7 @@ use super::reject::ApiError;
 use super::streams::{self, Ending, Hangup, Lease};
 use super::{State, blocking, sse};
 use crate::auth::{Principal, Role};
-use crate::event::{Event, EventType, Level, SERVER_APPENDER, Status};
+use crate::event::{DEFAULT_TENANT, Event, EventType, Level, SERVER_APPENDER, Status};
 use crate::export::Format;
 use crate::index::query::MAX_LIMIT;
 use crate::index::{Follow, Query};
@@ -129,31 +129,46 @@ pub(crate) async fn get(
     let event = blocking(move || search.get(id))
         .await??
         .ok_or_else(not_found)?;
-    if who.role == Role::User
-        && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
+    let tenant = event["tenant"].as_str();
+    let other_tenant = who
+        .tenant_scope()
+        .is_some_and(|own| own != tenant.unwrap_or(DEFAULT_TENANT));
+    if other_tenant
+        || who.role == Role::User
+            && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
     {
-        // Another user's event is answered exactly as no event at all, so
-        // that a user key cannot learn which ids exist. The denial is
-        // recorded under the server's own user, which no user key reads:
-        // under the caller's user it would tell the caller the id exists.
-        record_hidden_denial(&state, &ctx, &who, id);
+        // Another tenant's or user's event is answered exactly as no event
+        // at all, so that a key cannot learn which ids exist. The denial is
+        // recorded under the server's own user, which no user key reads,
+        // in the event's tenant, whose admins know it exists: under the
+        // caller's user or tenant it would tell them the id exists.
+        record_hidden_denial(&state, &ctx, &who, id, tenant);
         return Err(not_found());
     }
     Ok(warp::reply::json(&event).into_response())
 }
 
 /// Records, as an `auth_failure` event of the user `evlog` (what admins
-/// read, never a user key), that `who` asked for another user's event `id`
-/// and was answered 404; within a budget of the key's for such denials,
-/// apart from its budget for those stored under its user (see `denials`).
-fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
-    let source = Source::key(&who.key_id, SERVER_APPENDER);
+/// read, never a user key) in the event's `tenant`, that `who` asked for
+/// another user's or tenant's event `id` and was answered 404; within a
+/// budget of the key's for such denials, apart from its budget for those
+/// stored under its user (see `denials`).
+fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid, tenant: Option<&str>) {
+    let source = Source::key(&who.key_id, SERVER_APPENDER, tenant);
+    let whose = if who
+        .tenant_scope()
+        .is_some_and(|own| own != tenant.unwrap_or(DEFAULT_TENANT))
+    {
+        "another tenant than"
+    } else {
+        "another user than"
+    };
     state.record_denial(ctx, &source, || {
-        Event::new(
+        let mut e = Event::new(
             EventType::AuthFailure,
             SERVER_APPENDER,
             format!(
-                "{} {} denied: event {id} belongs to another user than that of key {}; answered 404 as if it did not exist",
+                "{} {} denied: event {id} belongs to {whose} that of key {}; answered 404 as if it did not exist",
                 ctx.method, ctx.path, who.key_id
             ),
         )
@@ -166,7 +181,9 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
             "code": "not_found",
             "key_id": who.key_id,
             "role": who.role.as_str(),
-        }))
+        }));
+        e.tenant = tenant.map(str::to_string);
+        e
     });
 }
 
