@@ -193,6 +193,12 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid, ten
     operation_id = "event_types",
     tag = "events",
     summary = "Event types with counts",
+    params((
+        "tenant" = Option<String>, Query,
+        pattern = "^(_|[a-z0-9][a-z0-9_-]{0,62})$",
+        description = "Count the events of this tenant (`_`: the default tenant's); \
+            only an all-tenants admin key may name another tenant than its own"
+    )),
     responses((status = 200, description = "The types", body = TypeList)),
     security(("api_key" = []), ("bearer" = [])),
     extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden"]))),
@@ -201,10 +207,9 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid, ten
 /// custom types seen, each with its count among the events the caller may read.
 pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let who = state.authenticate(&ctx)?;
-    params::parse(&raw, &[], false)?;
     let mut q = Query {
         start: Some(DateTime::<Utc>::UNIX_EPOCH),
-        ..Query::default()
+        ..params::parse(&raw, &[params::TENANT], false)?.query
     };
     state.scope_read(&ctx, &who, &mut q)?;
     let search = state.search.clone();

@@ -25,6 +25,8 @@ pub(crate) const FILTERS: &[&str] = &[
     "tenant",
     "q",
 ];
+/// The one filter of `GET /events/types` (its counts are per tenant).
+pub(crate) const TENANT: &[&str] = &["tenant"];
 /// Paging of `GET /events`.
 pub(crate) const PAGING: &[&str] = &["limit", "offset", "cursor"];
 
