@@ -794,7 +794,10 @@ async fn tenant_is_checked_stored_after_source_and_defaulted_by_the_key() {
     let r = api.post(admin, &e).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json());
     api.settle().await;
-    let v = api.get("/events?tenant=_&event_type=commit", admin).await.json();
+    let v = api
+        .get("/events?tenant=_&event_type=commit", admin)
+        .await
+        .json();
     assert_eq!(
         (v["total"].as_u64(), v["filters_applied"]["tenant"].as_str()),
         (Some(1), Some("_")),

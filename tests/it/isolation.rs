@@ -1,6 +1,8 @@
 //! Isolation and secrets over a real `evlog serve`: a user key never sees
 //! another user's events through any route (query, by id, export, stream,
-//! stats, types), with plain and with hashed user ids; keys are never
+//! stats, types), with plain and with hashed user ids, and no key of a
+//! tenant sees or writes another tenant's (the tenant matrix: every route ×
+//! two tenants and the default one × every role); keys are never
 //! logged, stored or shown after creation, and no user key acts as the
 //! server's own users; the keys file is 0600 and refused when group or
 //! others may read it; day files are at most 0640 and the index and storage
