@@ -22,7 +22,7 @@ use crate::rotate::{self, IndexMode, Options, Report};
     tag = "admin",
     summary = "Run a rotation now",
     description = "Compresses and deletes day files by the server's retention policy \
-        (`dry_run`: plans only). Admin keys only.",
+        (`dry_run`: plans only). All-tenants admin keys only (days are shared by every tenant).",
     params((
         "dry_run" = Option<String>, Query,
         pattern = "^(true|false|1|0)?$",
