@@ -9,7 +9,7 @@
 
 import { api, session, whenKeyRefused } from './api.js';
 import { h, fill, labelled } from './dom.js';
-import { readUrl, writeUrl, withFilters } from './filters.js';
+import { readUrl, writeUrl, withFilters, tenantScope } from './filters.js';
 import { filterForm } from './form.js';
 import { eventsView } from './events.js';
 import { statsView } from './stats.js';
@@ -172,7 +172,13 @@ function start() {
   });
   fill(
     whoBox,
-    h('span', { class: 'who', title: `key ${who.key_id}` }, h('strong', { text: who.user_id }), ` (${who.role})`),
+    h(
+      'span',
+      { class: 'who', title: `key ${who.key_id}` },
+      h('strong', { text: who.user_id }),
+      ` (${who.role}) · `,
+      h('span', { class: 'tenant', text: tenantScope(who) }),
+    ),
     signOut,
   );
   form = filterForm(who, (f) => {

@@ -20,6 +20,7 @@ const LABELS = {
   action_description: 'Description',
   request_id: 'Request id',
   source: 'Source',
+  tenant: 'Tenant',
   source_ip: 'Source IP',
   duration_ms: 'Duration (ms)',
   files_changed: 'Files',

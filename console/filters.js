@@ -40,6 +40,7 @@ export function readUrl(search) {
     user: get('user_id'),
     request: get('request_id'),
     source: get('source'),
+    tenant: get('tenant'),
     q: get('q'),
     page: Math.min(1e9, Math.max(1, Math.floor(Number(get('page'))) || 1)),
     limit: PAGE_SIZES.includes(limit) ? limit : DEFAULT_LIMIT,
@@ -64,6 +65,7 @@ export function writeUrl(s) {
   if (s.user) p.set('user_id', s.user);
   if (s.request) p.set('request_id', s.request);
   if (s.source) p.set('source', s.source);
+  if (s.tenant) p.set('tenant', s.tenant);
   if (s.q) p.set('q', s.q);
   if (s.page > 1) p.set('page', String(s.page));
   if (s.limit !== DEFAULT_LIMIT) p.set('limit', String(s.limit));
@@ -79,7 +81,7 @@ export function defaults() {
   return readUrl('');
 }
 
-const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'source', 'q'];
+const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'source', 'tenant', 'q'];
 
 /** A string that changes whenever the filters of `s` do. */
 export function filterKey(s) {
@@ -131,6 +133,7 @@ export function apiParams(s, now = new Date()) {
   if (s.user) p.user_id = s.user;
   if (s.request) p.request_id = s.request;
   if (s.source) p.source = s.source;
+  if (s.tenant) p.tenant = s.tenant;
   if (s.q) p.q = s.q;
   return p;
 }
@@ -165,6 +168,15 @@ export function fromLocalInput(v) {
   if (!v) return '';
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
+}
+
+/**
+ * The tenant scope of the signed-in key ({tenant, all_tenants} of
+ * /whoami), in words for the header.
+ */
+export function tenantScope(who) {
+  if (who.all_tenants) return 'all tenants';
+  return who.tenant ? `tenant ${who.tenant}` : 'default tenant';
 }
 
 /** A count with thousands separators. */

@@ -1,6 +1,6 @@
 // The filter form shared by the events view and the statistics: time range
 // (presets or custom), event types, status, level, user, request id, source
-// (the emitting service) and full text. Lists and boxes apply on change; text fields on Enter or when they
+// (the emitting service), tenant (an all-tenants admin's picker) and full text. Lists and boxes apply on change; text fields on Enter or when they
 // lose focus (or with Apply).
 
 import { api } from './api.js';
@@ -32,6 +32,18 @@ export function filterForm(who, onApply) {
   const user = h('input', { type: 'text', name: 'user_id', autocomplete: 'off', spellcheck: 'false' });
   const request = h('input', { type: 'text', name: 'request_id', autocomplete: 'off', spellcheck: 'false' });
   const source = h('input', { type: 'text', name: 'source', autocomplete: 'off', spellcheck: 'false', placeholder: 'api-service' });
+  // An all-tenants admin picks a tenant (empty: every tenant, `_`: the
+  // default one); any other key reads its own tenant only (shown in the header).
+  const tenant = who.all_tenants
+    ? h('input', {
+        type: 'text',
+        name: 'tenant',
+        autocomplete: 'off',
+        spellcheck: 'false',
+        placeholder: 'All tenants',
+        title: 'A tenant name; _ for the default tenant; empty for every tenant',
+      })
+    : null;
   const q = h('input', { type: 'search', name: 'q', autocomplete: 'off', placeholder: 'words, "a phrase", src/lib.rs' });
   if (who.role === 'user') {
     // The API reads a user key's own events only; say so rather than offer a filter.
@@ -69,7 +81,8 @@ export function filterForm(who, onApply) {
   types.addEventListener('toggle', async () => {
     if (!types.open || known) return;
     try {
-      known = (await api.types()).types.filter((t) => t.count > 0 || chosen.includes(t.name) || t.builtin);
+      const params = tenant && tenant.value.trim() ? { tenant: tenant.value.trim() } : {};
+      known = (await api.types(params)).types.filter((t) => t.count > 0 || chosen.includes(t.name) || t.builtin);
     } catch (e) {
       known = [];
       typesList.prepend(h('p', { class: 'error', role: 'alert', text: e.words || String(e) }));
@@ -102,6 +115,7 @@ export function filterForm(who, onApply) {
     user: who.role === 'user' ? '' : user.value.trim(),
     request: request.value.trim(),
     source: source.value.trim(),
+    ...(tenant ? { tenant: tenant.value.trim() } : {}),
     q: q.value.trim(),
   });
   const rangeFields = () => ({
@@ -117,7 +131,7 @@ export function filterForm(who, onApply) {
   for (const i of [start, end]) i.addEventListener('change', () => emit(rangeFields()));
   status.addEventListener('change', () => emit({ status: status.value }));
   level.addEventListener('change', () => emit({ level: level.value }));
-  for (const i of [user, request, source, q]) i.addEventListener('change', () => emit(textFields()));
+  for (const i of [user, request, source, tenant, q]) if (i) i.addEventListener('change', () => emit(textFields()));
 
   const reset = h('button', {
     type: 'button',
@@ -138,6 +152,7 @@ export function filterForm(who, onApply) {
     h('div', { class: 'field' }, labelled('User', user)),
     h('div', { class: 'field' }, labelled('Request id', request)),
     h('div', { class: 'field' }, labelled('Source', source)),
+    tenant ? h('div', { class: 'field' }, labelled('Tenant', tenant)) : null,
     h('div', { class: 'field wide' }, labelled('Search', q)),
     h('div', { class: 'field buttons' }, h('button', { type: 'submit', class: 'primary', text: 'Apply' }), reset),
   );
@@ -159,6 +174,12 @@ export function filterForm(who, onApply) {
     user.value = who.role === 'user' ? who.user_id : s.user;
     request.value = s.request;
     source.value = s.source;
+    if (tenant && tenant.value.trim() !== s.tenant) {
+      tenant.value = s.tenant;
+      // The type counts are of a tenant: listed again on the next open.
+      known = null;
+      listed = null;
+    }
     q.value = s.q;
     chosen = [...s.types];
     drawTypes();

@@ -94,6 +94,14 @@ pub struct KeyEntry {
     /// Absent: never (files written before expiries existed load as they were).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// The tenant it belongs to; absent: the default tenant (files written
+    /// before tenants existed load and save as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// An admin key of every tenant (`--all-tenants`): reads any tenant's
+    /// events (`tenant=` picks one) and runs what acts on whole days.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_tenants: bool,
 }
 
 impl KeyEntry {
@@ -108,6 +116,38 @@ impl KeyEntry {
     /// Whether it has expired at `now`.
     pub fn expired_at(&self, now: DateTime<Utc>) -> bool {
         self.expires_at().is_some_and(|at| now >= at)
+    }
+
+    /// Why its tenant fields are not those of a key, if they are not: a
+    /// tenant must be a tenant's name, and only an admin key without a
+    /// tenant may be of every tenant.
+    fn tenancy_error(&self) -> Option<String> {
+        if let Some(t) = &self.tenant
+            && !crate::event::is_valid_tenant(t)
+        {
+            return Some(format!("tenant `{t}` {}", crate::event::TENANT_RULE));
+        }
+        if self.all_tenants && self.role != Role::Admin {
+            return Some(format!(
+                "--all-tenants is for admin keys only (a {} key belongs to one tenant)",
+                self.role.as_str()
+            ));
+        }
+        if self.all_tenants && self.tenant.is_some() {
+            return Some(
+                "a key is of one tenant (--tenant) or of all (--all-tenants), not both".into(),
+            );
+        }
+        None
+    }
+
+    /// Its tenant for humans: its name, `-` for the default tenant, `*` for every tenant.
+    pub fn tenant_shown(&self) -> &str {
+        if self.all_tenants {
+            "*"
+        } else {
+            self.tenant.as_deref().unwrap_or("-")
+        }
     }
 }
 
@@ -139,6 +179,44 @@ pub struct Principal {
     pub role: Role,
     /// Its user.
     pub user_id: String,
+    /// Its tenant (`None`: the default tenant).
+    pub tenant: Option<String>,
+    /// An admin key of every tenant.
+    pub all_tenants: bool,
+}
+
+impl Principal {
+    /// A key of the default tenant.
+    pub fn new(key_id: impl Into<String>, role: Role, user_id: impl Into<String>) -> Principal {
+        Principal {
+            key_id: key_id.into(),
+            role,
+            user_id: user_id.into(),
+            tenant: None,
+            all_tenants: false,
+        }
+    }
+
+    /// The one tenant whose events the key reads and appends, as indexed
+    /// (its name, or [`DEFAULT_TENANT`](crate::event::DEFAULT_TENANT)); `None`
+    /// for an all-tenants admin, which may act for any.
+    pub fn tenant_scope(&self) -> Option<&str> {
+        if self.all_tenants {
+            None
+        } else {
+            Some(
+                self.tenant
+                    .as_deref()
+                    .unwrap_or(crate::event::DEFAULT_TENANT),
+            )
+        }
+    }
+
+    /// The tenant the server's own events about this key belong to: its
+    /// tenant (`None`: the default tenant, also for an all-tenants admin).
+    pub fn event_tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
 }
 
 /// What can go wrong with keys.
@@ -219,6 +297,12 @@ impl KeysFile {
             });
         }
         for k in &file.keys {
+            if let Some(why) = k.tenancy_error() {
+                return Err(Error::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("key {}: {why}", k.id),
+                });
+            }
             if let Some(e) = &k.expires
                 && let Err(err) = crate::event::parse_timestamp(e)
             {
@@ -280,6 +364,21 @@ impl KeysFile {
         label: Option<&str>,
         expires: Option<DateTime<Utc>>,
     ) -> Result<(String, KeyEntry), Error> {
+        self.add_scoped(role, user_id, label, expires, None, false)
+    }
+
+    /// Adds a new key of `tenant` (`None`: the default tenant), or, for an
+    /// admin key with `all_tenants`, of every tenant; as
+    /// [`KeysFile::add_expiring`] otherwise.
+    pub fn add_scoped(
+        &mut self,
+        role: Role,
+        user_id: &str,
+        label: Option<&str>,
+        expires: Option<DateTime<Utc>>,
+        tenant: Option<&str>,
+        all_tenants: bool,
+    ) -> Result<(String, KeyEntry), Error> {
         let now = Utc::now();
         if let Some(at) = expires.filter(|at| *at <= now) {
             return Err(Error::Invalid(format!(
@@ -314,7 +413,13 @@ impl KeysFile {
             created: crate::event::format_timestamp(&now),
             revoked: None,
             expires: expires.map(|at| crate::event::format_timestamp(&at)),
+            tenant: tenant.map(str::to_string),
+            all_tenants,
         };
+        if let Some(why) = entry.tenancy_error() {
+            let why = why.replacen("tenant `", "--tenant `", 1);
+            return Err(Error::Invalid(why));
+        }
         self.keys.push(entry.clone());
         Ok((key, entry))
     }
@@ -443,6 +548,8 @@ impl Keys {
                         key_id: k.id.clone(),
                         role: k.role,
                         user_id: k.user_id.clone(),
+                        tenant: k.tenant.clone(),
+                        all_tenants: k.all_tenants,
                     },
                     expires: k.expires_at(),
                 })
@@ -593,7 +700,79 @@ mod tests {
         assert_eq!((g.principal.user_id.as_str(), g.expires), ("alice", None));
         // Rewriting it (any `evlog keys` change) keeps it readable the old way.
         update(&path, |_| Ok(())).unwrap();
-        assert!(!std::fs::read_to_string(&path).unwrap().contains("expires"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("expires"));
+        // Nor tenants: its keys are of the default tenant, and say nothing of it.
+        assert!(!text.contains("tenant"), "{text}");
+        assert!(
+            file.keys
+                .iter()
+                .all(|k| k.tenant.is_none() && !k.all_tenants)
+        );
+        assert_eq!(
+            g.principal.tenant_scope(),
+            Some(crate::event::DEFAULT_TENANT)
+        );
+    }
+
+    /// A key belongs to one tenant, or (an admin key) to all; the keys file
+    /// keeps which, and a hand-edited file that breaks the rule is refused
+    /// as a whole (fail closed), not read as some other scope.
+    #[test]
+    fn tenant_keys_carry_their_scope_and_only_admins_span_tenants() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let (acme, _) = update(&path, |f| {
+            f.add_scoped(Role::User, "alice", None, None, Some("acme"), false)
+        })
+        .unwrap();
+        let (all, _) = update(&path, |f| {
+            f.add_scoped(Role::Admin, "root", None, None, None, true)
+        })
+        .unwrap();
+        let keys = Keys::new(&KeysFile::load(&path).unwrap());
+        let p = keys.check(&acme, Utc::now()).unwrap().principal;
+        assert_eq!(
+            (p.tenant.as_deref(), p.tenant_scope()),
+            (Some("acme"), Some("acme"))
+        );
+        let p = keys.check(&all, Utc::now()).unwrap().principal;
+        assert!(p.all_tenants && p.tenant_scope().is_none());
+        for (role, tenant, all_tenants, why) in [
+            (
+                Role::User,
+                None,
+                true,
+                "--all-tenants is for admin keys only",
+            ),
+            (
+                Role::Service,
+                None,
+                true,
+                "--all-tenants is for admin keys only",
+            ),
+            (Role::Admin, Some("acme"), true, "not both"),
+            (
+                Role::Admin,
+                Some("Acme"),
+                false,
+                "--tenant `Acme` must match",
+            ),
+            (Role::User, Some("_"), false, "--tenant `_` must match"),
+        ] {
+            let e = update(&path, |f| {
+                f.add_scoped(role, "u", None, None, tenant, all_tenants)
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""tenant": "acme""#) && text.contains(r#""all_tenants": true"#));
+        let bad = text.replacen(r#""role": "admin""#, r#""role": "service""#, 1);
+        std::fs::write(&path, bad).unwrap();
+        let e = KeysFile::load(&path).unwrap_err().to_string();
+        assert!(e.contains("--all-tenants is for admin keys only"), "{e}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "metadata",
     "appended_by",
     "source",
+    "tenant",
     "resolved",
     "resolved_at",
     "resolved_by",

@@ -161,6 +161,10 @@ pub enum PlanError {
     /// No indexed event has the id.
     #[error("no event with id {0}")]
     NotFound(Uuid),
+    /// The caller may not see the target (another tenant's): answered as
+    /// [`PlanError::NotFound`] by the caller, which may record it.
+    #[error("no event with id {0}")]
+    Hidden(Uuid, Value),
     /// The target records a resolution itself.
     #[error(
         "event {0} is an {1} event: it records a resolution; resolve or reopen the event it names"
@@ -185,24 +189,34 @@ pub struct Plan {
 
 /// Looks `target` up in the index and plans its resolution by `by`: the
 /// one path of the server's routes and of `evlog resolve` / `evlog reopen`.
+/// A target `visible` refuses is [`PlanError::Hidden`], before anything
+/// else is said about it. The resolution takes the target's tenant.
 pub fn plan(
     search: &crate::index::IndexSearch,
     action: Action,
     target: Uuid,
     by: &str,
     note: Option<&str>,
+    visible: impl Fn(&Value) -> bool,
 ) -> Result<Plan, PlanError> {
     let event = search.get(target)?.ok_or(PlanError::NotFound(target))?;
+    if !visible(&event) {
+        return Err(PlanError::Hidden(target, event));
+    }
     let ty = event["event_type"].as_str().unwrap_or_default();
     if Action::of_type(ty).is_some() {
         return Err(PlanError::NotResolvable(target, ty.to_string()));
     }
     let current = search.resolutions()?.state(&target).cloned();
     let is_resolved = current.as_ref().is_some_and(|s| s.resolved);
+    let tenant = event["tenant"].as_str().map(str::to_string);
     Ok(Plan {
         target: event,
-        event: (is_resolved != action.resolves())
-            .then(|| resolution_event(action, target, by, note)),
+        event: (is_resolved != action.resolves()).then(|| {
+            let mut e = resolution_event(action, target, by, note);
+            e.tenant = tenant;
+            e
+        }),
         current,
     })
 }

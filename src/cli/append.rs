@@ -48,6 +48,10 @@ pub struct Args {
     /// The emitting service (1-128 characters), e.g. api-service.
     #[arg(long, value_name = "SERVICE")]
     pub source: Option<String>,
+    /// The tenant it belongs to (^[a-z0-9][a-z0-9_-]{0,62}$); default: the
+    /// default tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Client IP address.
     #[arg(long, value_name = "IP")]
     pub source_ip: Option<String>,
@@ -110,6 +114,9 @@ fn event_from_flags(a: &Args) -> Result<Event, ValidationError> {
     }
     if let Some(s) = &a.source {
         e = e.source(s.clone());
+    }
+    if let Some(t) = &a.tenant {
+        e = e.tenant(t.clone());
     }
     if let Some(ip) = &a.source_ip {
         e = e.source_ip(ip.clone());

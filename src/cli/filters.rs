@@ -45,6 +45,10 @@ pub struct FilterArgs {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true")]
     pub resolved: Option<bool>,
+    /// Exact tenant (`_`: the default tenant's events, those without
+    /// `tenant`); default: every tenant.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Full text over description, comments, files and metadata values:
     /// terms are ANDed, "quoted words" are phrases, and a term with
     /// punctuation (src/lib.rs) matches as a phrase.
@@ -85,6 +89,7 @@ impl FilterArgs {
             request_id: self.request_id.clone(),
             source: self.source.clone(),
             resolved: self.resolved,
+            tenant: self.tenant.clone(),
             q: self.q.clone(),
             ..Query::default()
         }

@@ -43,8 +43,18 @@ enum Action {
         /// (2027-01-31T00:00:00Z) or a time from now (30d, 12h, 2w). Default: never.
         #[arg(long, value_name = "TIME|AGE", value_parser = expires_arg)]
         expires: Option<chrono::DateTime<chrono::Utc>>,
+        /// The tenant the key belongs to (^[a-z0-9][a-z0-9_-]{0,62}$): it
+        /// reads and appends only that tenant's events. Default: the
+        /// default tenant (events without `tenant`).
+        #[arg(long, value_name = "TENANT", conflicts_with = "all_tenants")]
+        tenant: Option<String>,
+        /// An admin key of every tenant: reads any tenant's events and runs
+        /// what acts on whole days (rotation). Admin keys only.
+        #[arg(long)]
+        all_tenants: bool,
     },
-    /// List the keys (ids, roles, users; never the keys).
+    /// List the keys (ids, roles, users, tenants: `-` the default tenant, `*`
+    /// every tenant; never the keys).
     List {
         /// table (default on a terminal) or json.
         #[arg(long, value_enum)]
@@ -87,9 +97,18 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             user,
             label,
             expires,
+            tenant,
+            all_tenants,
         } => {
             let (key, entry) = auth::update(&path, |f| {
-                f.add_expiring(role, &user, label.as_deref(), expires)
+                f.add_scoped(
+                    role,
+                    &user,
+                    label.as_deref(),
+                    expires,
+                    tenant.as_deref(),
+                    all_tenants,
+                )
             })?;
             record(&ctx.open_log()?, "key added", &entry)?;
             println!("{key}");
@@ -111,7 +130,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                     .map(|k| {
                         json!({"id": k.id, "role": k.role, "user_id": k.user_id,
                                "label": k.label, "created": k.created, "revoked": k.revoked,
-                               "expires": k.expires, "expired": k.expired_at(now)})
+                               "expires": k.expires, "expired": k.expired_at(now),
+                               "tenant": k.tenant, "all_tenants": k.all_tenants})
                     })
                     .collect();
                 serde_json::to_writer_pretty(&mut out, &keys)?;
@@ -119,8 +139,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "{:<16} {:<8} {:<20} {:<28} {:<28} {:<37} LABEL",
-                    "ID", "ROLE", "USER", "CREATED", "REVOKED", "EXPIRES"
+                    "{:<16} {:<8} {:<20} {:<20} {:<28} {:<28} {:<37} LABEL",
+                    "ID", "ROLE", "USER", "TENANT", "CREATED", "REVOKED", "EXPIRES"
                 )?;
                 for k in &file.keys {
                     let expires = match &k.expires {
@@ -130,10 +150,11 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
                     };
                     writeln!(
                         out,
-                        "{:<16} {:<8} {:<20} {:<28} {:<28} {:<37} {}",
+                        "{:<16} {:<8} {:<20} {:<20} {:<28} {:<28} {:<37} {}",
                         k.id,
                         k.role.as_str(),
                         term::visible(&k.user_id),
+                        k.tenant_shown(),
                         k.created,
                         k.revoked.as_deref().unwrap_or("-"),
                         expires,
@@ -162,27 +183,30 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
 /// operator would read every key change. Like the server's own events, it
 /// says `appended_by` `evlog` (no key appended it).
 pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result<()> {
-    log.append(
-        Event::new(
-            EventType::SystemConfig,
-            SERVER_APPENDER,
-            format!(
-                "{what}: {} ({} key of {})",
-                k.id,
-                k.role.as_str(),
-                k.user_id
-            ),
-        )
-        .metadata(json!({
-            "change": what,
-            "key_id": k.id,
-            "role": k.role,
-            "key_user_id": k.user_id,
-            "label": k.label,
-            "operator": operator(),
-        }))
-        .appended_by(SERVER_APPENDER),
-    )?;
+    let mut event = Event::new(
+        EventType::SystemConfig,
+        SERVER_APPENDER,
+        format!(
+            "{what}: {} ({} key of {})",
+            k.id,
+            k.role.as_str(),
+            k.user_id
+        ),
+    )
+    .metadata(json!({
+        "change": what,
+        "key_id": k.id,
+        "role": k.role,
+        "key_user_id": k.user_id,
+        "label": k.label,
+        "operator": operator(),
+        "tenant": k.tenant,
+        "all_tenants": k.all_tenants,
+    }))
+    .appended_by(SERVER_APPENDER);
+    // In the key's tenant, whose admins see its keys come and go.
+    event.tenant = k.tenant.clone();
+    log.append(event)?;
     Ok(())
 }
 

@@ -37,9 +37,11 @@ pub(crate) fn run(ctx: &Context, args: Args, action: Action) -> anyhow::Result<E
         .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| "cli".to_string());
     let search = search::fresh_search(&ctx.store.storage_path)?;
-    let plan = match resolution::plan(&search, action, id, &by, args.note.as_deref()) {
+    let plan = match resolution::plan(&search, action, id, &by, args.note.as_deref(), |_| true) {
         Ok(p) => p,
-        Err(e @ (PlanError::NotFound(_) | PlanError::NotResolvable(..))) => {
+        Err(
+            e @ (PlanError::NotFound(_) | PlanError::Hidden(..) | PlanError::NotResolvable(..)),
+        ) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_ERROR));
         }

@@ -90,7 +90,7 @@ async fn serve(
     Ok(server)
 }
 
-/// With no keys at all, creates an admin key and prints it once.
+/// With no keys at all, creates an all-tenants admin key and prints it once.
 fn first_admin_key(
     settings: &ServerSettings,
     log: &EventLog,
@@ -102,10 +102,15 @@ fn first_admin_key(
     let created = auth::update(&settings.keys_file, |f| {
         // Another process may have added one meanwhile.
         if f.keys.is_empty() {
-            f.add(
+            // Of every tenant: the first key must be able to do everything,
+            // rotation included.
+            f.add_scoped(
                 Role::Admin,
                 "admin",
                 Some("created by the first `evlog serve`"),
+                None,
+                None,
+                true,
             )
             .map(Some)
         } else {

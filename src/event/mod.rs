@@ -33,6 +33,27 @@ pub const MAX_USER_ID_CHARS: usize = 256;
 /// Longest accepted `source`, in characters.
 pub const MAX_SOURCE_CHARS: usize = 128;
 
+/// Longest tenant name, in characters (see [`is_valid_tenant`]).
+pub const MAX_TENANT_CHARS: usize = 63;
+
+/// The name under which the default tenant (events without `tenant`) is
+/// indexed and filtered (`tenant=_`): a name no tenant can have.
+pub const DEFAULT_TENANT: &str = "_";
+
+/// Whether `t` is a tenant name: `^[a-z0-9][a-z0-9_-]{0,62}$`.
+pub fn is_valid_tenant(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_TENANT_CHARS
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// What a tenant name must be, for error messages.
+pub const TENANT_RULE: &str = "must match ^[a-z0-9][a-z0-9_-]{0,62}$ (lowercase letters, digits, `_` and `-`, 1 to 63 characters)";
+
 /// Earliest accepted `timestamp`: 1678-01-01T00:00:00Z. The index keeps
 /// times as nanoseconds in an `i64` (1677-09-21 to 2262-04-11); the accepted
 /// range is the whole years inside it.
@@ -104,6 +125,15 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(min_length = 1, max_length = 128)]
     pub source: Option<String>,
+    /// The tenant it belongs to (`^[a-z0-9][a-z0-9_-]{0,62}$`); absent: the
+    /// default tenant (and on lines of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        pattern = "^[a-z0-9][a-z0-9_-]{0,62}$",
+        min_length = 1,
+        max_length = 63
+    )]
+    pub tenant: Option<String>,
     /// Client address; must parse as an IPv4 or IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
@@ -264,6 +294,7 @@ impl Event {
             metadata: None,
             request_id: None,
             source: None,
+            tenant: None,
             source_ip: None,
             duration_ms: None,
             appended_by: None,
@@ -313,6 +344,15 @@ impl Event {
     pub fn source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
         self
+    }
+    /// Sets the tenant (`^[a-z0-9][a-z0-9_-]{0,62}$`).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+    /// The tenant's name as indexed: its name, or [`DEFAULT_TENANT`].
+    pub fn tenant_or_default(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(DEFAULT_TENANT)
     }
     /// Sets the source IP (must parse as an IP address).
     pub fn source_ip(mut self, ip: impl Into<String>) -> Self {
@@ -479,6 +519,11 @@ impl Event {
                 ));
             }
         }
+        if let Some(t) = &self.tenant
+            && !is_valid_tenant(t)
+        {
+            return Err(ValidationError::new("tenant", TENANT_RULE));
+        }
         if let Some(a) = &self.appended_by
             && (a.is_empty() || a.chars().count() > 256)
         {
@@ -598,6 +643,12 @@ mod tests {
             (base().appended_by(""), "appended_by"),
             (base().source(""), "source"),
             (base().source("s".repeat(129)), "source"),
+            (base().tenant(""), "tenant"),
+            (base().tenant("_"), "tenant"),
+            (base().tenant("Acme"), "tenant"),
+            (base().tenant("-acme"), "tenant"),
+            (base().tenant("acme.corp"), "tenant"),
+            (base().tenant("a".repeat(64)), "tenant"),
         ];
         for (e, field) in cases {
             let err = e.validate().unwrap_err();
@@ -693,6 +744,7 @@ mod tests {
             .metadata(json!({"a": {"b": [1, 2]}}))
             .request_id("r1")
             .source("api-service")
+            .tenant("acme")
             .source_ip("::1")
             .duration_ms(12.25)
             .appended_by("k_0123456789ab");
@@ -710,11 +762,12 @@ mod tests {
                 .contains(r#""status":"in_progress""#)
         );
         // `source` comes after `request_id` (README, "The file format").
-        assert!(
-            std::str::from_utf8(&line)
-                .unwrap()
-                .contains(r#""request_id":"r1","source":"api-service","source_ip":"::1""#)
-        );
+        assert!(std::str::from_utf8(&line).unwrap().contains(
+            r#""request_id":"r1","source":"api-service","tenant":"acme","source_ip":"::1""#
+        ));
+        for ok in ["a", "0", "acme-corp_2", &"z".repeat(63)] {
+            assert!(base().tenant(ok).validate().is_ok(), "{ok}");
+        }
         assert!(base().source("é".repeat(128)).validate().is_ok());
     }
 

@@ -37,7 +37,8 @@ pub const INDEX_DIR_MODE: u32 = 0o750;
 /// Version of the index format (schema and checkpoint), in the checkpoint's
 /// `v`. An index of another version (or whose tantivy schema differs) is
 /// deleted and rebuilt from the files when an indexer opens it.
-/// 2: the `source` field (issue 15). 3: the `target` field of resolutions.
+/// 2: the `source` field (issue 15). 3: the `tenant` field and the `target`
+/// field of resolutions (issue 15).
 pub const INDEX_VERSION: u32 = 3;
 
 /// Indexer settings.

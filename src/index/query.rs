@@ -49,6 +49,9 @@ pub struct Query {
     /// Resolved (`true`) or open (`false`) events only; see
     /// [`crate::resolution`].
     pub resolved: Option<bool>,
+    /// Exact tenant: a tenant's name, or [`crate::event::DEFAULT_TENANT`]
+    /// for the default tenant's events (those without `tenant`).
+    pub tenant: Option<String>,
     /// Full text: terms ANDed, quotes make phrases, punctuation makes a phrase.
     pub q: Option<String>,
     /// Page size (default 100, at most 1000).
@@ -129,6 +132,19 @@ impl Query {
         {
             return Err(qerr("cursor", "not a cursor returned by a previous page"));
         }
+        if let Some(t) = &self.tenant
+            && t != crate::event::DEFAULT_TENANT
+            && !crate::event::is_valid_tenant(t)
+        {
+            return Err(qerr(
+                "tenant",
+                format!(
+                    "{} (or `{}` for the default tenant)",
+                    crate::event::TENANT_RULE,
+                    crate::event::DEFAULT_TENANT
+                ),
+            ));
+        }
         for t in &self.event_types {
             t.parse::<crate::EventType>()
                 .map_err(|e| qerr("event_type", e.message))?;
@@ -205,6 +221,9 @@ impl Query {
         if let Some(r) = self.resolved {
             m.insert("resolved".into(), r.into());
         }
+        if let Some(t) = &self.tenant {
+            m.insert("tenant".into(), t.clone().into());
+        }
         if let Some(q) = &self.q {
             m.insert("q".into(), q.clone().into());
         }
@@ -268,6 +287,9 @@ impl Query {
         }
         if let Some(s) = &self.source {
             must.push(term(f.source, s));
+        }
+        if let Some(t) = &self.tenant {
+            must.push(term(f.tenant, t));
         }
         if let Some(q) = &self.q {
             must.extend(full_text(f, q));

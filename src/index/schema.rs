@@ -8,6 +8,7 @@
 //! | `day` | u64 (days since 1970-01-01), indexed | the day file a document came from (retention deletes by it) |
 //! | `id`, `request_id`, `source` | exact string | lookups, filters |
 //! | `event_type`, `status`, `level`, `user_id` | exact string + fast | filters and terms aggregations |
+//! | `tenant` | exact string, on every document | the tenant filter; the default tenant as [`DEFAULT_TENANT`](crate::event::DEFAULT_TENANT) (`_`, no tenant's name) |
 //! | `text` | text | `q`: description, comments, files and every metadata string value |
 //! | `runs` | runs of tokens | per word of `text` with several tokens, the run of up to [`MAX_RUN`] tokens from each token: `lib.rs` is a lookup of the terms starting `lib␟rs` |
 //! | `metadata` | JSON, text-indexed (no positions) | `metadata.key` terms |
@@ -61,6 +62,8 @@ pub struct Fields {
     pub request_id: Field,
     /// Emitting service.
     pub source: Field,
+    /// Tenant ([`crate::event::DEFAULT_TENANT`] for the default tenant).
+    pub tenant: Field,
     /// Full text.
     pub text: Field,
     /// Token runs within one word of the text (see [`run_term`]).
@@ -97,6 +100,7 @@ impl Fields {
         let user_id = b.add_text_field("user_id", STRING | FAST);
         let request_id = b.add_text_field("request_id", STRING);
         let source = b.add_text_field("source", STRING);
+        let tenant = b.add_text_field("tenant", STRING);
         let indexing = TextFieldIndexing::default()
             .set_tokenizer(TOKENIZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions);
@@ -134,6 +138,7 @@ impl Fields {
             user_id,
             request_id,
             source,
+            tenant,
             text,
             runs,
             metadata,
@@ -174,6 +179,7 @@ impl Fields {
         if let Some(s) = &e.source {
             doc.add_text(self.source, s);
         }
+        doc.add_text(self.tenant, e.tenant_or_default());
         let mut texts: Vec<&str> = vec![&e.action_description];
         texts.extend(e.comments.as_deref());
         texts.extend(e.files_changed.iter().map(String::as_str));

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::query::{EnableScoring, Weight};
 use tantivy::schema::Field;
-use tantivy::{DocId, DocSet, SegmentReader, TERMINATED};
+use tantivy::{DocId, DocSet, SegmentReader, TERMINATED, Term};
 
 use super::query::Query;
 use super::schema::Fields;
@@ -98,7 +98,9 @@ pub(crate) fn stats(
         .to_tantivy(f, view, now)
         .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(Error::tantivy)?;
-    let only_range = query.event_types.is_empty()
+    // The tenant filter covers a segment whole when every document of it
+    // is of that tenant (one tenant, the usual case: its term in each).
+    let only_range_and_tenant = query.event_types.is_empty()
         && query.status.is_none()
         && query.level.is_none()
         && query.user_id.is_none()
@@ -114,8 +116,9 @@ pub(crate) fn stats(
     let mut acc = Acc::new(interval);
     for r in searcher.segment_readers() {
         let st = timeline::of_segment(times, r)?;
-        let whole = only_range
+        let whole = only_range_and_tenant
             && r.alive_bitset().is_none()
+            && whole_tenant(r, f, query.tenant.as_deref())?
             && lo <= st.min()
             && st.max() < hi
             && st.timestamps().get_cardinality() == Cardinality::Full;
@@ -130,6 +133,17 @@ pub(crate) fn stats(
         day.map(|d| d.to_string()),
         query.filters_applied(now),
     ))
+}
+
+/// Whether every document of the segment is of `tenant` (any: yes).
+fn whole_tenant(r: &SegmentReader, f: &Fields, tenant: Option<&str>) -> Result<bool, Error> {
+    let Some(t) = tenant else { return Ok(true) };
+    let n = r
+        .inverted_index(f.tenant)
+        .map_err(Error::tantivy)?
+        .doc_freq(&Term::from_field_text(f.tenant, t))
+        .map_err(Error::tantivy)?;
+    Ok(n == r.max_doc())
 }
 
 /// Buckets of the duration sketch: sign, exponent and the top 7 mantissa

@@ -13,7 +13,7 @@ use super::State;
 use super::denials::{Admit, MAX_DESCRIPTION_BYTES, MAX_PATH_BYTES, Source, truncated};
 use super::reject::ApiError;
 use crate::auth::{Denied, Granted, Principal, Role};
-use crate::event::{Event, EventType, Level, Status};
+use crate::event::{DEFAULT_TENANT, Event, EventType, Level, Status};
 use crate::index::Query;
 
 /// `Retry-After` of 503 `keys_unavailable`.
@@ -163,13 +163,64 @@ impl State {
     }
 
     /// Restricts a read to what `who` may see: admin everything, a user
-    /// only its own events (asking for another user is a 403), a service nothing.
+    /// only its own events (asking for another user is a 403), a service
+    /// nothing; and only its tenant's (see [`State::scope_tenant`]).
     pub(crate) fn scope_read(
         &self,
         ctx: &Ctx,
         who: &Principal,
         q: &mut Query,
     ) -> Result<(), ApiError> {
+        self.scope_role(ctx, who, q)?;
+        self.scope_tenant(ctx, who, q)
+    }
+
+    /// The tenant filter of a read by `who`: its tenant's events (the
+    /// default tenant's for a key without one), whatever it asks for (naming
+    /// another tenant is a 403); for an all-tenants admin, the `tenant=` it
+    /// gave, else every tenant.
+    fn scope_tenant(&self, ctx: &Ctx, who: &Principal, q: &mut Query) -> Result<(), ApiError> {
+        let Some(own) = who.tenant_scope() else {
+            return Ok(());
+        };
+        if q.tenant.as_deref().is_some_and(|t| t != own) {
+            return Err(self.deny(
+                ctx,
+                Some(who),
+                ApiError::forbidden(format!(
+                    "tenant: a key of {} reads only its tenant's events",
+                    tenant_named(own)
+                )),
+            ));
+        }
+        q.tenant = Some(own.to_string());
+        Ok(())
+    }
+
+    /// Refuses (403, recorded) what acts on whole day files, which every
+    /// tenant's events share (rotation, purge), to any key but an
+    /// all-tenants admin; `what` names the action ("run rotation").
+    pub(crate) fn require_all_tenants(
+        &self,
+        ctx: &Ctx,
+        who: &Principal,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if who.role == Role::Admin && who.all_tenants {
+            return Ok(());
+        }
+        let why = if who.role == Role::Admin {
+            format!(
+                "only an all-tenants admin key may {what}: it acts on whole day files, which every tenant's events share, and this admin key is of {} (see `evlog keys add --all-tenants`)",
+                tenant_named(who.tenant_scope().unwrap_or(DEFAULT_TENANT))
+            )
+        } else {
+            format!("only an all-tenants admin key may {what}")
+        };
+        Err(self.deny(ctx, Some(who), ApiError::forbidden(why)))
+    }
+
+    fn scope_role(&self, ctx: &Ctx, who: &Principal, q: &mut Query) -> Result<(), ApiError> {
         match who.role {
             Role::Admin => {
                 // With hashing on, events are stored under the hashed id: an
@@ -218,7 +269,7 @@ impl State {
     pub(crate) fn deny(&self, ctx: &Ctx, who: Option<&Principal>, e: ApiError) -> ApiError {
         let source = match who {
             None => Source::of(ctx.ip),
-            Some(p) => Source::key(&p.key_id, &p.user_id),
+            Some(p) => Source::key(&p.key_id, &p.user_id, p.event_tenant()),
         };
         self.record_denial(ctx, &source, || {
             let (path, path_cut) = truncated(&ctx.path, MAX_PATH_BYTES);
@@ -235,14 +286,16 @@ impl State {
             if path_cut {
                 meta["path_bytes"] = ctx.path.len().into();
             }
-            Event::new(
+            let mut event = Event::new(
                 EventType::AuthFailure,
                 who.map_or("anonymous", |p| p.user_id.as_str()),
                 description,
             )
             .status(Status::Failure)
             .level(Level::Security)
-            .metadata(meta)
+            .metadata(meta);
+            event.tenant = who.and_then(|p| p.event_tenant()).map(str::to_string);
+            event
         });
         e
     }
@@ -264,6 +317,15 @@ impl State {
             event = event.request_id(r.clone());
         }
         self.denials.record(source, event, now, &self.appender);
+    }
+}
+
+/// A tenant for messages: `tenant acme`, or `the default tenant`.
+pub(crate) fn tenant_named(t: &str) -> String {
+    if t == DEFAULT_TENANT {
+        "the default tenant".into()
+    } else {
+        format!("tenant {t}")
     }
 }
 

@@ -10,7 +10,7 @@ use warp::reply::{Reply, Response};
 use super::access::Ctx;
 use super::reject::ApiError;
 use super::{State, blocking};
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::event::{Event, EventType, SERVER_APPENDER, Status};
 use crate::index::Wake;
 use crate::rotate::{self, IndexMode, Options, Report};
@@ -22,7 +22,7 @@ use crate::rotate::{self, IndexMode, Options, Report};
     tag = "admin",
     summary = "Run a rotation now",
     description = "Compresses and deletes day files by the server's retention policy \
-        (`dry_run`: plans only). Admin keys only.",
+        (`dry_run`: plans only). All-tenants admin keys only (days are shared by every tenant).",
     params((
         "dry_run" = Option<String>, Query,
         pattern = "^(true|false|1|0)?$",
@@ -60,13 +60,7 @@ pub(crate) async fn rotate(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
             }
         };
     }
-    if who.role != Role::Admin {
-        return Err(state.deny(
-            &ctx,
-            Some(&who),
-            ApiError::forbidden("only an admin key may run rotation"),
-        ));
-    }
+    state.require_all_tenants(&ctx, &who, "run rotation")?;
     // A task of its own: if the response budget runs out (a rotation of
     // large files can outlast it), the rotation still finishes and is recorded.
     let st = state.clone();

@@ -269,7 +269,9 @@ fn stage(
     let mut dedup_keys = Vec::new();
     let mut repeats = Vec::new();
     let parsed = ingest::parse(framing, body, &state.limits, |at, mut event, doomed| {
-        if let Some(refusal) = refuse_user(who, at, &event.user_id) {
+        if let Some(refusal) = refuse_user(who, at, &event.user_id)
+            .or_else(|| scope_tenant(who, at, &mut event.tenant))
+        {
             state.metrics.rejected.inc_by(at.index as u64 + 1);
             return Err(Refusal::Request(state.deny(ctx, Some(who), refusal)));
         }
@@ -384,6 +386,31 @@ fn refuse_user(who: &Principal, at: At, user_id: &str) -> Option<ApiError> {
     let mut e = ApiError::forbidden(message);
     e.events = vec![at.reject("user_id", detail)];
     Some(e)
+}
+
+/// Puts an event `who` appends in its tenant: without `tenant`, the key's
+/// (none for the default tenant and an all-tenants admin); naming another
+/// tenant than the key's is refused (an all-tenants admin may name any).
+fn scope_tenant(who: &Principal, at: At, tenant: &mut Option<String>) -> Option<ApiError> {
+    let own = who.tenant_scope()?;
+    match tenant.as_deref() {
+        None => {
+            *tenant = who.tenant.clone();
+            None
+        }
+        Some(t) if t == own => None,
+        Some(t) => {
+            let owner = super::access::tenant_named(own);
+            let mut e = ApiError::forbidden(format!(
+                "tenant: a key of {owner} appends only to its tenant; {at} is for tenant {t}, nothing written"
+            ));
+            e.events = vec![at.reject(
+                "tenant",
+                format!("a key of {owner} appends only to its tenant (got {t})"),
+            )];
+            Some(e)
+        }
+    }
 }
 
 /// 409 `duplicate_id`, listing each event whose id is taken.
@@ -542,11 +569,7 @@ mod tests {
     }
 
     fn key(role: Role, user: &str) -> Principal {
-        Principal {
-            key_id: "k_0123456789ab".into(),
-            role,
-            user_id: user.into(),
-        }
+        Principal::new("k_0123456789ab", role, user)
     }
 
     fn event(user: &str, i: usize) -> Value {

@@ -256,12 +256,12 @@ fn none_match_hits(value: &str, etag: &str) -> bool {
     path = "/whoami",
     operation_id = "whoami",
     tag = "console",
-    summary = "The key's role, user and id",
+    summary = "The key's role, user, id and tenant",
     responses((status = 200, description = "Who the key is", body = Whoami)),
     security(("api_key" = []), ("bearer" = [])),
     extensions(("x-error-codes" = json!(["invalid_parameter"]))),
 )]
-/// `GET /whoami`: the role, user and key id of the request's key (never the
+/// `GET /whoami`: the role, user, key id and tenant of the request's key (never the
 /// key). Authenticated like every other private route; takes no parameters.
 pub(crate) async fn whoami(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let who = state.authenticate(&ctx)?;
@@ -270,6 +270,8 @@ pub(crate) async fn whoami(state: Arc<State>, ctx: Ctx, raw: String) -> Result<R
         role: who.role,
         user_id: who.user_id,
         key_id: who.key_id,
+        tenant: who.tenant,
+        all_tenants: who.all_tenants,
     })
     .into_response())
 }
@@ -283,6 +285,12 @@ pub(crate) struct Whoami {
     user_id: String,
     /// The key's id (`k_…`), never the key.
     key_id: String,
+    /// The key's tenant; `null`: the default tenant (or every tenant, for
+    /// an all-tenants admin).
+    #[schema(required = true)]
+    tenant: Option<String>,
+    /// An admin key of every tenant: reads any (`tenant=` picks one).
+    all_tenants: bool,
 }
 
 /// Adds the security headers to a response (every route's, errors included).

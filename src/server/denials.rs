@@ -89,6 +89,8 @@ pub enum Source {
         key_id: String,
         /// The user the denials and their summary are stored under.
         user_id: String,
+        /// The tenant they are stored under (`None`: the default tenant).
+        tenant: Option<String>,
     },
 }
 
@@ -105,11 +107,13 @@ impl Source {
         }
     }
 
-    /// The source of the denials of key `key_id` stored under `user_id`.
-    pub fn key(key_id: &str, user_id: &str) -> Source {
+    /// The source of the denials of key `key_id` stored under `user_id`
+    /// of `tenant` (`None`: the default tenant).
+    pub fn key(key_id: &str, user_id: &str, tenant: Option<&str>) -> Source {
         Source::Key {
             key_id: key_id.to_string(),
             user_id: user_id.to_string(),
+            tenant: tenant.map(str::to_string),
         }
     }
 
@@ -438,7 +442,9 @@ impl Denials {
     ) -> Event {
         let until = Utc::now();
         let (user, from) = match source {
-            Some(Source::Key { key_id, user_id }) => (user_id.as_str(), format!("of key {key_id}")),
+            Some(Source::Key {
+                key_id, user_id, ..
+            }) => (user_id.as_str(), format!("of key {key_id}")),
             Some(s) => (
                 "anonymous",
                 format!("without a valid key from {}", s.describe()),
@@ -473,6 +479,12 @@ impl Denials {
         .metadata(meta);
         if let Some(ip) = source.and_then(Source::ip) {
             e = e.source_ip(ip.to_string());
+        }
+        if let Some(Source::Key {
+            tenant: Some(t), ..
+        }) = source
+        {
+            e = e.tenant(t.clone());
         }
         e
     }
@@ -643,8 +655,8 @@ mod tests {
         let log = EventLog::open(Config::new(dir.path())).unwrap();
         let d = Denials::new(log, &limits(10, 2), DenialStats::default());
         let t0 = Instant::now();
-        let alice = Source::key("k_alice", "alice");
-        let hidden = Source::key("k_alice", "evlog");
+        let alice = Source::key("k_alice", "alice", None);
+        let hidden = Source::key("k_alice", "evlog", None);
         let admitted = |s: &Source, n| (0..n).filter(|_| d.admit(s, t0) == Admit::Record).count();
         assert_eq!(admitted(&alice, 1000), 10);
         // Her hidden 404s are not told apart by a budget she spent.
@@ -686,7 +698,7 @@ mod tests {
             }
         }
         for _ in 0..5 {
-            d.admit(&Source::key("k_1", "bob"), t0);
+            d.admit(&Source::key("k_1", "bob", None), t0);
         }
         let mut offered = 0;
         d.summarise_with(t0, true, |_| {

@@ -20,7 +20,7 @@ use super::reject::ApiError;
 use super::streams::{self, Ending, Hangup, Lease};
 use super::{State, blocking, sse};
 use crate::auth::{Principal, Role};
-use crate::event::{Event, EventType, Level, SERVER_APPENDER, Status};
+use crate::event::{DEFAULT_TENANT, Event, EventType, Level, SERVER_APPENDER, Status};
 use crate::export::Format;
 use crate::index::query::MAX_LIMIT;
 use crate::index::{Follow, Query};
@@ -129,31 +129,56 @@ pub(crate) async fn get(
     let event = blocking(move || search.get(id))
         .await??
         .ok_or_else(not_found)?;
-    if who.role == Role::User
-        && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
-    {
-        // Another user's event is answered exactly as no event at all, so
-        // that a user key cannot learn which ids exist. The denial is
-        // recorded under the server's own user, which no user key reads:
-        // under the caller's user it would tell the caller the id exists.
-        record_hidden_denial(&state, &ctx, &who, id);
+    if hidden_from(&state, &who, &event) {
+        record_hidden_denial(&state, &ctx, &who, id, event["tenant"].as_str());
         return Err(not_found());
     }
     Ok(warp::reply::json(&event).into_response())
 }
 
+/// Whether `event` is another tenant's or (for a user key) another user's
+/// than `who`'s. Such an event is answered exactly as no event at all, so
+/// that a key cannot learn which ids exist; the caller records the denial
+/// with [`record_hidden_denial`]: under the server's own user, which no
+/// user key reads, in the event's tenant, whose admins know it exists
+/// (under the caller's user or tenant it would tell them the id exists).
+pub(crate) fn hidden_from(state: &State, who: &Principal, event: &serde_json::Value) -> bool {
+    let tenant = event["tenant"].as_str();
+    let other_tenant = who
+        .tenant_scope()
+        .is_some_and(|own| own != tenant.unwrap_or(DEFAULT_TENANT));
+    other_tenant
+        || who.role == Role::User
+            && event["user_id"].as_str() != Some(&state.log.stored_user_id(&who.user_id))
+}
+
 /// Records, as an `auth_failure` event of the user `evlog` (what admins
-/// read, never a user key), that `who` asked for another user's event `id`
-/// and was answered 404; within a budget of the key's for such denials,
-/// apart from its budget for those stored under its user (see `denials`).
-fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
-    let source = Source::key(&who.key_id, SERVER_APPENDER);
+/// read, never a user key) in the event's `tenant`, that `who` asked for
+/// another user's or tenant's event `id` and was answered 404; within a
+/// budget of the key's for such denials, apart from its budget for those
+/// stored under its user (see `denials`).
+pub(crate) fn record_hidden_denial(
+    state: &State,
+    ctx: &Ctx,
+    who: &Principal,
+    id: Uuid,
+    tenant: Option<&str>,
+) {
+    let source = Source::key(&who.key_id, SERVER_APPENDER, tenant);
+    let whose = if who
+        .tenant_scope()
+        .is_some_and(|own| own != tenant.unwrap_or(DEFAULT_TENANT))
+    {
+        "another tenant than"
+    } else {
+        "another user than"
+    };
     state.record_denial(ctx, &source, || {
-        Event::new(
+        let mut e = Event::new(
             EventType::AuthFailure,
             SERVER_APPENDER,
             format!(
-                "{} {} denied: event {id} belongs to another user than that of key {}; answered 404 as if it did not exist",
+                "{} {} denied: event {id} belongs to {whose} that of key {}; answered 404 as if it did not exist",
                 ctx.method, ctx.path, who.key_id
             ),
         )
@@ -166,7 +191,9 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
             "code": "not_found",
             "key_id": who.key_id,
             "role": who.role.as_str(),
-        }))
+        }));
+        e.tenant = tenant.map(str::to_string);
+        e
     });
 }
 
@@ -176,6 +203,12 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
     operation_id = "event_types",
     tag = "events",
     summary = "Event types with counts",
+    params((
+        "tenant" = Option<String>, Query,
+        pattern = "^(_|[a-z0-9][a-z0-9_-]{0,62})$",
+        description = "Count the events of this tenant (`_`: the default tenant's); \
+            only an all-tenants admin key may name another tenant than its own"
+    )),
     responses((status = 200, description = "The types", body = TypeList)),
     security(("api_key" = []), ("bearer" = [])),
     extensions(("x-error-codes" = json!(["invalid_parameter", "forbidden"]))),
@@ -184,10 +217,9 @@ fn record_hidden_denial(state: &State, ctx: &Ctx, who: &Principal, id: Uuid) {
 /// custom types seen, each with its count among the events the caller may read.
 pub(crate) async fn types(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Response, ApiError> {
     let who = state.authenticate(&ctx)?;
-    params::parse(&raw, &[], false)?;
     let mut q = Query {
         start: Some(DateTime::<Utc>::UNIX_EPOCH),
-        ..Query::default()
+        ..params::parse(&raw, &[params::TENANT], false)?.query
     };
     state.scope_read(&ctx, &who, &mut q)?;
     let search = state.search.clone();

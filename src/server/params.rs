@@ -2,7 +2,10 @@
 //! names. Every value is checked and a mistake names the parameter; unknown
 //! and repeated parameters are mistakes too (only `event_type` repeats).
 
-use crate::event::{Level, MAX_SOURCE_CHARS, MAX_USER_ID_CHARS, Status, parse_timestamp};
+use crate::event::{
+    DEFAULT_TENANT, Level, MAX_SOURCE_CHARS, MAX_USER_ID_CHARS, Status, TENANT_RULE,
+    is_valid_tenant, parse_timestamp,
+};
 use crate::export::Format;
 use crate::index::Query;
 
@@ -20,8 +23,11 @@ pub(crate) const FILTERS: &[&str] = &[
     "request_id",
     "source",
     "resolved",
+    "tenant",
     "q",
 ];
+/// The one filter of `GET /events/types` (its counts are per tenant).
+pub(crate) const TENANT: &[&str] = &["tenant"];
 /// Paging of `GET /events`.
 pub(crate) const PAGING: &[&str] = &["limit", "offset", "cursor"];
 
@@ -66,6 +72,11 @@ pub(crate) struct Filters {
     /// `true`: resolved events only; `false`: open ones only (see `POST
     /// /events/{id}/resolve`).
     resolved: Option<bool>,
+    /// Events of this tenant (`_`: the default tenant's). Only an
+    /// all-tenants admin key may name another tenant than its own; without
+    /// it, such a key reads every tenant and any other key its own.
+    #[param(pattern = "^(_|[a-z0-9][a-z0-9_-]{0,62})$")]
+    tenant: Option<String>,
     /// Full text over the description, comments, files and metadata (at
     /// most 1024 characters; punctuation alone is refused).
     #[param(max_length = 1024)]
@@ -279,6 +290,14 @@ fn set(p: &mut Params, name: &str, v: &str) -> Result<(), ApiError> {
                 _ => return Err(bad(format!("`{v}` is neither true nor false"))),
             })
         }
+        "tenant" => {
+            if v != DEFAULT_TENANT && !is_valid_tenant(v) {
+                return Err(bad(format!(
+                    "`{v}` is not a tenant: {TENANT_RULE}, or `{DEFAULT_TENANT}` for the default tenant"
+                )));
+            }
+            q.tenant = Some(v.to_string());
+        }
         "q" => {
             let n = v.chars().count();
             if n > MAX_Q_CHARS {
@@ -343,7 +362,7 @@ mod tests {
     #[test]
     fn parameters_map_onto_the_query() {
         let p = parse(
-            "date=2026-11-23&event_type=commit&event_type=push&status=failure&level=error&user_id=alice&source=api-service&q=src%2Flib.rs+fix&limit=5&offset=2",
+            "date=2026-11-23&event_type=commit&event_type=push&status=failure&level=error&user_id=alice&source=api-service&tenant=acme&q=src%2Flib.rs+fix&limit=5&offset=2",
             &[FILTERS, PAGING],
             false,
         )
@@ -355,6 +374,9 @@ mod tests {
         assert_eq!(q.level, Some(Level::Error));
         assert_eq!(q.user_id.as_deref(), Some("alice"));
         assert_eq!(q.source.as_deref(), Some("api-service"));
+        assert_eq!(q.tenant.as_deref(), Some("acme"));
+        let p = parse("tenant=_", &[FILTERS], false).unwrap();
+        assert_eq!(p.query.tenant.as_deref(), Some(DEFAULT_TENANT));
         assert_eq!(q.q.as_deref(), Some("src/lib.rs fix"));
         assert_eq!((q.limit, q.offset), (Some(5), 2));
         let p = parse("format=csv", &[FILTERS], true).unwrap();
@@ -378,6 +400,9 @@ mod tests {
         assert!(err("event_type=Bad-Type").starts_with("event_type: "));
         assert!(err("user_id=").starts_with("user_id: "));
         assert!(err(&format!("source={}", "s".repeat(129))).starts_with("source: "));
+        for t in ["", "Acme", "-a", "__", "a.b"] {
+            assert!(err(&format!("tenant={t}")).starts_with("tenant: "), "{t}");
+        }
         assert!(parse("q=", &[FILTERS], false).unwrap().query.q.is_none());
         assert!(err(&format!("q={}", "x".repeat(MAX_Q_CHARS + 1))).starts_with("q: "));
         assert!(err("date=2026-11-23&date=2026-11-24").contains("more than once"));

@@ -107,11 +107,7 @@ mod tests {
     use super::*;
 
     fn key(id: &str, role: Role) -> Principal {
-        Principal {
-            key_id: id.into(),
-            role,
-            user_id: "u".into(),
-        }
+        Principal::new(id, role, "u")
     }
 
     fn counter() -> prometheus::IntCounterVec {

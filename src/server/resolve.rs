@@ -132,17 +132,24 @@ where
     let note = read_note(body).await?;
     let search = state.search.clone();
     let by = who.user_id.clone();
-    let plan = blocking(move || resolution::plan(&search, action, id, &by, note.as_deref()))
-        .await?
-        .map_err(|e| match e {
-            PlanError::NotFound(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            PlanError::NotResolvable(..) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "not_resolvable", e.to_string())
-            }
-            PlanError::Index(e) => e.into(),
-        })?;
+    let (st, whom) = (state.clone(), who.clone());
+    let plan = blocking(move || {
+        resolution::plan(&search, action, id, &by, note.as_deref(), |e| {
+            !super::events::hidden_from(&st, &whom, e)
+        })
+    })
+    .await?
+    .map_err(|e| match e {
+        PlanError::Hidden(_, ref target) => {
+            super::events::record_hidden_denial(&state, &ctx, &who, id, target["tenant"].as_str());
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        PlanError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        PlanError::NotResolvable(..) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "not_resolvable", e.to_string())
+        }
+        PlanError::Index(e) => e.into(),
+    })?;
     let Some(mut event) = plan.event else {
         let current = plan.current.filter(|s| s.resolved);
         let answer = Resolved {

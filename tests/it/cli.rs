@@ -774,3 +774,150 @@ fn append_source_and_filter_query_stats_and_export_by_it() {
             .contains("--source")
     );
 }
+
+/// Issue 15: `evlog append --tenant` stores the tenant; `query`, `stats`,
+/// `export` and `tail` filter on it with `--tenant` (`_`: the default
+/// tenant's events, those without one); a name outside the rule is refused.
+#[test]
+fn append_tenant_and_filter_query_stats_export_and_tail_by_it() {
+    let store = Store::new();
+    for (tenant, user) in [("acme", "a"), ("globex", "b"), ("acme", "c")] {
+        run_args(
+            &store,
+            &append_args(&[("--tenant", tenant), ("--user", user)]),
+        )
+        .expect_code(0);
+    }
+    run_args(&store, &append_args(&[("--user", "d")])).expect_code(0);
+    let records = store.records();
+    assert_eq!(records[0].event.tenant.as_deref(), Some("acme"));
+    assert_eq!(records[3].event.tenant, None);
+    let json = |args: &[&str]| {
+        let out = store.run(args, b"");
+        out.expect_code(0);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    let v = json(&["query", "--tenant", "acme", "--format", "json"]);
+    assert_eq!(v["total"], 2, "{v}");
+    assert_eq!(v["filters_applied"]["tenant"], "acme");
+    let v = json(&["query", "--tenant", "_", "--format", "json"]);
+    assert_eq!(v["total"], 1, "{v}");
+    assert_eq!(v["events"][0]["user_id"], "d");
+    let v = json(&["stats", "--tenant", "globex", "--format", "json"]);
+    assert_eq!(v["total"], 1, "{v}");
+    let out = store.run(&["export", "--tenant", "acme"], b"");
+    out.expect_code(0);
+    let users: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(users, ["c", "a"]);
+    let out = store.run(&["export", "--tenant", "acme", "--format", "csv"], b"");
+    out.expect_code(0);
+    let mut rows = out.stdout.lines();
+    assert!(
+        rows.next().unwrap().ends_with(",source,tenant"),
+        "{}",
+        out.stdout
+    );
+    assert!(rows.all(|r| r.ends_with(",acme")), "{}", out.stdout);
+    let out = store.run(&["tail", "-n", "10", "--tenant", "globex"], b"");
+    out.expect_code(0);
+    let users: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|e| e["user_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(users, ["b"], "{}", out.stdout);
+    // The rule of the field, in appends and in filters.
+    let out = run_args(&store, &append_args(&[("--tenant", "Acme")]));
+    out.expect_code(1);
+    assert!(out.stderr.contains("tenant: must match"), "{}", out.stderr);
+    let out = store.run(&["query", "--tenant", "a b"], b"");
+    assert!(out.stderr.contains("tenant"), "{}", out.stderr);
+    assert_ne!(out.code, Some(0));
+}
+
+/// Issue 15: `evlog keys add --tenant T` makes a key of one tenant,
+/// `--all-tenants` an admin key of every tenant (admin keys only, and not
+/// with --tenant); `keys list` shows which, and each change is recorded in
+/// the key's tenant.
+#[test]
+fn keys_add_tenant_and_all_tenants_and_list_shows_them() {
+    let store = Store::new();
+    store.add_key_with("user", "alice", &["--tenant", "acme"]);
+    store.add_key_with("admin", "root", &["--all-tenants"]);
+    store.add_key("service", "ci");
+    for (args, says) in [
+        (
+            &["--role", "user", "--all-tenants"][..],
+            "--all-tenants is for admin keys only",
+        ),
+        (
+            &["--role", "service", "--all-tenants"][..],
+            "--all-tenants is for admin keys only",
+        ),
+        (
+            &["--role", "admin", "--all-tenants", "--tenant", "acme"][..],
+            "cannot be used with",
+        ),
+        (
+            &["--role", "user", "--tenant", "Acme"][..],
+            "--tenant `Acme` must match",
+        ),
+        (
+            &["--role", "user", "--tenant", "_"][..],
+            "--tenant `_` must match",
+        ),
+    ] {
+        let mut all = vec!["keys", "add", "--user", "u"];
+        all.extend_from_slice(args);
+        let out = store.run(&all, b"");
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "no key printed: {}", out.stdout);
+    }
+    let out = store.run(&["keys", "list", "--format", "json"], b"");
+    out.expect_code(0);
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    let scope = |user: &str| {
+        let k = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["user_id"] == user)
+            .unwrap();
+        (k["tenant"].clone(), k["all_tenants"].clone())
+    };
+    assert_eq!(scope("alice"), (json!("acme"), json!(false)));
+    assert_eq!(scope("root"), (Value::Null, json!(true)));
+    assert_eq!(scope("ci"), (Value::Null, json!(false)));
+    let out = store.run(&["keys", "list", "--format", "table"], b"");
+    out.expect_code(0);
+    assert!(
+        out.stdout.lines().next().unwrap().contains("TENANT"),
+        "{}",
+        out.stdout
+    );
+    let row = |user: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(user))
+            .unwrap()
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (row("alice"), row("root"), row("ci")),
+        ("acme".into(), "*".into(), "-".into())
+    );
+    // Key changes are recorded in the key's tenant.
+    let added: Vec<_> = store
+        .records()
+        .into_iter()
+        .filter(|r| r.event.action_description.starts_with("key added"))
+        .map(|r| r.event.tenant)
+        .collect();
+    assert_eq!(added, [Some("acme".to_string()), None, None]);
+}

@@ -507,3 +507,39 @@ fn v1_lines_without_source_read_beside_lines_with_it() {
     assert_eq!(total(&[]), json!(old + 1));
     assert_eq!(total(&["--source", "api-service"]), json!(1));
 }
+
+/// Issue 15: v1 lines have no `tenant`: they are the default tenant's
+/// (`tenant=_`) beside new lines of a tenant, the chain verifies, and a
+/// line without one is written as before (no `tenant` key at all).
+#[test]
+fn v1_lines_without_tenant_read_as_the_default_tenant() {
+    let store = Store::from_fixture("good");
+    let old = store.records().len();
+    let log = EventLog::open(Config::new(store.path())).unwrap();
+    log.append(Event::new(EventType::Push, "dev", "of acme").tenant("acme"))
+        .unwrap();
+    log.append(Event::new(EventType::Push, "dev", "of no tenant"))
+        .unwrap();
+    drop(log);
+    let records = store.records();
+    assert_eq!(records.len(), old + 2);
+    assert!(records[..old].iter().all(|r| r.event.tenant.is_none()));
+    assert_eq!(records[old].event.tenant.as_deref(), Some("acme"));
+    assert!(records[old + 1].event.tenant.is_none());
+    let lines = store.lines();
+    assert!(!String::from_utf8_lossy(&lines[old + 1]).contains("\"tenant\""));
+    assert!(store.verify().ok());
+    let all = ["--start", "2000-01-01T00:00:00Z", "--format", "json"];
+    let total = |extra: &[&str]| {
+        let out = store.run(&[&["query"][..], &all, extra].concat(), b"");
+        out.expect_code(0);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["total"].clone()
+    };
+    assert_eq!(total(&[]), json!(old + 2));
+    assert_eq!(total(&["--tenant", "_"]), json!(old + 1));
+    assert_eq!(total(&["--tenant", "acme"]), json!(1));
+    assert_eq!(total(&["--tenant", "globex"]), json!(0));
+    let out = store.run(&[&["query"][..], &all, &["--tenant", "Acme"]].concat(), b"");
+    assert!(out.stderr.contains("tenant"), "{}", out.stderr);
+    assert_ne!(out.code, Some(0));
+}

@@ -554,7 +554,8 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
         .collect();
     assert!(by.contains(&("evlog", "evlog")), "{by:?}");
     assert!(by.contains(&("ops", ids["ingest"].as_str())), "{by:?}");
-    // CSV: the column after `metadata` (`source`, added later, comes last).
+    // CSV: the column after `metadata` (`source` and `tenant`, added later,
+    // come last).
     let (_, csv) = get(
         &s,
         &admin,
@@ -564,11 +565,11 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
     assert!(
         rows.next()
             .unwrap()
-            .ends_with(",metadata,appended_by,source"),
+            .ends_with(",metadata,appended_by,source,tenant"),
         "{csv}"
     );
     assert!(
-        rows.any(|r| r.ends_with(&format!(",{},", ids["ingest"]))),
+        rows.any(|r| r.ends_with(&format!(",{},,", ids["ingest"]))),
         "{csv}"
     );
     // On disk: before seq and hash; the denials and key changes too are

@@ -546,9 +546,12 @@ async fn query_and_stats_bodies_are_the_cli_json_and_export_has_no_1000_cap() {
     );
     api.settle().await;
 
+    // An admin key of the default tenant reads that tenant's events: the
+    // server adds the filter (and says so in `filters_applied`).
     let q = evlog::index::Query {
         event_types: vec!["commit".into()],
         limit: Some(10),
+        tenant: Some(evlog::event::DEFAULT_TENANT.into()),
         ..Default::default()
     };
     let from_lib = serde_json::to_value(api.log.query(&q).unwrap()).unwrap();
@@ -737,4 +740,83 @@ async fn source_is_stored_checked_and_filters_every_read_endpoint() {
             .status
             .is_success()
     );
+}
+
+/// Issue 15: `tenant` is checked (^[a-z0-9][a-z0-9_-]{0,62}$) in a body and
+/// in every filter (a 400 naming it, before any scoping), stored after
+/// `source`, and an admin key of the default tenant stores an event
+/// without one there: absent on disk, `_` in `filters_applied`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_is_checked_stored_after_source_and_defaulted_by_the_key() {
+    let api = api(Limits::default()).await;
+    let admin = Some(api.admin.as_str());
+    for bad in ["", "Acme", "_", "-a", "a.b", &"a".repeat(64)] {
+        let mut e = event(ALICE, "commit");
+        e["tenant"] = json!(bad);
+        let r = api.post(admin, &e).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        let v = r.json();
+        assert_eq!(v["error"]["events"][0]["field"], "tenant", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("tenant: must match"),
+            "{v}"
+        );
+        if bad == "_" {
+            // `_` names the default tenant in a filter, never in an event.
+            continue;
+        }
+        for path in [
+            "/events",
+            "/events/stats",
+            "/events/export",
+            "/events/stream",
+            "/events/types",
+        ] {
+            let r = api.get(&format!("{path}?tenant={bad}"), admin).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path} {bad}");
+            assert_eq!(r.code(), "invalid_parameter");
+        }
+    }
+    let r = api.post(admin, &event(ALICE, "commit")).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(
+        !api.stored()[0].contains("\"tenant\""),
+        "{}",
+        api.stored()[0]
+    );
+    // Naming another tenant is refused, naming none is the key's.
+    let mut e = event(ALICE, "commit");
+    e["source"] = json!("api");
+    e["tenant"] = json!("acme");
+    let r = api.post(admin, &e).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.json());
+    api.settle().await;
+    let v = api
+        .get("/events?tenant=_&event_type=commit", admin)
+        .await
+        .json();
+    assert_eq!(
+        (v["total"].as_u64(), v["filters_applied"]["tenant"].as_str()),
+        (Some(1), Some("_")),
+        "{v}"
+    );
+    let r = api.get("/events?tenant=acme", admin).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let v = api.get("/whoami", admin).await.json();
+    assert_eq!(
+        (v["tenant"].clone(), v["all_tenants"].clone()),
+        (Value::Null, json!(false)),
+        "{v}"
+    );
+    // The field's place, from the library (an all-tenants admin could store it too).
+    let line = serde_json::to_string(
+        &evlog::Event::new(evlog::EventType::Commit, "u", "d")
+            .source("s")
+            .tenant("acme"),
+    )
+    .unwrap();
+    assert!(line.contains(r#""source":"s","tenant":"acme""#), "{line}");
 }

@@ -1,6 +1,8 @@
 //! Isolation and secrets over a real `evlog serve`: a user key never sees
 //! another user's events through any route (query, by id, export, stream,
-//! stats, types), with plain and with hashed user ids; keys are never
+//! stats, types), with plain and with hashed user ids, and no key of a
+//! tenant sees or writes another tenant's (the tenant matrix: every route ×
+//! two tenants and the default one × every role); keys are never
 //! logged, stored or shown after creation, and no user key acts as the
 //! server's own users; the keys file is 0600 and refused when group or
 //! others may read it; day files are at most 0640 and the index and storage
@@ -467,4 +469,705 @@ fn no_user_key_for_the_users_of_the_servers_own_events() {
     }
     // An admin or service key may act as them (they read everything or nothing anyway).
     store.add_key("service", "evlog");
+}
+
+// ---------------------------------------------------------------------------
+// Tenants (issue 15): every route × two tenants (and the default one) ×
+// roles (admin of a tenant, all-tenants admin, user, service, anonymous),
+// with plain and hashed user ids. Every tenant has a user `alice` (with
+// hashing on, the same stored id in each): only the tenant tells them apart.
+
+/// The tenants of the matrix: two named ones and the default (`_`).
+const TENANTS: [&str; 3] = ["acme", "globex", "_"];
+
+/// The word, custom type prefix and request id of a tenant's events.
+fn tag(t: &str) -> &'static str {
+    match t {
+        "acme" => "acme",
+        "globex" => "globex",
+        _ => "dflt",
+    }
+}
+
+/// One tenant's keys and events.
+struct Tenant {
+    name: &'static str,
+    admin: String,
+    alice: String,
+    service: String,
+    /// Alice's events (2, appended with her key, no `tenant` given).
+    alice_ids: Vec<String>,
+    /// Bob's events (3, appended with the tenant's service key).
+    bob_ids: Vec<String>,
+}
+
+impl Tenant {
+    fn ids(&self) -> impl Iterator<Item = &String> {
+        self.alice_ids.iter().chain(&self.bob_ids)
+    }
+}
+
+struct Tenants {
+    store: Store,
+    s: Serve,
+    /// An all-tenants admin key.
+    all: String,
+    t: Vec<Tenant>,
+}
+
+/// Every custom type of the matrix's events, as query parameters, so that
+/// counts leave out the server's own events (denials come and go).
+fn ours() -> String {
+    TENANTS
+        .iter()
+        .flat_map(|t| {
+            let t = tag(t);
+            [
+                format!("event_type={t}.alice"),
+                format!("event_type={t}.bob"),
+            ]
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+const ALL: &str = "start=2000-01-01T00:00:00Z";
+
+fn call(
+    s: &Serve,
+    method: reqwest::Method,
+    key: Option<&str>,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, String) {
+    let mut r = client().request(method, s.url(path));
+    if let Some(k) = key {
+        r = r.header("X-API-Key", k);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    let r = r.send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn get(s: &Serve, key: Option<&str>, path: &str) -> (u16, String) {
+    call(s, reqwest::Method::GET, key, path, None)
+}
+
+fn get_json(s: &Serve, key: &str, path: &str) -> Value {
+    let (status, text) = get(s, Some(key), path);
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn post(s: &Serve, key: Option<&str>, body: &Value) -> (u16, String) {
+    call(s, reqwest::Method::POST, key, "/events", Some(body))
+}
+
+fn posted_ids(text: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(text).unwrap();
+    match v.get("ids") {
+        Some(ids) => ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_str().unwrap().to_string())
+            .collect(),
+        None => vec![v["id"].as_str().unwrap().to_string()],
+    }
+}
+
+impl Tenants {
+    fn new(hashed: bool) -> Tenants {
+        let store = Store::new();
+        let all = store.add_key_with("admin", "root", &["--all-tenants"]);
+        let mut keys = Vec::new();
+        for name in TENANTS {
+            let flags: Vec<&str> = if name == "_" {
+                vec![]
+            } else {
+                vec!["--tenant", name]
+            };
+            keys.push((
+                name,
+                store.add_key_with("admin", "root", &flags),
+                store.add_key_with("user", "alice", &flags),
+                store.add_key_with("service", "ingest", &flags),
+            ));
+        }
+        let mut env = vec![];
+        if hashed {
+            env.push(("EVLOG_USER_ID_HASH_KEY", HASH_KEY));
+        }
+        let s = Serve::start_opts(
+            &store,
+            Opts {
+                args: &[],
+                env: &env,
+            },
+        );
+        let mut t = Vec::new();
+        for (name, admin, alice, service) in keys {
+            let w = tag(name);
+            let alice_events: Vec<Value> = (0..2)
+                .map(|i| {
+                    ev(
+                        "alice",
+                        &format!("{w}.alice"),
+                        &format!("{w}word a{i}"),
+                        &format!("req-{w}"),
+                    )
+                })
+                .collect();
+            let (status, text) = post(&s, Some(&alice), &json!(alice_events));
+            assert_eq!(status, 201, "{text}");
+            let alice_ids = posted_ids(&text);
+            // Bob's name their tenant (acme) or leave it to the key.
+            let bob_events: Vec<Value> = (0..3)
+                .map(|i| {
+                    let mut e = ev(
+                        "bob",
+                        &format!("{w}.bob"),
+                        &format!("{w}word b{i}"),
+                        &format!("req-{w}"),
+                    );
+                    if name == "acme" {
+                        e["tenant"] = name.into();
+                    }
+                    e
+                })
+                .collect();
+            let (status, text) = post(&s, Some(&service), &json!(bob_events));
+            assert_eq!(status, 201, "{text}");
+            let bob_ids = posted_ids(&text);
+            t.push(Tenant {
+                name,
+                admin,
+                alice,
+                service,
+                alice_ids,
+                bob_ids,
+            });
+        }
+        caught_up(&s);
+        Tenants { store, s, all, t }
+    }
+
+    /// Asserts that `text` shows nothing of any tenant but `own` (`None`:
+    /// of none): their ids, words, types and request ids.
+    fn assert_nothing_of_others(&self, own: &str, what: &str, text: &str) {
+        for other in self.t.iter().filter(|o| o.name != own) {
+            for id in other.ids() {
+                assert!(
+                    !text.contains(id.as_str()),
+                    "{what}: an id of {}: {text}",
+                    other.name
+                );
+            }
+            let w = tag(other.name);
+            assert!(
+                !text.contains(&format!("{w}word")),
+                "{what}: words of {}: {text}",
+                other.name
+            );
+            assert!(
+                !text.contains(&format!("{w}.")),
+                "{what}: a type of {}: {text}",
+                other.name
+            );
+            assert!(
+                !text.contains(&format!("req-{w}")),
+                "{what}: {}: {text}",
+                other.name
+            );
+        }
+    }
+}
+
+/// The tenant an event (as the API answers it) belongs to.
+fn tenant_of(e: &Value) -> &str {
+    e["tenant"].as_str().unwrap_or("_")
+}
+
+fn tenants_are_isolated_through_every_route(hashed: bool) {
+    let w = Tenants::new(hashed);
+    let s = &w.s;
+    let ours = ours();
+
+    // On disk: each event in its key's tenant; the default tenant's
+    // events carry no `tenant` at all.
+    for r in w.store.records() {
+        let d = &r.event.action_description;
+        if let Some(t) = TENANTS
+            .iter()
+            .find(|t| d.starts_with(&format!("{}word", tag(t))))
+        {
+            let want = (*t != "_").then_some(*t);
+            assert_eq!(r.event.tenant.as_deref(), want, "{d}");
+        }
+    }
+
+    for t in &w.t {
+        let own = t.name;
+        // Admin and user of the tenant: query, stats, types, export, by id.
+        for (role, key, n) in [("admin", &t.admin, 5), ("user", &t.alice, 2)] {
+            let what = format!("{role} of {own}");
+            for q in [
+                format!("/events?{ALL}&{ours}"),
+                format!("/events?{ALL}&{ours}&tenant={own}"),
+                format!("/events?{ALL}&{ours}&user_id=alice"),
+                format!("/events?{ALL}&{ours}&limit=1000"),
+            ] {
+                let v = get_json(s, key, &q);
+                let events = v["events"].as_array().unwrap();
+                let want = if q.contains("user_id") { 2 } else { n };
+                assert_eq!(
+                    (v["total"].as_u64(), events.len()),
+                    (Some(want), want as usize),
+                    "{what} {q}: {v}"
+                );
+                assert!(
+                    events.iter().all(|e| tenant_of(e) == own),
+                    "{what} {q}: {v}"
+                );
+                assert_eq!(v["filters_applied"]["tenant"], own, "{what}: {v}");
+                w.assert_nothing_of_others(own, &format!("{what} {q}"), &v["events"].to_string());
+            }
+            // Full text and request ids of another tenant find nothing.
+            for other in TENANTS.iter().filter(|o| **o != own) {
+                let o = tag(other);
+                for q in [
+                    format!("q={o}word"),
+                    format!("request_id=req-{o}"),
+                    format!("event_type={o}.alice"),
+                ] {
+                    let v = get_json(s, key, &format!("/events?{ALL}&{q}"));
+                    assert_eq!(v["total"], 0, "{what} {q}: {v}");
+                }
+            }
+            let v = get_json(s, key, &format!("/events/stats?{ALL}&{ours}"));
+            assert_eq!(v["total"], n, "{what} stats: {v}");
+            w.assert_nothing_of_others(own, &what, &v["by_type"].to_string());
+            let v = get_json(s, key, "/events/types");
+            w.assert_nothing_of_others(own, &format!("{what} types"), &v.to_string());
+            let count = |name: String| {
+                v["types"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["name"] == name.as_str())
+                    .map(|x| x["count"].clone())
+            };
+            assert_eq!(
+                count(format!("{}.alice", tag(own))),
+                Some(json!(2)),
+                "{what}: {v}"
+            );
+            for fmt in ["ndjson", "csv"] {
+                let (status, text) = get(
+                    s,
+                    Some(key),
+                    &format!("/events/export?format={fmt}&{ALL}&{ours}"),
+                );
+                assert_eq!(status, 200, "{text}");
+                w.assert_nothing_of_others(own, &format!("{what} {fmt}"), &text);
+                assert_eq!(
+                    text.matches(&format!("{}word", tag(own))).count(),
+                    2 * n as usize,
+                    "{what} {fmt}: {text}"
+                );
+            }
+            let v = get_json(s, key, "/whoami");
+            assert_eq!(
+                (v["tenant"].as_str(), v["all_tenants"].as_bool()),
+                ((own != "_").then_some(own), Some(false)),
+                "{v}"
+            );
+            // By id: its own; another tenant's is the 404 of an unknown id.
+            let mine: Vec<&String> = if role == "admin" {
+                t.ids().collect()
+            } else {
+                t.alice_ids.iter().collect()
+            };
+            for id in mine {
+                let v = get_json(s, key, &format!("/events/{id}"));
+                assert_eq!(tenant_of(&v), own);
+            }
+            let made_up = uuid::Uuid::now_v7().to_string();
+            let (status, unknown) = get(s, Some(key), &format!("/events/{made_up}"));
+            assert_eq!(status, 404, "{unknown}");
+            for other in w.t.iter().filter(|o| o.name != own) {
+                for id in other.ids() {
+                    let (status, text) = get(s, Some(key), &format!("/events/{id}"));
+                    assert_eq!(status, 404, "{what}: {text}");
+                    assert_eq!(
+                        text.replace(id.as_str(), "ID"),
+                        unknown.replace(&made_up, "ID"),
+                        "{what}"
+                    );
+                }
+            }
+        }
+        // A service and no key read nothing, anywhere.
+        for (who, key) in [("service", Some(t.service.as_str())), ("anonymous", None)] {
+            for path in [
+                "/events",
+                "/events/stats",
+                "/events/types",
+                "/events/export",
+                "/events/stream",
+            ] {
+                let (status, text) = get(
+                    s,
+                    key,
+                    &format!("{path}?tenant={own}").replace("?tenant=_", ""),
+                );
+                assert_eq!(status, 403, "{who} of {own} {path}: {text}");
+                w.assert_nothing_of_others("", &format!("{who} {path}"), &text);
+            }
+            let (status, _) = get(s, key, &format!("/events/{}", t.alice_ids[0]));
+            assert_eq!(status, 403, "{who} by id");
+        }
+    }
+
+    // The all-tenants admin: every tenant, or the one it names.
+    let v = get_json(s, &w.all, &format!("/events?{ALL}&{ours}"));
+    assert_eq!(v["total"], 15, "{v}");
+    assert!(v["filters_applied"].get("tenant").is_none(), "{v}");
+    for t in &w.t {
+        let v = get_json(
+            s,
+            &w.all,
+            &format!("/events?{ALL}&{ours}&tenant={}", t.name),
+        );
+        assert_eq!(v["total"], 5, "{v}");
+        assert!(
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| tenant_of(e) == t.name)
+        );
+        let v = get_json(
+            s,
+            &w.all,
+            &format!("/events/stats?{ALL}&{ours}&tenant={}", t.name),
+        );
+        assert_eq!(
+            (v["total"].as_u64(), v["unique_users"].as_u64()),
+            (Some(5), Some(2)),
+            "{v}"
+        );
+        let (status, text) = get(
+            s,
+            Some(&w.all),
+            &format!("/events/export?{ALL}&{ours}&tenant={}", t.name),
+        );
+        assert_eq!((status, text.lines().count()), (200, 5), "{text}");
+        w.assert_nothing_of_others(t.name, "all-tenants export", &text);
+        for id in t.ids() {
+            assert_eq!(
+                get_json(s, &w.all, &format!("/events/{id}"))["id"],
+                id.as_str()
+            );
+        }
+    }
+    let v = get_json(s, &w.all, &format!("/events/stats?{ALL}&{ours}"));
+    assert_eq!(v["total"], 15, "{v}");
+    let v = get_json(s, &w.all, "/whoami");
+    assert_eq!(
+        (v["tenant"].clone(), v["all_tenants"].clone()),
+        (Value::Null, json!(true)),
+        "{v}"
+    );
+
+    // Live streams: only the tenant's events, though others' come first
+    // and in between. (An all-tenants admin naming globex: globex's.)
+    let (acme, globex) = (&w.t[0], &w.t[1]);
+    for (i, (what, key, own, filter)) in [
+        ("admin of acme", &acme.admin, "acme", ""),
+        ("user of acme", &acme.alice, "acme", ""),
+        ("all-tenants admin", &w.all, "globex", "?tenant=globex"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut stream = client()
+            .get(s.url(&format!("/events/stream{filter}")))
+            .header("X-API-Key", key)
+            .header("Last-Event-ID", "0")
+            .send()
+            .unwrap();
+        assert_eq!(stream.status(), 200, "{what}");
+        let marker = ev(
+            "alice",
+            &format!("{}.alice", tag(own)),
+            &format!("{}word last", tag(own)),
+            "r",
+        );
+        let foreign = if own == "acme" {
+            &globex.service
+        } else {
+            &acme.service
+        };
+        let (status, text) = post(
+            s,
+            Some(foreign),
+            &json!(ev("bob", "x.bob", &format!("foreign{i} payroll"), "r")),
+        );
+        assert_eq!(status, 201, "{text}");
+        let (status, text) = post(
+            s,
+            Some(if own == "acme" {
+                &acme.alice
+            } else {
+                &globex.alice
+            }),
+            &marker,
+        );
+        assert_eq!(status, 201, "{text}");
+        let last = posted_ids(&text).remove(0);
+        let mut lines = BufReader::new(&mut stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                lines.read_line(&mut line).unwrap() > 0,
+                "{what}: stream ended"
+            );
+            assert!(!line.contains(&format!("foreign{i}")), "{what}: {line}");
+            w.assert_nothing_of_others(own, what, &line);
+            if let Some(d) = line.strip_prefix("data:") {
+                let e: Value = serde_json::from_str(d.trim()).unwrap();
+                assert_eq!(tenant_of(&e), own, "{what}: {e}");
+                if e["id"] == last.as_str() {
+                    break;
+                }
+            }
+        }
+    }
+
+    // Appends: an event naming another tenant is refused (nothing
+    // written); naming its own, or none, is stored in the key's tenant; an
+    // all-tenants admin names any.
+    let before = w.store.records().len();
+    for t in &w.t {
+        for other in TENANTS.iter().filter(|o| **o != t.name && **o != "_") {
+            for (role, key) in [
+                ("admin", &t.admin),
+                ("user", &t.alice),
+                ("service", &t.service),
+            ] {
+                let mut e = ev("alice", "deploy", "elsewhere", "r");
+                e["tenant"] = (*other).into();
+                let (status, text) = post(
+                    s,
+                    Some(key),
+                    &json!([ev("alice", "deploy", "fine", "r"), e]),
+                );
+                assert_eq!(status, 403, "{role} of {} → {other}: {text}", t.name);
+                let v: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(v["error"]["events"][0]["field"], "tenant", "{v}");
+                assert_eq!(v["error"]["events"][0]["index"], 1, "{v}");
+            }
+        }
+    }
+    assert!(
+        w.store.records()[before..]
+            .iter()
+            .all(|r| r.event.action_description != "fine"),
+        "a refused append wrote"
+    );
+    let (status, text) = post(
+        s,
+        Some(&acme.service),
+        &json!(ev("u", "deploy", "named own", "r"))
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                o.insert("tenant".into(), "acme".into());
+                Value::Object(o)
+            })
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "{text}");
+    let mut e = ev("u", "deploy", "by the all-tenants admin", "r");
+    e["tenant"] = "globex".into();
+    let (status, text) = post(s, Some(&w.all), &e);
+    assert_eq!(status, 201, "{text}");
+    let id = posted_ids(&text).remove(0);
+    caught_up(s);
+    assert_eq!(
+        get_json(s, &globex.admin, &format!("/events/{id}"))["tenant"],
+        "globex"
+    );
+    assert_eq!(get(s, Some(&acme.admin), &format!("/events/{id}")).0, 404);
+    let (status, _) = post(s, None, &json!(ev("u", "deploy", "anonymous", "r")));
+    assert_eq!(status, 403);
+
+    // Rotation acts on whole days, which every tenant shares: only the
+    // all-tenants admin runs it.
+    for t in &w.t {
+        for (role, key) in [
+            ("admin", &t.admin),
+            ("user", &t.alice),
+            ("service", &t.service),
+        ] {
+            let (status, text) = call(
+                s,
+                reqwest::Method::POST,
+                Some(key),
+                "/admin/rotate?dry_run=true",
+                None,
+            );
+            assert_eq!(status, 403, "{role} of {}: {text}", t.name);
+            assert!(text.contains("all-tenants admin"), "{text}");
+        }
+    }
+    let (status, text) = call(
+        s,
+        reqwest::Method::POST,
+        None,
+        "/admin/rotate?dry_run=true",
+        None,
+    );
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = call(
+        s,
+        reqwest::Method::POST,
+        Some(&w.all),
+        "/admin/rotate?dry_run=true",
+        None,
+    );
+    assert_eq!(status, 200, "{text}");
+
+    // Resolve and reopen: a tenant's admin changes its own tenant's events
+    // only (another tenant's id is 404, as for no event; user and service
+    // keys are refused); the all-tenants admin any tenant's. A resolution
+    // is stored in its target's tenant.
+    let post_to = |key: &str, path: String| call(s, reqwest::Method::POST, Some(key), &path, None);
+    for t in &w.t {
+        let own = &t.bob_ids[0];
+        for other in w.t.iter().filter(|o| o.name != t.name) {
+            for verb in ["resolve", "reopen"] {
+                let (status, text) =
+                    post_to(&t.admin, format!("/events/{}/{verb}", other.bob_ids[0]));
+                assert_eq!(
+                    status, 404,
+                    "admin of {} {verb}s {}'s: {text}",
+                    t.name, other.name
+                );
+                assert_eq!(
+                    text,
+                    get(
+                        s,
+                        Some(&t.admin),
+                        "/events/0190f5e5-0000-7000-8000-000000000000"
+                    )
+                    .1
+                    .replace("0190f5e5-0000-7000-8000-000000000000", &other.bob_ids[0]),
+                    "the same 404"
+                );
+            }
+        }
+        for key in [&t.alice, &t.service] {
+            assert_eq!(post_to(key, format!("/events/{own}/resolve")).0, 403);
+        }
+        let (status, text) = post_to(&t.admin, format!("/events/{own}/resolve"));
+        assert_eq!(status, 200, "{text}");
+        let (status, text) = post_to(&w.all, format!("/events/{}/resolve", t.bob_ids[1]));
+        assert_eq!(status, 200, "{text}");
+    }
+    caught_up(s);
+    for t in &w.t {
+        let page = get_json(s, &t.admin, &format!("/events?{ALL}&resolved=true"));
+        let mut got: Vec<&str> = page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap())
+            .collect();
+        got.sort_unstable();
+        let mut want = vec![t.bob_ids[0].as_str(), t.bob_ids[1].as_str()];
+        want.sort_unstable();
+        assert_eq!(got, want, "{} sees its resolved events only", t.name);
+        let resolutions = get_json(
+            s,
+            &t.admin,
+            &format!("/events?{ALL}&event_type=event_resolved"),
+        );
+        assert_eq!(resolutions["total"], 2, "{}: {resolutions}", t.name);
+        for r in resolutions["events"].as_array().unwrap() {
+            assert_eq!(tenant_of(r), t.name, "{r}");
+        }
+    }
+
+    // Refusals come last (each is recorded, in the key's tenant): naming
+    // another tenant on a read is a 403, for an admin of a tenant too.
+    for t in &w.t {
+        for (role, key) in [("admin", &t.admin), ("user", &t.alice)] {
+            for other in TENANTS.iter().filter(|o| **o != t.name) {
+                for path in [
+                    "/events",
+                    "/events/stats",
+                    "/events/export",
+                    "/events/stream",
+                ] {
+                    let (status, text) = get(s, Some(key), &format!("{path}?tenant={other}"));
+                    assert_eq!(status, 403, "{role} of {} {path} → {other}: {text}", t.name);
+                    assert!(text.contains("reads only its tenant"), "{text}");
+                }
+            }
+        }
+    }
+    // The denials are in the denying key's tenant (acme's admin sees
+    // acme's keys refused), and a probe of another tenant's id is recorded
+    // in that tenant (which knew the id), never in the prober's: acme's
+    // admin sees the probes of acme's ids, and nothing of the others'.
+    caught_up(s);
+    let denials = |key: &str| {
+        get_json(
+            s,
+            key,
+            &format!("/events?{ALL}&event_type=auth_failure&limit=1000"),
+        )
+    };
+    let v = denials(&acme.admin);
+    let events = v["events"].as_array().unwrap();
+    let says = |e: &Value, what: &str| e["action_description"].as_str().unwrap().contains(what);
+    assert!(events.iter().all(|e| tenant_of(e) == "acme"), "{v}");
+    assert!(
+        events
+            .iter()
+            .any(|e| says(e, "a key of tenant acme reads only its tenant's events")),
+        "{v}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| says(e, "a key of tenant acme appends only to its tenant")),
+        "{v}"
+    );
+    w.assert_nothing_of_others("acme", "acme's denials", &v["events"].to_string());
+    let probed = globex.ids().next().unwrap();
+    let v = denials(&globex.admin);
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| says(e, probed) && says(e, "another tenant")),
+        "{v}"
+    );
+}
+
+#[test]
+fn tenants_are_isolated_through_every_route_by_every_role() {
+    tenants_are_isolated_through_every_route(false);
+}
+
+#[test]
+fn tenants_are_isolated_through_every_route_by_every_role_with_hashed_user_ids() {
+    tenants_are_isolated_through_every_route(true);
 }

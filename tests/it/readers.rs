@@ -620,7 +620,7 @@ fn key_changes_are_stored_under_evlog_with_the_operator_in_metadata() {
 #[test]
 fn rotation_reports_are_stored_under_evlog_with_the_admin_in_metadata() {
     let store = Store::new();
-    let admin = store.add_key("admin", "ops");
+    let admin = store.add_key_with("admin", "ops", &["--all-tenants"]);
     let admin_id = store.key_ids()["ops"].clone();
     let ops = store.add_key("user", "ops");
     let s = Serve::start(&store);

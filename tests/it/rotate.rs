@@ -608,11 +608,15 @@ mod http {
         let log = open_with_clock(store.path(), &clock);
         let keys = store.file("keys.json");
         let add = |role, user: &str| auth::update(&keys, |f| f.add(role, user, None)).unwrap().0;
-        let (admin, user, service) = (
-            add(Role::Admin, "root"),
-            add(Role::User, "alice"),
-            add(Role::Service, "ci"),
-        );
+        let admin = auth::update(&keys, |f| {
+            f.add_scoped(Role::Admin, "root", None, None, None, true)
+        })
+        .unwrap()
+        .0;
+        // Rotation acts on whole days, which every tenant shares: an admin
+        // key of one tenant (here the default one) may not run it.
+        let tenant_admin = add(Role::Admin, "ops");
+        let (user, service) = (add(Role::User, "alice"), add(Role::Service, "ci"));
         let server = Server::new(log, KeyStore::open(&keys).unwrap(), Limits::default()).unwrap();
         server.set_rotation(policy(Some(7), Some(60), None), None);
         let routes = server.routes();
@@ -627,6 +631,7 @@ mod http {
             (None, StatusCode::FORBIDDEN),
             (Some(user.as_str()), StatusCode::FORBIDDEN),
             (Some(service.as_str()), StatusCode::FORBIDDEN),
+            (Some(tenant_admin.as_str()), StatusCode::FORBIDDEN),
             (Some("evk_not_a_key"), StatusCode::UNAUTHORIZED),
         ] {
             let resp = call(key, "/admin/rotate").await;
@@ -635,6 +640,13 @@ mod http {
             assert!(v["error"]["code"].is_string(), "{v}");
         }
         assert_eq!(names(store.path()).len(), 3, "a refused request rotated");
+        let resp = call(Some(&tenant_admin), "/admin/rotate").await;
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        let why = v["error"]["message"].as_str().unwrap();
+        assert!(
+            why.contains("all-tenants admin") && why.contains("every tenant's events share"),
+            "{why}"
+        );
         let resp = call(Some(&admin), "/admin/rotate?verbose=1").await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
         let resp = call(Some(&admin), "/admin/rotate?dry_run=true").await;

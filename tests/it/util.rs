@@ -73,7 +73,15 @@ impl Store {
 
     /// Adds a key with `evlog keys add --role <role> --user <user>`; returns it.
     pub fn add_key(&self, role: &str, user: &str) -> String {
-        let out = self.run(&["keys", "add", "--role", role, "--user", user], b"");
+        self.add_key_with(role, user, &[])
+    }
+
+    /// As [`Store::add_key`], with more flags of `evlog keys add`
+    /// (`--tenant acme`, `--all-tenants`).
+    pub fn add_key_with(&self, role: &str, user: &str, flags: &[&str]) -> String {
+        let mut args = vec!["keys", "add", "--role", role, "--user", user];
+        args.extend_from_slice(flags);
+        let out = self.run(&args, b"");
         out.expect_code(0);
         out.stdout.trim().to_string()
     }

@@ -3,8 +3,9 @@
 //! checklist (totals 0, 1, 50, 51), every filter, the details, export,
 //! statistics, the admin panel, the live tail (and its resumption after a
 //! server restart), a user key's scope, hostile strings shown as text, the
-//! keyboard, both widths and colour schemes, and no error in the browser
-//! console. Screenshots go to `<target>/tmp/console-screenshots/`.
+//! keyboard, both widths and colour schemes, tenants (the picker of an
+//! all-tenants admin, the tenant of any other key), and no error in the
+//! browser console. Screenshots go to `<target>/tmp/console-screenshots/`.
 //!
 //! Needs `chromium` and `chromium-driver` (Debian); a test fails, naming
 //! them, when they are missing.
@@ -14,6 +15,7 @@ mod live;
 mod pages;
 mod paging;
 mod safety;
+mod tenants;
 mod views;
 
 use std::time::Duration;
@@ -59,11 +61,12 @@ impl Site {
     /// Adds a key (`evlog keys add`) and returns it once the server (which
     /// reloads the keys file every second) accepts it.
     pub fn add_key(&self, role: &str, user: &str) -> String {
-        let out = self
-            .store
-            .run(&["keys", "add", "--role", role, "--user", user], b"");
-        out.expect_code(0);
-        let key = out.stdout.trim().to_string();
+        self.add_key_with(role, user, &[])
+    }
+
+    /// As [`Site::add_key`], with more flags of `evlog keys add` (`--tenant acme`).
+    pub fn add_key_with(&self, role: &str, user: &str, flags: &[&str]) -> String {
+        let key = self.store.add_key_with(role, user, flags);
         let http = client();
         crate::serve::eventually("the server to load the new key", || {
             let r = http

@@ -40,7 +40,7 @@ impl SignIn<'_> {
 pub struct Header<'a>(pub &'a Browser);
 
 impl Header<'_> {
-    /// "alice (user)" once signed in.
+    /// "alice (user) · default tenant" once signed in.
     pub async fn who(&self) -> String {
         let b = self.0;
         b.wait("the signed-in user in the header", || async {

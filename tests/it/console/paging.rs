@@ -71,7 +71,7 @@ fn sign_in_paging_checklist_keyboard_and_sign_out() {
 
         // The right key: role and user shown; the key only in sessionStorage.
         sign_in.sign_in(&admin).await;
-        assert_eq!(Header(&b).who().await, "admin (admin)");
+        assert_eq!(Header(&b).who().await, "admin (admin) · all tenants");
         events.settled().await;
         let stored: (Option<String>, u32, String) = b
             .js(

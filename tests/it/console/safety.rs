@@ -32,7 +32,7 @@ fn a_user_key_sees_only_its_own_events_everywhere() {
         let b = Browser::start(&base).await;
         b.goto("/").await;
         SignIn(&b).sign_in(&alice).await;
-        assert_eq!(Header(&b).who().await, "alice (user)");
+        assert_eq!(Header(&b).who().await, "alice (user) · default tenant");
         assert_eq!(
             Header(&b).views().await,
             ["Events", "Statistics"],
