@@ -6,6 +6,7 @@ mod export;
 mod filters;
 mod index;
 mod keys;
+mod purge;
 mod query;
 mod reindex;
 mod rotate;
@@ -117,6 +118,14 @@ pub enum Command {
     /// Run it from cron or a systemd timer, or let `evlog serve` run it daily.
     /// Safe while the server or appenders run; a second rotation is refused.
     Rotate(rotate::Args),
+    /// Delete the whole days older than --retention-days and say how many
+    /// events went (what POST /admin/purge does).
+    ///
+    /// Days holding open events of level warning or above are kept (and the
+    /// days after them) unless --force; --dry-run prints the same counts and
+    /// changes nothing. --retention-days below [rotation] min_retention_days
+    /// (default 30) is refused.
+    Purge(purge::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -176,6 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Index(a) => index::run(&ctx, a),
         Command::Reindex(a) => reindex::run(&ctx, a),
         Command::Rotate(a) => rotate::run(&ctx, a),
+        Command::Purge(a) => purge::run(&ctx, a),
     }
 }
 
