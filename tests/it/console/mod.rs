@@ -13,6 +13,7 @@ mod browser;
 mod live;
 mod pages;
 mod paging;
+mod purge;
 mod safety;
 mod views;
 
