@@ -519,3 +519,32 @@ mod http {
             .unwrap();
     }
 }
+
+/// Item 5: a rotation that fails on a file, run through `POST
+/// /admin/rotate`, logs one `EVENT_ROTATE_FAILED` line in the server's log.
+#[test]
+fn a_failed_rotation_on_the_server_logs_event_rotate_failed() {
+    let bad = days_ago(20);
+    let store = store_of(&[(bad, &[I, I]), (days_ago(0), &[I])]);
+    let name = format!("events_{bad}.jsonl");
+    crate::rotate::tamper(&store.file(&name));
+    let serve = crate::serve::Serve::start(&store);
+    let resp = crate::serve::client()
+        .post(serve.url("/admin/rotate"))
+        .header("x-api-key", &serve.admin)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().unwrap();
+    assert_eq!(v["failures"][0]["file"], name.as_str(), "{v}");
+    let line = format!("EVENT_ROTATE_FAILED file={}", store.file(&name).display());
+    crate::serve::eventually("the failure line in the log", || {
+        serve.log().contains(&line).then_some(())
+    });
+    assert_eq!(
+        serve.log().matches("EVENT_ROTATE_FAILED").count(),
+        1,
+        "{}",
+        serve.log()
+    );
+}
