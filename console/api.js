@@ -115,6 +115,8 @@ export const api = {
   health: (signal) => json('/health', { signal, auth: false }),
   rotate: (dryRun, signal) =>
     json('/admin/rotate', { method: 'POST', params: dryRun ? { dry_run: 'true' } : {}, signal }),
+  /** `params`: {retention_days, dry_run?, force?}. */
+  purge: (params, signal) => json('/admin/purge', { method: 'POST', params, signal }),
 
   /**
    * Every match of `params` as `format` (csv or ndjson), read to the end as

@@ -27,6 +27,9 @@
 //! delete_after = "90d"          # env EVLOG_DELETE_AFTER; "off" never deletes by age
 //! max_total_size = "10GiB"      # env EVLOG_MAX_TOTAL_SIZE; default "off"
 //! rotate_at = "00:15"           # server's daily run, UTC; env EVLOG_ROTATE_AT; "off"
+//! catch_up_grace = "1h"         # a daily run missed while down runs at start within this; "off"
+//! keep_open = true              # retention keeps days with open warning+ events; env EVLOG_KEEP_OPEN
+//! min_retention_days = 30       # the least retention_days a purge takes; env EVLOG_MIN_RETENTION_DAYS
 //!
 //! [[dedup]]                     # at most `max` per (user_id, event_type) per `per`
 //! event_types = ["login_failed"]
@@ -150,6 +153,14 @@ pub struct RotationFileConfig {
     pub max_total_size: Option<SizeValue>,
     /// Time of the server's daily rotation (`HH:MM`, UTC) or `off`.
     pub rotate_at: Option<String>,
+    /// How late the server may start and still run a daily rotation it
+    /// missed (an age, or `off`).
+    pub catch_up_grace: Option<String>,
+    /// Whether retention keeps days holding open events of level warning
+    /// or above.
+    pub keep_open: Option<bool>,
+    /// The least `retention_days` a purge accepts.
+    pub min_retention_days: Option<u32>,
 }
 
 /// A size in the TOML file: a number of bytes or a string with a unit.
@@ -174,12 +185,19 @@ pub struct RotationOverrides {
     pub max_total_size: Option<Option<u64>>,
     /// `--rotate-at` / `EVLOG_ROTATE_AT`.
     pub rotate_at: Option<Option<chrono::NaiveTime>>,
+    /// `EVLOG_CATCH_UP_GRACE`.
+    pub catch_up_grace: Option<Option<chrono::Duration>>,
+    /// `--keep-open` / `EVLOG_KEEP_OPEN`.
+    pub keep_open: Option<bool>,
+    /// `--min-retention-days` / `EVLOG_MIN_RETENTION_DAYS`.
+    pub min_retention_days: Option<u32>,
 }
 
 impl RotationOverrides {
     /// Reads `EVLOG_COMPRESS_AFTER`, `EVLOG_DELETE_AFTER`,
-    /// `EVLOG_MAX_TOTAL_SIZE` and `EVLOG_ROTATE_AT` (for commands whose flags
-    /// do not read them already); an empty variable counts as unset.
+    /// `EVLOG_MAX_TOTAL_SIZE`, `EVLOG_ROTATE_AT`, `EVLOG_CATCH_UP_GRACE`,
+    /// `EVLOG_KEEP_OPEN` and `EVLOG_MIN_RETENTION_DAYS` (for commands whose
+    /// flags do not read them already); an empty variable counts as unset.
     pub fn from_env() -> Result<RotationOverrides, ConfigError> {
         use crate::rotate::policy::{parse_age, parse_size, parse_time_of_day};
         fn var<T>(
@@ -201,8 +219,27 @@ impl RotationOverrides {
             delete_after: var("EVLOG_DELETE_AFTER", parse_age)?,
             max_total_size: var("EVLOG_MAX_TOTAL_SIZE", parse_size)?,
             rotate_at: var("EVLOG_ROTATE_AT", parse_time_of_day)?,
+            catch_up_grace: var("EVLOG_CATCH_UP_GRACE", parse_age)?,
+            keep_open: var("EVLOG_KEEP_OPEN", parse_bool)?,
+            min_retention_days: var("EVLOG_MIN_RETENTION_DAYS", parse_days)?,
         })
     }
+}
+
+/// Parses `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("`{s}` is not a boolean: want true or false")),
+    }
+}
+
+/// Parses a whole number of days.
+pub fn parse_days(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of days: want a whole number, e.g. 30"))
 }
 
 /// Resolved rotation settings.
@@ -212,11 +249,33 @@ pub struct RotationSettings {
     pub policy: crate::rotate::Policy,
     /// The server's daily run (UTC), `None` when off.
     pub rotate_at: Option<chrono::NaiveTime>,
+    /// A daily run missed while the server was down runs when it starts
+    /// within this of the run's time (`None`: never caught up).
+    pub catch_up_grace: Option<chrono::Duration>,
+    /// Retention keeps days holding open events of level warning or above
+    /// (see [`crate::rotate::open`]).
+    pub keep_open: bool,
+    /// The least `retention_days` a purge accepts.
+    pub min_retention_days: u32,
+}
+
+impl Default for RotationSettings {
+    /// The defaults: compress after 7d, delete after 90d, no size limit,
+    /// daily at 00:15 UTC caught up within 1h, keep open days, purge
+    /// retention at least 30 days.
+    fn default() -> Self {
+        RotationSettings {
+            policy: crate::rotate::Policy::default(),
+            rotate_at: chrono::NaiveTime::from_hms_opt(0, 15, 0),
+            catch_up_grace: Some(chrono::Duration::hours(1)),
+            keep_open: true,
+            min_retention_days: crate::rotate::purge::DEFAULT_MIN_RETENTION_DAYS,
+        }
+    }
 }
 
 /// Resolves the rotation settings: flags/environment over the file's
-/// `[rotation]` over the defaults (compress after 7d, delete after 90d, no
-/// size limit, daily at 00:15 UTC).
+/// `[rotation]` over the defaults ([`RotationSettings::default`]).
 pub fn resolve_rotation(
     over: &RotationOverrides,
     file: &FileConfig,
@@ -260,6 +319,17 @@ pub fn resolve_rotation(
         None => parse_time_of_day(section.rotate_at.as_deref().unwrap_or(s::DEFAULT_ROTATE_AT))
             .map_err(invalid("rotate_at"))?,
     };
+    let catch_up_grace = match over.catch_up_grace {
+        Some(v) => v,
+        None => parse_age(
+            section
+                .catch_up_grace
+                .as_deref()
+                .unwrap_or(crate::rotate::schedule::DEFAULT_CATCH_UP_GRACE),
+        )
+        .map_err(invalid("catch_up_grace"))?,
+    };
+    let defaults = RotationSettings::default();
     Ok(RotationSettings {
         policy: crate::rotate::Policy {
             compress_after,
@@ -267,6 +337,15 @@ pub fn resolve_rotation(
             max_total_size,
         },
         rotate_at,
+        catch_up_grace,
+        keep_open: over
+            .keep_open
+            .or(section.keep_open)
+            .unwrap_or(defaults.keep_open),
+        min_retention_days: over
+            .min_retention_days
+            .or(section.min_retention_days)
+            .unwrap_or(defaults.min_retention_days),
     })
 }
 
@@ -453,19 +532,33 @@ mod tests {
     fn rotation_flags_beat_file_beat_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        let d = RotationSettings {
-            policy: crate::rotate::Policy::default(),
-            rotate_at: chrono::NaiveTime::from_hms_opt(0, 15, 0),
-        };
+        let d = RotationSettings::default();
         let none = RotationOverrides::default();
         assert_eq!(resolve_rotation(&none, &FileConfig::default()).unwrap(), d);
+        assert_eq!(d.catch_up_grace, Some(chrono::Duration::hours(1)));
+        assert_eq!((d.keep_open, d.min_retention_days), (true, 30));
         std::fs::write(
             &p,
-            "[rotation]\ncompress_after = \"2d\"\ndelete_after = \"off\"\nmax_total_size = 1000\nrotate_at = \"off\"\n",
+            "[rotation]\ncompress_after = \"2d\"\ndelete_after = \"off\"\nmax_total_size = 1000\nrotate_at = \"off\"\n\
+             catch_up_grace = \"off\"\nkeep_open = false\nmin_retention_days = 7\n",
         )
         .unwrap();
         let file = FileConfig::load(Some(&p)).unwrap();
         let r = resolve_rotation(&none, &file).unwrap();
+        assert_eq!(r.catch_up_grace, None);
+        assert_eq!((r.keep_open, r.min_retention_days), (false, 7));
+        let r2 = resolve_rotation(
+            &RotationOverrides {
+                keep_open: Some(true),
+                min_retention_days: Some(60),
+                catch_up_grace: Some(Some(chrono::Duration::minutes(30))),
+                ..Default::default()
+            },
+            &file,
+        )
+        .unwrap();
+        assert_eq!((r2.keep_open, r2.min_retention_days), (true, 60));
+        assert_eq!(r2.catch_up_grace, Some(chrono::Duration::minutes(30)));
         assert_eq!(r.policy.compress_after, Some(chrono::Duration::days(2)));
         assert_eq!(r.policy.delete_after, None);
         assert_eq!(r.policy.max_total_size, Some(1000));

@@ -211,7 +211,7 @@ pub(crate) fn record(log: &EventLog, what: &str, k: &KeyEntry) -> anyhow::Result
 }
 
 /// Who runs the command: `$USER`, else `$LOGNAME`, else `uid N`.
-fn operator() -> String {
+pub(super) fn operator() -> String {
     ["USER", "LOGNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))

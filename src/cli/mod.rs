@@ -6,6 +6,7 @@ mod export;
 mod filters;
 mod index;
 mod keys;
+mod purge;
 mod query;
 mod reindex;
 mod resolve;
@@ -127,6 +128,14 @@ pub enum Command {
     Resolve(resolve::Args),
     /// Reopen a resolved event: appends an `event_reopened` event naming it.
     Reopen(resolve::Args),
+    /// Delete the whole days older than --retention-days and say how many
+    /// events went (what POST /admin/purge does).
+    ///
+    /// Days holding open events of level warning or above are kept (and the
+    /// days after them) unless --force; --dry-run prints the same counts and
+    /// changes nothing. --retention-days below [rotation] min_retention_days
+    /// (default 30) is refused.
+    Purge(purge::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -188,6 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rotate(a) => rotate::run(&ctx, a),
         Command::Resolve(a) => resolve::run(&ctx, a, crate::resolution::Action::Resolve),
         Command::Reopen(a) => resolve::run(&ctx, a, crate::resolution::Action::Reopen),
+        Command::Purge(a) => purge::run(&ctx, a),
     }
 }
 

@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Context, EXIT_PROBLEM};
 use crate::rotate::policy::{format_age, human_bytes, parse_age, parse_size};
-use crate::rotate::{self, IndexMode, Options, Report};
+use crate::rotate::purge::group;
+use crate::rotate::{self, IndexMode, Kind, Options, Report};
 use crate::settings::{self, RotationOverrides};
 
 /// An age flag: `7d`, `12h`, `off`.
@@ -47,6 +48,12 @@ touched, and a day is compressed only once the index covers all of it:
 rotate catches the index up first (building it when there is none, e.g. a
 store written only through the library or `evlog append`), as query does.
 
+Retention keeps open days: a day due for deletion (by age or by size) that
+still holds an open (unresolved) event of level warning, error or security
+is kept, and so are the days after it (deletions always take the oldest
+days, so the hash chain keeps one start). The report lists them. Pass
+--keep-open=false to delete by age and size regardless.
+
 Settings come from flags, then the environment, then [rotation] of the
 config file, then the defaults. Exit codes: 0 done, 1 some file failed
 (logged as EVENT_ROTATE_FAILED; the others were processed), 2 an error
@@ -55,6 +62,7 @@ config file, then the defaults. Exit codes: 0 done, 1 some file failed
 Examples:
   evlog rotate --dry-run
   evlog rotate --compress-after 2d --delete-after 30d --max-total-size 20GiB
+  evlog rotate --delete-after 30d --keep-open=false
   EVLOG_DELETE_AFTER=off evlog rotate")]
 pub struct Args {
     /// Compress plain day files older than AGE: a number with a unit
@@ -71,6 +79,19 @@ pub struct Args {
     /// of 1000) or `off` [default: [rotation] max_total_size, else off]
     #[arg(long, env = "EVLOG_MAX_TOTAL_SIZE", value_name = "SIZE", value_parser = size_arg)]
     max_total_size: Option<Size>,
+    /// Keep days that hold open events of level warning or above (and the
+    /// days after them): `--keep-open=false` deletes them too
+    /// [default: [rotation] keep_open, else true]
+    #[arg(
+        long,
+        env = "EVLOG_KEEP_OPEN",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = settings::parse_bool
+    )]
+    keep_open: Option<bool>,
     /// Print what would be done; change nothing (not even the index).
     #[arg(long)]
     dry_run: bool,
@@ -96,7 +117,8 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         compress_after: args.compress_after.map(|a| a.0),
         delete_after: args.delete_after.map(|a| a.0),
         max_total_size: args.max_total_size.map(|s| s.0),
-        rotate_at: None,
+        keep_open: args.keep_open,
+        ..RotationOverrides::default()
     };
     let settings = settings::resolve_rotation(&over, &ctx.file)?;
     let dir = &ctx.store.storage_path;
@@ -105,6 +127,7 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut opts = Options::new(settings.policy, ctx.store.clock.now());
     opts.dry_run = args.dry_run;
+    opts.keep_open = settings.keep_open;
     if args.no_index {
         if crate::index::checkpoint::exists(dir) {
             // The index would never read the rest of a day it has partly
@@ -124,15 +147,22 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let p = settings.policy;
     if args.format == Format::Text {
         eprintln!(
-            "rotating {}: compress after {}, delete after {}, max total size {}{}",
+            "rotating {}: compress after {}, delete after {}, max total size {}, keep open days {}{}",
             dir.display(),
             p.compress_after.map_or("off".into(), format_age),
             p.delete_after.map_or("off".into(), format_age),
             p.max_total_size.map_or("off".into(), human_bytes),
+            if settings.keep_open { "on" } else { "off" },
             if args.dry_run { " (dry run)" } else { "" }
         );
     }
-    let report = rotate::run(dir, &opts)?;
+    let report = match rotate::run(dir, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            Kind::Rotation.log_failure(dir, &e);
+            return Err(e.into());
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {
@@ -160,7 +190,22 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         writeln!(out, "{c:<14} {f}")?;
     }
     for f in &r.deleted {
-        writeln!(out, "{d:<14} {f}")?;
+        let events = crate::store::day::parse_name(f)
+            .and_then(|(day, _)| r.deleted_events.get(&day.to_string()));
+        match events {
+            Some(n) => writeln!(out, "{d:<14} {f} ({} events)", group(*n))?,
+            None => writeln!(out, "{d:<14} {f}")?,
+        }
+    }
+    for day in &r.kept_open_days {
+        writeln!(
+            out,
+            "{:<14} {day}: holds open events of level warning or above",
+            "kept open"
+        )?;
+    }
+    for day in &r.kept_behind_open_days {
+        writeln!(out, "{:<14} {day}: younger than a day kept open", "kept")?;
     }
     for s in &r.skipped {
         writeln!(out, "{:<14} {}: {}", "skipped", s.file, s.reason)?;
@@ -173,7 +218,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "{}{} compressed, {} deleted, {} failed; day files {} -> {}",
+        "{}{} compressed, {} deleted ({} events), {} kept open, {} failed; day files {} -> {}",
         if r.dry_run {
             "dry run, nothing changed: "
         } else {
@@ -181,6 +226,8 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         },
         r.compressed.len(),
         r.deleted.len(),
+        group(r.deleted_event_count()),
+        r.kept_open_days.len(),
         r.failures.len(),
         human_bytes(r.bytes_before),
         human_bytes(r.bytes_after)
@@ -188,7 +235,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
 }
 
 /// Progress of large files: a bar on a terminal, else a line every 64 MiB.
-fn progress_reporter(bar: bool) -> rotate::ProgressFn {
+pub(super) fn progress_reporter(bar: bool) -> rotate::ProgressFn {
     struct State {
         file: String,
         bar: Option<ProgressBar>,
@@ -199,41 +246,47 @@ fn progress_reporter(bar: bool) -> rotate::ProgressFn {
         bar: None,
         next_line: 0,
     });
-    Arc::new(move |path: &Path, done: u64, total: u64| {
-        if total < PROGRESS_MIN_BYTES {
-            return;
-        }
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        let name = path.display().to_string();
-        if s.file != name {
-            if let Some(b) = s.bar.take() {
-                b.finish_and_clear();
+    Arc::new(
+        move |work: rotate::Work, path: &Path, done: u64, total: u64| {
+            let verb = match work {
+                rotate::Work::Compress => "compressing",
+                rotate::Work::Count => "counting the events of",
+            };
+            if total < PROGRESS_MIN_BYTES {
+                return;
             }
-            s.file = name.clone();
-            s.next_line = PROGRESS_MIN_BYTES;
-            if bar {
-                let b = ProgressBar::new(total).with_style(
-                    ProgressStyle::with_template(
-                        "{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-                    )
-                    .expect("valid template"),
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            let name = path.display().to_string();
+            if s.file != name {
+                if let Some(b) = s.bar.take() {
+                    b.finish_and_clear();
+                }
+                s.file = name.clone();
+                s.next_line = PROGRESS_MIN_BYTES;
+                if bar {
+                    let b = ProgressBar::new(total).with_style(
+                        ProgressStyle::with_template(
+                            "{msg} {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                        )
+                        .expect("valid template"),
+                    );
+                    b.set_message(format!("{verb} {name}"));
+                    s.bar = Some(b);
+                }
+            }
+            if let Some(b) = &s.bar {
+                b.set_position(done);
+                if done >= total {
+                    b.finish_and_clear();
+                }
+            } else if done >= s.next_line || done >= total {
+                eprintln!(
+                    "{verb} {name}: {} of {}",
+                    human_bytes(done),
+                    human_bytes(total)
                 );
-                b.set_message(format!("compressing {name}"));
-                s.bar = Some(b);
+                s.next_line = done + PROGRESS_MIN_BYTES;
             }
-        }
-        if let Some(b) = &s.bar {
-            b.set_position(done);
-            if done >= total {
-                b.finish_and_clear();
-            }
-        } else if done >= s.next_line || done >= total {
-            eprintln!(
-                "compressing {name}: {} of {}",
-                human_bytes(done),
-                human_bytes(total)
-            );
-            s.next_line = done + PROGRESS_MIN_BYTES;
-        }
-    })
+        },
+    )
 }

@@ -25,7 +25,8 @@ pub struct Args {
     keys: Option<PathBuf>,
     /// Time of the daily rotation, HH:MM in UTC, or `off` (default: the
     /// config file's rotation.rotate_at, else 00:15). Its policy comes from
-    /// [rotation] and EVLOG_COMPRESS_AFTER, EVLOG_DELETE_AFTER, EVLOG_MAX_TOTAL_SIZE.
+    /// [rotation] and EVLOG_COMPRESS_AFTER, EVLOG_DELETE_AFTER, EVLOG_MAX_TOTAL_SIZE,
+    /// EVLOG_KEEP_OPEN, EVLOG_CATCH_UP_GRACE; purges from EVLOG_MIN_RETENTION_DAYS.
     #[arg(long, env = "EVLOG_ROTATE_AT", value_name = "HH:MM", value_parser = rotate_at_arg)]
     rotate_at: Option<RotateAt>,
 }
@@ -75,7 +76,7 @@ async fn serve(
             log.storage_path().display()
         )
     })?;
-    server.set_rotation(rotation.policy, rotation.rotate_at);
+    server.set_rotation(rotation);
     server.set_dedup(dedup);
     server.record_system(
         EventType::SystemStart,

@@ -62,6 +62,11 @@ pub struct Query {
     pub cursor: Option<String>,
     /// Only events stored after this chain position (`evlog tail -f`).
     pub after_seq: Option<u64>,
+    /// Only events stored in this day's file, whatever their `timestamp`
+    /// (retention's open-day rule: a day file is deleted whole). Not a
+    /// parameter of the API. Combine it with a `start` that holds every
+    /// event (`MIN_TIMESTAMP`) to drop the default day.
+    pub file_day: Option<NaiveDate>,
 }
 
 /// A client mistake in a query, naming the parameter.
@@ -227,6 +232,9 @@ impl Query {
         if let Some(q) = &self.q {
             m.insert("q".into(), q.clone().into());
         }
+        if let Some(d) = self.file_day {
+            m.insert("file_day".into(), d.to_string().into());
+        }
         m
     }
 
@@ -293,6 +301,12 @@ impl Query {
         }
         if let Some(q) = &self.q {
             must.extend(full_text(f, q));
+        }
+        if let Some(d) = self.file_day {
+            must.push(Box::new(TermQuery::new(
+                Term::from_field_u64(f.day, schema::day_number(d)),
+                IndexRecordOption::Basic,
+            )));
         }
         if let Some(n) = self.after_seq {
             must.push(Box::new(RangeQuery::new(

@@ -11,7 +11,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 
 use super::plan::{Day, older_than};
-use super::{Ctx, Error, FileError, Step, gzip};
+use super::{Ctx, Error, FileError, Step, Work, gzip};
 use crate::index::checkpoint;
 use crate::store::day;
 use crate::store::{DAY_FILE_MODE, StorageLock, cut_torn_tail, reader, sync_dir};
@@ -166,7 +166,7 @@ fn write_and_check(cx: &Ctx<'_>, data: &[u8], plain: &Path, tmp: &Path) -> Resul
     let progress = cx.opts.progress.clone();
     let mut report = |done: u64| {
         if let Some(p) = &progress {
-            p(plain, done, total);
+            p(Work::Compress, plain, done, total);
         }
     };
     let members = gzip::compress_file(data, &mut out, cx.opts.threads, &mut report)?;

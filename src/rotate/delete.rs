@@ -10,18 +10,20 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::NaiveDate;
 
-use super::plan::{Day, older_than};
-use super::{Ctx, Error, FileError, IndexMode, Step};
+use super::plan::{self, Day, older_than};
+use super::{Ctx, Error, FileError, IndexMode, IndexState, Step, Work};
 use crate::index::Indexer;
 use crate::index::checkpoint;
 use crate::store::day::{self, DayFile};
 use crate::store::{StorageLock, chain, reader, sync_dir};
 
 /// Deletes the days of `days` that the policy says are due: by age, then
-/// by total size. A failure stops the deletions.
+/// by total size; with `keep_open`, never a day holding an open event of
+/// level warning or above, nor a day after it. A failure stops the deletions.
 pub(super) fn delete_due(
     cx: &mut Ctx<'_>,
     days: &mut BTreeMap<NaiveDate, Day>,
+    index: &mut IndexState,
 ) -> Result<(), Error> {
     let (policy, now) = (cx.opts.policy, cx.opts.now);
     let today = now.date_naive();
@@ -30,10 +32,20 @@ pub(super) fn delete_due(
         .filter(|d| older_than(**d, policy.delete_after, now))
         .copied()
         .collect();
-    for d in expired {
+    let free = judge(cx, days, index, &expired)?;
+    for &d in &expired[..free] {
         if !delete_day(cx, days, d)? {
             return Ok(());
         }
+    }
+    if free < expired.len() {
+        // An older day stays: the size limit cannot delete past it either.
+        if policy.max_total_size.is_some() {
+            cx.report
+                .notes
+                .push("max_total_size deletes nothing while an older day is kept open".into());
+        }
+        return Ok(());
     }
     let Some(max) = policy.max_total_size else {
         return Ok(());
@@ -45,6 +57,12 @@ pub(super) fn delete_due(
             break;
         }
         let bytes = days[&d].bytes();
+        if judge(cx, days, index, &[d])? == 0 {
+            cx.report.notes.push(format!(
+                "the day files take {total} bytes, over max_total_size {max}: {d} is kept open"
+            ));
+            return Ok(());
+        }
         if !delete_day(cx, days, d)? {
             return Ok(());
         }
@@ -62,6 +80,130 @@ pub(super) fn delete_due(
         );
     }
     Ok(())
+}
+
+/// Counts the events of `candidates` (days due for deletion, oldest first)
+/// and, with `keep_open`, applies the open-day rule to them. Returns how
+/// many of them, from the first, may be deleted; the rest are listed in
+/// the report as kept (open, or behind an open day). A day whose events
+/// cannot be counted is a failure, and neither it nor a later day goes.
+fn judge(
+    cx: &mut Ctx<'_>,
+    days: &BTreeMap<NaiveDate, Day>,
+    index: &mut IndexState,
+    candidates: &[NaiveDate],
+) -> Result<usize, Error> {
+    let mut counted = candidates.len();
+    for (i, &d) in candidates.iter().enumerate() {
+        if events_of(cx, days, d).is_none() {
+            counted = i;
+            break;
+        }
+    }
+    let candidates = &candidates[..counted];
+    if !cx.opts.keep_open || candidates.is_empty() {
+        return Ok(counted);
+    }
+    // A day the index does not cover wholly may hold an open event it has
+    // not seen: it counts as open.
+    let mut unknown: BTreeMap<NaiveDate, String> = BTreeMap::new();
+    let mut covered = Vec::new();
+    for &d in candidates {
+        let events = cx.counts[&d];
+        let seen = cx
+            .checkpoint
+            .as_ref()
+            .and_then(|cp| cp.files.get(&d))
+            .map_or(0, |m| m.lines);
+        if seen >= events || cx.assume_covered {
+            if seen < events {
+                cx.report.notes.push(format!(
+                    "{d} is not fully indexed yet: a real run indexes it first, and keeps it if it holds open events"
+                ));
+            }
+            covered.push(d);
+        } else {
+            unknown.insert(
+                d,
+                format!("the index has seen {seen} of its {events} events"),
+            );
+        }
+    }
+    let open = match index.open_days(cx.dir, &covered)? {
+        Some(open) => open,
+        None => {
+            cx.report.notes.push(
+                "there is no index to tell which days hold open events: days due for deletion are kept \
+                 (build the index, or turn keep-open off)"
+                    .into(),
+            );
+            for &d in &covered {
+                unknown.insert(d, "no index".into());
+            }
+            BTreeMap::new()
+        }
+    };
+    let Some(first) = candidates
+        .iter()
+        .position(|d| open.contains_key(d) || unknown.contains_key(d))
+    else {
+        return Ok(counted);
+    };
+    for &d in &candidates[first..] {
+        if let Some(n) = open.get(&d) {
+            cx.report.notes.push(format!(
+                "{d} kept: {n} open event(s) of level warning or above"
+            ));
+            cx.report.kept_open_days.push(d.to_string());
+        } else if let Some(why) = unknown.get(&d) {
+            cx.report
+                .notes
+                .push(format!("{d} kept: it may hold open events ({why})"));
+            cx.report.kept_open_days.push(d.to_string());
+        } else {
+            cx.report.kept_behind_open_days.push(d.to_string());
+        }
+    }
+    if first + 1 < candidates.len() {
+        cx.report.notes.push(
+            "days after a kept day are kept too: deletions always take the oldest days, so the hash chain has one start"
+                .into(),
+        );
+    }
+    Ok(first)
+}
+
+/// The events of day `d` (counted once, from its file; see
+/// [`plan::count_events`]), `None` after reporting a failure to count them.
+fn events_of(cx: &mut Ctx<'_>, days: &BTreeMap<NaiveDate, Day>, d: NaiveDate) -> Option<u64> {
+    if let Some(n) = cx.counts.get(&d) {
+        return Some(*n);
+    }
+    let e = days.get(&d)?;
+    let progress = cx.opts.progress.clone();
+    let mut report = |p: &Path, done: u64, total: u64| {
+        if let Some(f) = &progress {
+            f(Work::Count, p, done, total);
+        }
+    };
+    match plan::count_events(cx.dir, d, e, &mut report) {
+        Ok(n) => {
+            cx.counts.insert(d, n);
+            Some(n)
+        }
+        Err(err) => {
+            let path = if e.plain.is_some() {
+                day::plain_path(cx.dir, d)
+            } else {
+                day::gz_path(cx.dir, d)
+            };
+            cx.fail(
+                &path,
+                format!("counting its events: {err} (it and younger days are kept)"),
+            );
+            None
+        }
+    }
 }
 
 /// Makes the index drop the documents of the days deleted: committed here
@@ -137,14 +279,19 @@ pub(super) fn delete_day(
     if e.gz.is_some() {
         names.push(format!("{}.gz", day::plain_name(d)));
     }
+    let Some(events) = events_of(cx, days, d) else {
+        return Ok(false);
+    };
     if cx.opts.dry_run {
         cx.report.deleted.extend(names);
+        cx.report.deleted_events.insert(d.to_string(), events);
         days.remove(&d);
         return Ok(true);
     }
     match delete_files(cx, d, &e) {
         Ok(()) => {
             cx.report.deleted.extend(names);
+            cx.report.deleted_events.insert(d.to_string(), events);
             days.remove(&d);
             Ok(true)
         }

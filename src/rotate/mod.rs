@@ -18,7 +18,11 @@
 //!    day files take more than `max_total_size` — oldest first, never today,
 //!    always a prefix of the days (a failure stops the deletions) — each after
 //!    writing `chain.anchor` (the chain head at the end of the deleted day),
-//!    so that `evlog verify` starts where the remaining days begin.
+//!    so that `evlog verify` starts where the remaining days begin. Each
+//!    deleted day's events are counted first (its lines). With
+//!    [`Options::keep_open`] a day that still holds an open event of level
+//!    warning or above ([`open`]) is kept, and so are the days after it (the
+//!    deleted days stay a prefix: the chain has one start).
 //! 3. The index drops the documents of deleted days: committed here when
 //!    this process holds the index writer, else by the running indexer
 //!    (woken, and waited for).
@@ -36,9 +40,13 @@ mod compress;
 mod delete;
 pub mod gzip;
 mod leftovers;
+pub mod open;
 mod plan;
 pub mod policy;
+pub mod purge;
+pub mod schedule;
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -51,6 +59,7 @@ use serde::Serialize;
 
 pub use policy::{Policy, parse_age, parse_size, parse_time_of_day};
 
+use crate::index::IndexSearch;
 use crate::index::checkpoint::{self, Checkpoint};
 use crate::index::indexer::{INDEX_DIR, IndexConfig, Indexer};
 use plan::Day;
@@ -99,8 +108,50 @@ impl Step {
 /// as if the process had died. For tests.
 pub type CrashHook = Arc<dyn Fn(Step, &Path) -> bool + Send + Sync>;
 
-/// Progress of one file: `(file, bytes done, bytes in all)`.
-pub type ProgressFn = Arc<dyn Fn(&Path, u64, u64) + Send + Sync>;
+/// What a file's progress is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Compressing a plain day file (bytes of the plain file).
+    Compress,
+    /// Counting the events of a day file due for deletion (bytes of the
+    /// file as stored, compressed or not).
+    Count,
+}
+
+/// Progress of one file: `(work, file, bytes done, bytes in all)`.
+pub type ProgressFn = Arc<dyn Fn(Work, &Path, u64, u64) + Send + Sync>;
+
+/// What runs: a rotation, or a purge ([`purge`]); it names the key of the
+/// failure lines in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// Rotation: failures logged as `EVENT_ROTATE_FAILED`.
+    #[default]
+    Rotation,
+    /// Purge: failures logged as `EVENT_PURGE_FAILED`.
+    Purge,
+}
+
+impl Kind {
+    /// The key of this kind's failure lines, for alerts to match.
+    pub fn failure_key(self) -> &'static str {
+        match self {
+            Kind::Rotation => "EVENT_ROTATE_FAILED",
+            Kind::Purge => "EVENT_PURGE_FAILED",
+        }
+    }
+
+    /// Logs one failure line: `EVENT_ROTATE_FAILED file=.. error=..` (or
+    /// `EVENT_PURGE_FAILED`), as `EVENT_WRITE_FAILED` is logged. `file` is
+    /// the file that failed, or the storage directory when the whole run did.
+    pub fn log_failure(self, file: &Path, error: &dyn std::fmt::Display) {
+        tracing::error!(
+            "{} file={} error={error}",
+            self.failure_key(),
+            file.display()
+        );
+    }
+}
 
 /// How rotation learns what the index covers and keeps it in step.
 #[derive(Clone)]
@@ -140,6 +191,12 @@ pub struct Options {
     pub crash_at: Option<CrashHook>,
     /// How long to wait for another indexer to drop deleted days.
     pub index_wait: StdDuration,
+    /// Keep every day due for deletion that still holds an open event of
+    /// level warning, error or security ([`open`]), and the days after it
+    /// (default `true`).
+    pub keep_open: bool,
+    /// Rotation or purge (the failure lines' key).
+    pub kind: Kind,
 }
 
 impl Options {
@@ -155,6 +212,8 @@ impl Options {
             progress: None,
             crash_at: None,
             index_wait: StdDuration::from_secs(10),
+            keep_open: true,
+            kind: Kind::Rotation,
         }
     }
 }
@@ -200,12 +259,26 @@ pub struct Report {
     pub dry_run: bool,
     /// Things worth knowing (leftovers resolved, index state).
     pub notes: Vec<String>,
+    /// Events of each deleted day (`YYYY-MM-DD`), counted from its file
+    /// before deletion.
+    pub deleted_events: BTreeMap<String, u64>,
+    /// Days due for deletion kept because they hold an open event of level
+    /// warning, error or security (or the index could not tell; see `notes`).
+    pub kept_open_days: Vec<String>,
+    /// Days due for deletion kept because an older day was kept: deletions
+    /// always take the oldest days, so that the hash chain has one start.
+    pub kept_behind_open_days: Vec<String>,
 }
 
 impl Report {
     /// Whether every file was handled.
     pub fn ok(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Events in the deleted days.
+    pub fn deleted_event_count(&self) -> u64 {
+        self.deleted_events.values().sum()
     }
 }
 
@@ -290,6 +363,8 @@ struct Ctx<'a> {
     checkpoint: Option<Checkpoint>,
     /// Days that would be indexed by the catch-up of a real run (dry run, `Open`).
     assume_covered: bool,
+    /// Events of the days counted so far (days due for deletion).
+    counts: BTreeMap<chrono::NaiveDate, u64>,
 }
 
 impl Ctx<'_> {
@@ -302,7 +377,7 @@ impl Ctx<'_> {
 
     fn fail(&mut self, file: &Path, error: String) {
         let name = file_name(file);
-        tracing::error!("EVENT_ROTATE_FAILED file={} error={error}", file.display());
+        self.opts.kind.log_failure(file, &error);
         self.report.failures.push(Failure { file: name, error });
     }
 
@@ -346,6 +421,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<Report, Error> {
         },
         checkpoint: index.checkpoint.take(),
         assume_covered: index.assume_covered,
+        counts: BTreeMap::new(),
     };
     let (mut days, tmps) = plan::scan(dir)?;
     cx.report.bytes_before = days.values().map(Day::bytes).sum();
@@ -355,7 +431,7 @@ pub fn run(dir: &Path, opts: &Options) -> Result<Report, Error> {
     compress::compress_due(&mut cx, &mut days)?;
     // 2. Delete by age, then by total size; oldest first, never today.
     if deleting_ok {
-        delete::delete_due(&mut cx, &mut days)?;
+        delete::delete_due(&mut cx, &mut days, &mut index)?;
     }
     // 3. The index forgets deleted days.
     delete::forget_deleted(&mut cx, index.own.as_mut())?;
@@ -371,17 +447,28 @@ struct IndexState {
     checkpoint: Option<Checkpoint>,
     assume_covered: bool,
     notes: Vec<String>,
+    /// Whether there is an index to search (not with `Without`, nor in a
+    /// dry run that would build it first).
+    searchable: bool,
+    /// The index's last commit, opened when first asked (see [`IndexState::open_days`]).
+    search: Option<IndexSearch>,
 }
 
 impl IndexState {
     fn open(dir: &Path, opts: &Options) -> Result<IndexState, Error> {
+        let had_index = checkpoint::exists(dir);
         let mut st = IndexState {
             own: None,
             checkpoint: None,
             assume_covered: false,
             notes: Vec::new(),
+            searchable: match opts.index {
+                IndexMode::Without => false,
+                IndexMode::Open => had_index || !opts.dry_run,
+                IndexMode::Running { .. } => true,
+            },
+            search: None,
         };
-        let had_index = checkpoint::exists(dir);
         st.checkpoint = match &opts.index {
             IndexMode::Without => None,
             IndexMode::Running { .. } if !had_index => {
@@ -416,5 +503,29 @@ impl IndexState {
             IndexMode::Running { .. } => Some(checkpoint::committed(dir)?),
         };
         Ok(st)
+    }
+
+    /// Of `candidates`, the days that hold open events of level warning
+    /// or above, with their counts, by [`open::open_days`] on the index's
+    /// last commit; `None` when there is no index to ask.
+    fn open_days(
+        &mut self,
+        dir: &Path,
+        candidates: &[chrono::NaiveDate],
+    ) -> Result<Option<BTreeMap<chrono::NaiveDate, u64>>, Error> {
+        if !self.searchable {
+            return Ok(None);
+        }
+        let search = match (&self.own, &mut self.search) {
+            (Some(ix), _) => ix.search(),
+            (None, Some(s)) => s.clone(),
+            (None, slot) => {
+                let s = IndexSearch::open(dir)?;
+                *slot = Some(s.clone());
+                s
+            }
+        };
+        search.reload()?;
+        Ok(Some(open::open_days(&search, candidates)?))
     }
 }

@@ -1,9 +1,12 @@
 //! The plan: which day files exist (both forms, and leftovers of a crashed
 //! rotation), and which days are old enough to compress or delete.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::io;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -55,6 +58,73 @@ pub(super) fn scan(dir: &Path) -> Result<(BTreeMap<NaiveDate, Day>, Vec<PathBuf>
         }
     }
     Ok((days, tmps))
+}
+
+/// The events of day `d`: the complete lines of its file (the plain one
+/// when both forms exist, as readers do). Counted from the file, not the
+/// index: the file is what is deleted, and the index may lag behind it or
+/// be rebuilding. `progress` gets the bytes of the file read so far (every
+/// 64 MiB, and at the end).
+pub(super) fn count_events(
+    dir: &Path,
+    d: NaiveDate,
+    e: &Day,
+    progress: &mut dyn FnMut(&Path, u64, u64),
+) -> io::Result<u64> {
+    const STEP: u64 = 64 << 20;
+    let (path, compressed) = if e.plain.is_some() {
+        (day::plain_path(dir, d), false)
+    } else {
+        (day::gz_path(dir, d), true)
+    };
+    let mut f = File::open(&path)?;
+    let len = f.metadata()?.len();
+    // A plain file's complete lines only: what follows is a torn tail.
+    let take = if compressed {
+        len
+    } else {
+        crate::store::reader::complete_len(&f, len)?
+    };
+    f.seek(SeekFrom::Start(0))?;
+    let done = Rc::new(Cell::new(0u64));
+    let raw = Tally {
+        inner: f.take(take),
+        done: done.clone(),
+    };
+    let mut r: Box<dyn Read> = if compressed {
+        Box::new(flate2::read::MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut lines, mut next) = (0u64, STEP);
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
+        if done.get() >= next {
+            progress(&path, done.get(), take);
+            next = done.get() + STEP;
+        }
+    }
+    progress(&path, take, take);
+    Ok(lines)
+}
+
+/// A reader that counts the bytes read through it.
+struct Tally<R> {
+    inner: R,
+    done: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Tally<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done.set(self.done.get() + n as u64);
+        Ok(n)
+    }
 }
 
 /// The end of day `d` (the next midnight, UTC): the last moment it could be appended to.

@@ -30,6 +30,8 @@ pub(crate) struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Events of `POST /events` suppressed by `[[dedup]]` rules, by type.
     pub suppressed: IntCounterVec,
+    /// Events deleted by retention, by what deleted them (`purge`, `rotation`).
+    pub purged: IntCounterVec,
     appended: IntCounter,
     group_commits: IntCounter,
     write_failures: IntCounter,
@@ -154,9 +156,21 @@ impl Metrics {
         registry
             .register(Box::new(suppressed.clone()))
             .expect("unique metric");
+        let purged = IntCounterVec::new(
+            Opts::new(
+                "evlog_purged_events_total",
+                "Events deleted with their day files by POST /admin/purge or by rotation (the daily run, POST /admin/rotate), by what deleted them",
+            ),
+            &["by"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(purged.clone()))
+            .expect("unique metric");
         Metrics {
             rate_limited,
             suppressed,
+            purged,
             auth_failures_suppressed: counter(
                 &registry,
                 "evlog_auth_failures_suppressed_total",

@@ -14,7 +14,7 @@
 //!   `quota` — what appends in flight hold, in all and per key;
 //!   `ratelimit` — requests per key (a token bucket by role).
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
-//! - `admin` — `POST /admin/rotate` and the daily rotation.
+//! - `admin` — `POST /admin/rotate`, `POST /admin/purge` and the daily rotation.
 //! - `streams` — what ends an open export or live stream: its key's
 //!   revocation or expiry, a stalled client; the per-key cap.
 //! - `console` — the web console's files at `/` and `/ui/`, `GET /whoami`,
@@ -94,8 +94,8 @@ pub(crate) struct State {
     /// Set once the server stops accepting (ends live streams).
     shutdown: watch::Sender<bool>,
     started_ms: u64,
-    /// The policy of `POST /admin/rotate` and the daily rotation.
-    rotation: std::sync::Mutex<crate::rotate::Policy>,
+    /// The settings of `POST /admin/rotate`, `POST /admin/purge` and the daily rotation.
+    rotation: std::sync::Mutex<crate::settings::RotationSettings>,
     /// Live streams and exports open, per key id (`max_streams_per_key`).
     streams: streams::Open,
 }
@@ -159,7 +159,7 @@ impl Server {
             commits,
             shutdown: watch::channel(false).0,
             started_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
-            rotation: std::sync::Mutex::new(crate::rotate::Policy::default()),
+            rotation: std::sync::Mutex::new(crate::settings::RotationSettings::default()),
             streams: streams::Open::default(),
             log,
         });
@@ -168,17 +168,23 @@ impl Server {
         Ok(Server { state })
     }
 
-    /// Sets the rotation policy (default: [`crate::rotate::Policy::default`])
-    /// and, with `daily_at`, starts the daily rotation at that time (UTC).
+    /// Sets the rotation settings (default:
+    /// [`crate::settings::RotationSettings::default`], without the daily
+    /// run) and, with `rotate_at`, starts the daily rotation at that time
+    /// (UTC) — at once if the last one was missed within `catch_up_grace`.
     /// Call once, inside the runtime.
-    pub fn set_rotation(&self, policy: crate::rotate::Policy, daily_at: Option<chrono::NaiveTime>) {
+    pub fn set_rotation(&self, settings: crate::settings::RotationSettings) {
         *self
             .state
             .rotation
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = policy;
-        if let Some(at) = daily_at {
-            tokio::spawn(admin::schedule(Arc::downgrade(&self.state), at));
+            .unwrap_or_else(|e| e.into_inner()) = settings;
+        if let Some(at) = settings.rotate_at {
+            tokio::spawn(admin::schedule(
+                Arc::downgrade(&self.state),
+                at,
+                settings.catch_up_grace,
+            ));
         }
     }
 
@@ -463,6 +469,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/health"),
     ("GET", "/metrics"),
     ("POST", "/admin/rotate"),
+    ("POST", "/admin/purge"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
     ("GET", "/ui/{file}"),
@@ -642,6 +649,11 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(raw_query())
         .then(|s, c, q| async move { respond(admin::rotate(s, c, q).await) });
+    let purge = at("POST", "/admin/purge")
+        .and(st.clone())
+        .and(ctx.clone())
+        .and(raw_query())
+        .then(|s, c, q| async move { respond(admin::purge(s, c, q).await) });
     let api = append
         .or(query)
         .unify()
@@ -664,6 +676,8 @@ fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .or(metrics)
         .unify()
         .or(rotate)
+        .unify()
+        .or(purge)
         .unify()
         .or(openapi)
         .unify()

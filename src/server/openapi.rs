@@ -214,7 +214,7 @@ const KEYED: &[&str] = &[
     info(
         title = "evlog",
         description = "The HTTP API of `evlog serve`: append events, query, export and follow them, \
-                       statistics, health and metrics, rotation. Keys travel in `X-API-Key` or \
+                       statistics, health and metrics, rotation and purge. Keys travel in `X-API-Key` or \
                        `Authorization: Bearer`. Every error is `{\"error\":{\"code\",\"message\"}}` \
                        (plus `events` for a rejected append) with the status its code names; a \
                        request head over `max_header_bytes` is refused with 431 and no body."
@@ -233,6 +233,7 @@ const KEYED: &[&str] = &[
         ops::health,
         ops::metrics,
         admin::rotate,
+        admin::purge,
         console::page,
         console::file,
         openapi,

@@ -51,6 +51,8 @@ mod multiprocess;
 /// The OpenAPI document: exactly the router's routes, well-formed 3.1,
 /// README's route table.
 mod openapi;
+/// Purge with counts and the open-day rule: library, HTTP, CLI, catch-up.
+mod purge;
 /// Hostile payloads and floods aimed at the log's readers (issue 12):
 /// CSV formulas, terminal escapes, denial floods, key-change events, replay.
 mod readers;

@@ -14,6 +14,7 @@ mod browser;
 mod live;
 mod pages;
 mod paging;
+mod purge;
 mod safety;
 mod tenants;
 mod views;

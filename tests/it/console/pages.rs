@@ -384,6 +384,18 @@ impl Admin<'_> {
     /// Presses `button` and waits for the report's summary starting with `prefix`.
     pub async fn rotate(&self, button: &str, prefix: &str) -> String {
         self.0.button(button).await.click().await.unwrap();
+        self.said(prefix).await
+    }
+
+    /// Types `days` into the purge form's retention and presses Enter (a
+    /// preview); waits for the answer starting with `prefix`.
+    pub async fn preview_purge(&self, days: &str, prefix: &str) -> String {
+        self.0.enter("Retention (days)", days).await;
+        self.said(prefix).await
+    }
+
+    /// Waits for a paragraph of the panel starting with `prefix`.
+    pub async fn said(&self, prefix: &str) -> String {
         let x = format!(
             "//section[@aria-label='Admin']//p[starts-with(normalize-space(.), {})]",
             lit(prefix)
