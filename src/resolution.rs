@@ -123,9 +123,9 @@ pub fn check(e: &Event) -> Result<(), ValidationError> {
     };
     let meta = e.metadata.as_ref().and_then(Value::as_object);
     let target = meta.and_then(|m| m.get("target_id"));
-    if !target
+    if target
         .and_then(Value::as_str)
-        .is_some_and(|t| Uuid::parse_str(t).is_ok())
+        .is_none_or(|t| Uuid::parse_str(t).is_err())
     {
         return Err(ValidationError::new(
             "metadata.target_id",

@@ -123,6 +123,7 @@ impl Resolutions {
 type Generation = std::collections::BTreeMap<SegmentId, Option<Opstamp>>;
 
 /// Computes and keeps the [`Resolutions`] of a reader's searchers.
+#[derive(Default)]
 pub struct ResolutionCache {
     fields: Fields,
     inner: Mutex<Inner>,
@@ -135,15 +136,6 @@ struct Inner {
     records: HashMap<SegmentId, Arc<Vec<Record>>>,
     /// Per segment: where target ids were found (empty: not in it).
     found: HashMap<SegmentId, HashMap<Uuid, Vec<DocId>>>,
-}
-
-impl Default for ResolutionCache {
-    fn default() -> Self {
-        ResolutionCache {
-            fields: Fields::new(),
-            inner: Mutex::default(),
-        }
-    }
 }
 
 impl ResolutionCache {

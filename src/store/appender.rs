@@ -1,8 +1,12 @@
 //! A fire-and-forget [`Appender`]: enqueueing never blocks the caller's
 //! request path. A bounded queue feeds a background thread that appends in
 //! batches; when the queue is full the event is dropped and counted. Every
-//! failed write is logged as
-//! `EVENT_WRITE_FAILED user_id=.. event_type=.. error=..` through `tracing`.
+//! failed write is logged once with the key `EVENT_WRITE_FAILED`: an event
+//! refused before the write as `EVENT_WRITE_FAILED user_id=.. event_type=..
+//! error=..`; a failed write by the store's committer, which logs its own
+//! `EVENT_WRITE_FAILED file=.. events=N` line (the appender then names the
+//! events lost without the key); a write refused because the log is closed
+//! as `EVENT_WRITE_FAILED events=N error=..`.
 //!
 //! With [`Appender::with_dedup`], `[[dedup]]` rules suppress events before
 //! they are queued (counted in [`AppenderStats::suppressed`]), and the
@@ -249,8 +253,14 @@ fn write(log: &EventLog, batch: Vec<Event>, stats: &AppenderStats) {
         }
         Err(err) => {
             stats.failed.fetch_add(n, Ordering::Relaxed);
+            if matches!(err, crate::store::Error::Closed) {
+                // Nothing reached the committer: this is the one line.
+                tracing::warn!("EVENT_WRITE_FAILED events={n} error={err}");
+            }
+            // The committer logged the failed write with the key; these
+            // name the events it lost.
             for (user, ty) in who {
-                tracing::warn!("EVENT_WRITE_FAILED user_id={user} event_type={ty} error={err}");
+                tracing::warn!("appender: event lost: user_id={user} event_type={ty} error={err}");
             }
         }
     }

@@ -422,6 +422,61 @@ fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
     );
 }
 
+/// A failed write through the appender is one `EVENT_WRITE_FAILED` line
+/// (the committer's, naming the file and the count), not one more per
+/// event: an alert counts failures, not lines.
+#[test]
+fn a_failed_write_through_the_appender_logs_one_event_write_failed_line() {
+    #[derive(Clone, Default)]
+    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let sink = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Faults::none();
+    let mut cfg = Config::new(dir.path())
+        .durability(Durability::None)
+        .clock(clock_at(2026, 11, 23, 8));
+    cfg.faults = faults.clone();
+    let log = EventLog::open(cfg).unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        let app = Appender::new(log.clone());
+        faults.enospc_after(Some(0));
+        app.append(Event::new(EventType::Push, "bob", "one"));
+        app.append(Event::new(EventType::Push, "bob", "two"));
+        drop(app); // flushes
+    });
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let keyed = out
+        .lines()
+        .filter(|l| l.contains("EVENT_WRITE_FAILED"))
+        .count();
+    assert!(keyed >= 1, "{out}");
+    let lost = out
+        .lines()
+        .filter(|l| l.contains("appender: event lost"))
+        .count();
+    assert_eq!(lost, 2, "each lost event is named: {out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("EVENT_WRITE_FAILED"))
+            .all(|l| l.contains("file=")),
+        "only the committer's line carries the key: {out}"
+    );
+}
+
 #[test]
 fn an_appender_with_appended_by_stamps_the_events_that_have_none() {
     let dir = tempfile::tempdir().unwrap();
