@@ -3,8 +3,9 @@
 //! that every system answers the same questions.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use evlog::Status;
+use evlog::event::DEFAULT_TENANT;
 use evlog::index::Query;
+use evlog::{Level, Status};
 
 use super::realistic::{midnight, past_days};
 
@@ -211,5 +212,82 @@ pub fn kinds(days: &[NaiveDate], request_ids: Vec<String>) -> Vec<Kind> {
             ..Default::default()
         }),
     );
+    v
+}
+
+/// The levels of the `resolved=false` kinds with another filter.
+const OPEN_LEVELS: [Level; 3] = [Level::Warning, Level::Error, Level::Security];
+
+/// The kinds of issue 15 (index bench only; the peers have no such state):
+/// open (`resolved=false`) and resolved events, all-time and on one day,
+/// alone or with a level, and the tenant filter (`_`, the default tenant,
+/// which every event of the store is in: a single-tenant server's queries).
+pub fn state_kinds(days: &[NaiveDate]) -> Vec<Kind> {
+    let days = days.to_vec();
+    let day = move |k: usize| days[(k * 7) % days.len()];
+    let mut v: Vec<Kind> = Vec::new();
+    for (name, resolved, dated, leveled) in [
+        ("all-time resolved=false", false, false, false),
+        ("all-time resolved=false+level", false, false, true),
+        ("date+resolved=false", false, true, false),
+        ("date+resolved=false+level", false, true, true),
+        ("all-time resolved=true", true, false, false),
+        ("date+resolved=true", true, true, false),
+    ] {
+        let d = day.clone();
+        v.push(Kind {
+            name,
+            class: Class::Filter,
+            make: Box::new(move |k| Query {
+                date: dated.then(|| d(k)),
+                start: if dated { None } else { all_time() },
+                level: leveled.then(|| OPEN_LEVELS[k % OPEN_LEVELS.len()]),
+                resolved: Some(resolved),
+                ..Default::default()
+            }),
+        });
+    }
+    let d = day.clone();
+    v.push(Kind {
+        name: "date+event_type+tenant",
+        class: Class::Filter,
+        make: Box::new(move |k| Query {
+            date: Some(d(k)),
+            event_types: query_type(k),
+            tenant: Some(DEFAULT_TENANT.into()),
+            ..Default::default()
+        }),
+    });
+    v.push(Kind {
+        name: "all-time user_id+tenant",
+        class: Class::Filter,
+        make: Box::new(move |k| Query {
+            start: all_time(),
+            user_id: Some(query_user(k)),
+            tenant: Some(DEFAULT_TENANT.into()),
+            ..Default::default()
+        }),
+    });
+    let d = day.clone();
+    v.push(Kind {
+        name: "date+event_type+tenant+resolved=false",
+        class: Class::Filter,
+        make: Box::new(move |k| Query {
+            date: Some(d(k)),
+            event_types: query_type(k),
+            tenant: Some(DEFAULT_TENANT.into()),
+            resolved: Some(false),
+            ..Default::default()
+        }),
+    });
+    v.push(Kind {
+        name: "stats all-time resolved=false",
+        class: Class::Info,
+        make: Box::new(|_| Query {
+            start: all_time(),
+            resolved: Some(false),
+            ..Default::default()
+        }),
+    });
     v
 }

@@ -280,10 +280,39 @@ pub fn past_days(days: u64) -> Vec<NaiveDate> {
         .collect()
 }
 
+/// The user who resolves events in the generated stores.
+pub const RESOLVER: &str = "admin-1";
+
+/// The resolution (`event_resolved`) of `target`, by [`RESOLVER`], as
+/// `evlog::resolution::resolution_event` makes it.
+fn resolution(target: uuid::Uuid) -> Event {
+    evlog::resolution::resolution_event(evlog::resolution::Action::Resolve, target, RESOLVER, None)
+}
+
+/// Whether the generated stores resolve event `i` (of level `level`): 1%
+/// of the `warning`, `error` and `security` events.
+fn resolves(i: u64, level: Level) -> bool {
+    matches!(level, Level::Warning | Level::Error | Level::Security)
+        && Rng::new(i ^ 0x5EED_0F_2E50_17ED).below(100) == 0
+}
+
 /// Appends `total` events spread evenly over `days` (one day file each, event
 /// times spread over the day in order), under `Durability::None`, with a
 /// `ManualClock` set to each day. Returns seconds taken.
 pub fn build_store(dir: &Path, total: u64, days: &[NaiveDate]) -> f64 {
+    build_store_resolving(dir, total, days, false).0
+}
+
+/// [`build_store`], and with `resolve`, after each batch of 10,000 events
+/// the resolutions of 1% of its `warning`+ events (about 0.1% of the
+/// events), in the same day and at the same time as the batch's last event.
+/// Returns seconds taken and the number of resolutions appended.
+pub fn build_store_resolving(
+    dir: &Path,
+    total: u64,
+    days: &[NaiveDate],
+    resolve: bool,
+) -> (f64, u64) {
     let t0 = Instant::now();
     let clock = Arc::new(ManualClock::new(midnight(days[0])));
     let log = EventLog::open(
@@ -293,7 +322,9 @@ pub fn build_store(dir: &Path, total: u64, days: &[NaiveDate]) -> f64 {
     )
     .expect("opening the store");
     // A second thread builds the events while this one prepares and submits them.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<(usize, Vec<Event>)>>(4);
+    // (day index, events, positions of the events to resolve)
+    type Batch = (usize, Vec<Event>, Vec<usize>);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Option<Batch>>(4);
     let days_v = days.to_vec();
     let n_days = days.len() as u64;
     let producer = std::thread::spawn(move || {
@@ -311,23 +342,46 @@ pub fn build_store(dir: &Path, total: u64, days: &[NaiveDate]) -> f64 {
                         e.timestamp(start + chrono::Duration::microseconds(us))
                     })
                     .collect();
+                let picked: Vec<usize> = if resolve {
+                    (0..batch.len())
+                        .filter(|&p| resolves(i + p as u64, batch[p].level))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 i += k;
                 j += k;
-                if tx.send(Some((d, batch))).is_err() {
+                if tx.send(Some((d, batch, picked))).is_err() {
                     return;
                 }
             }
         }
         let _ = tx.send(None);
     });
-    while let Ok(Some((d, batch))) = rx.recv() {
+    let mut resolutions = 0u64;
+    while let Ok(Some((d, batch, picked))) = rx.recv() {
         clock.set(midnight(days[d]) + chrono::Duration::hours(12));
-        log.append_batch(batch).expect("append_batch");
+        let last = batch.last().and_then(|e| e.timestamp);
+        let ids = log.append_batch(batch).expect("append_batch");
+        if !picked.is_empty() {
+            let res: Vec<Event> = picked
+                .iter()
+                .map(|&p| {
+                    let e = resolution(ids[p]);
+                    match last {
+                        Some(t) => e.timestamp(t),
+                        None => e,
+                    }
+                })
+                .collect();
+            resolutions += res.len() as u64;
+            log.append_batch(res).expect("append_batch (resolutions)");
+        }
     }
     producer.join().expect("producer");
     log.flush().expect("flush");
     drop(log);
-    t0.elapsed().as_secs_f64()
+    (t0.elapsed().as_secs_f64(), resolutions)
 }
 
 /// Indexes the store at `dir` of `total` events with the real run loop

@@ -17,9 +17,11 @@
 //!    `request_id` query until it is returned. Lag = found − append return.
 //!    The process's RSS is sampled every 250 ms.
 //! 3. `queries`: a store of 10,000,000 events over 20 days is built (append,
-//!    then the real indexer run loop, merges included), then filter,
-//!    full-text and stats queries run through `IndexSearch`: warm-up, then
-//!    ≥ 200 runs per kind, each run with other parameters (day, user, term).
+//!    then the real indexer run loop, merges included; after each batch of
+//!    10,000 the resolutions of 1% of its `warning`+ events), then filter,
+//!    full-text and stats queries run through `IndexSearch`, and those of
+//!    issue 15 (`resolved=false|true`, `tenant`): warm-up, then ≥ 200 runs
+//!    per kind, each run with other parameters (day, user, term).
 //!
 //! Options (`--name value`, or the environment variable `EVLOG_BENCH_<NAME>`):
 //! `--events 1000000`, `--days 3`, `--reps 3` (throughput);

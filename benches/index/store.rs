@@ -14,13 +14,15 @@ use evlog::store::reader::{LineReader, parse_record};
 use crate::Opts;
 use crate::common::disk::{day_file_bytes, dir_bytes};
 use crate::common::proc::{Noise, cpu_snap, print_threads, thread_cpu_between};
-use crate::common::realistic::{build_store, index_store};
+use crate::common::realistic::{build_store_resolving, index_store};
 use crate::common::report::result;
 use crate::common::temp_dir;
 
-/// Builds the query store (or reuses `--query-store` if it holds an index of
-/// exactly `total` documents). Returns the store path and the temp dir to keep alive.
-pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, Option<tempfile::TempDir>) {
+/// Builds the query store: `--query-events` events and the resolutions of
+/// 1% of their `warning`+ events (or reuses `--query-store` if it holds an
+/// index of at least `--query-events` documents). Returns the store path,
+/// its number of documents and the temp dir to keep alive.
+pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, u64, Option<tempfile::TempDir>) {
     let (store, tmp) = match &o.query_store {
         Some(p) => (PathBuf::from(p), None),
         None => {
@@ -31,10 +33,9 @@ pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, Option<tempfile::T
     if store.join(INDEX_DIR).exists() {
         let s = IndexSearch::open(&store).expect("open index");
         let n = s.num_docs();
-        assert_eq!(
-            n,
-            o.query_events,
-            "{} holds an index of {n} documents, not --query-events {}: use another --query-store",
+        assert!(
+            n >= o.query_events && n <= o.query_events + o.query_events / 100,
+            "{} holds an index of {n} documents, not --query-events {} and its resolutions: use another --query-store",
             store.display(),
             o.query_events
         );
@@ -42,25 +43,28 @@ pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, Option<tempfile::T
             "        reusing {} ({n} documents; the day range is the one it was built with)",
             store.display()
         );
-        return (store, tmp);
+        return (store, n, tmp);
     }
     assert!(
         !store.exists() || std::fs::read_dir(&store).is_ok_and(|mut d| d.next().is_none()),
         "{} is not empty and has no index",
         store.display()
     );
-    let gen_s = build_store(&store, o.query_events, days);
+    let (gen_s, resolutions) = build_store_resolving(&store, o.query_events, days, true);
+    let docs = o.query_events + resolutions;
     let bytes = day_file_bytes(&store);
     println!(
-        "        generated in {gen_s:.1} s: {:.2} GB of day files, {:.0} bytes per line",
+        "        generated in {gen_s:.1} s: {:.2} GB of day files, {:.0} bytes per line; \
+         {resolutions} of the events are resolutions (event_resolved)",
         bytes as f64 / 1e9,
-        bytes as f64 / o.query_events as f64
+        bytes as f64 / docs as f64
     );
     result("q_gen_s", format!("{gen_s:.1}"));
+    result("q_resolutions", resolutions);
     // Index with the real run loop, then shut down, which waits for merges.
     let noise = Noise::start();
     let th0 = cpu_snap();
-    let (handle, index_s) = index_store(&store, o.query_events, 3);
+    let (handle, index_s) = index_store(&store, docs, 3);
     let threads = thread_cpu_between(&th0, &cpu_snap());
     let t1 = Instant::now();
     handle.shutdown().expect("indexer shutdown");
@@ -71,7 +75,7 @@ pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, Option<tempfile::T
     println!(
         "        indexed in {index_s:.1} s ({:.0} docs/s, first commit included); merges after it: {merge_s:.1} s; \
          {segments} segments, {:.2} GB index",
-        o.query_events as f64 / index_s,
+        docs as f64 / index_s,
         ix_bytes as f64 / 1e9
     );
     print_threads(&threads, index_s);
@@ -79,7 +83,7 @@ pub fn query_store(o: &Opts, days: &[NaiveDate]) -> (PathBuf, Option<tempfile::T
     result("q_index_s", format!("{index_s:.1}"));
     result("q_merge_s", format!("{merge_s:.1}"));
     result("q_segments", segments);
-    (store, tmp)
+    (store, docs, tmp)
 }
 
 /// Request ids to look up: those of every `events / 256`-th line of the

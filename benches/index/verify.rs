@@ -1,6 +1,7 @@
 //! The check of the queries phase (`--verify`): each kind's first totals
 //! against a scan of the day files, matched without the index.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -20,10 +21,19 @@ pub fn totals(store: &Path, search: &IndexSearch, kinds: &[Kind]) {
         .expect("scan")
         .map(|r| r.expect("record"))
         .collect();
+    // Every resolution of the generated stores resolves (none reopens).
+    let resolved: HashSet<uuid::Uuid> = recs
+        .iter()
+        .filter_map(|r| evlog::resolution::target_of(&r.event))
+        .map(|(_, id)| id)
+        .collect();
     for kind in kinds {
         for k in [0usize, 1, 2, 3] {
             let q = (kind.make)(k);
-            let want = recs.iter().filter(|r| brute_match(r, &q, now)).count() as u64;
+            let want = recs
+                .iter()
+                .filter(|r| brute_match(r, &q, now, &resolved))
+                .count() as u64;
             let got = if kind.is_stats() {
                 search.stats(&q).expect("stats").total
             } else {
@@ -69,7 +79,12 @@ fn tokens(s: &str) -> Vec<String> {
 }
 
 /// Whether `rec` matches `q`, decided without the index (for `--verify`).
-fn brute_match(rec: &Record, q: &Query, now: DateTime<Utc>) -> bool {
+fn brute_match(
+    rec: &Record,
+    q: &Query,
+    now: DateTime<Utc>,
+    resolved: &HashSet<uuid::Uuid>,
+) -> bool {
     let e = &rec.event;
     let ts = e.timestamp.expect("stored");
     let (from, to, _) = q.range(now);
@@ -86,6 +101,17 @@ fn brute_match(rec: &Record, q: &Query, now: DateTime<Utc>) -> bool {
         return false;
     }
     if q.request_id.is_some() && q.request_id != e.request_id {
+        return false;
+    }
+    if q.tenant
+        .as_deref()
+        .is_some_and(|t| t != e.tenant_or_default())
+    {
+        return false;
+    }
+    if q.resolved
+        .is_some_and(|r| r != e.id.is_some_and(|id| resolved.contains(&id)))
+    {
         return false;
     }
     if let Some(text) = &q.q {
