@@ -159,10 +159,7 @@ fn an_open_day_is_kept_with_the_days_after_it_and_force_deletes_them() {
 #[test]
 fn a_day_whose_warnings_are_resolved_is_deleted_and_reopened_is_kept() {
     use evlog::resolution::{Action, resolution_event};
-    let store = store_of(&[
-        (day("2026-01-01"), &[I, W, E]),
-        (day("2026-03-01"), &[I]),
-    ]);
+    let store = store_of(&[(day("2026-01-01"), &[I, W, E]), (day("2026-03-01"), &[I])]);
     let now = noon(day("2026-03-01"));
     let warnings: Vec<uuid::Uuid> = store
         .records()
@@ -173,7 +170,8 @@ fn a_day_whose_warnings_are_resolved_is_deleted_and_reopened_is_kept() {
     let clock = Arc::new(ManualClock::new(now));
     let log = open_with_clock(store.path(), &clock);
     let resolve = |action, id| {
-        log.append(resolution_event(action, id, "ops", None)).unwrap();
+        log.append(resolution_event(action, id, "ops", None))
+            .unwrap();
         index(store.path());
         purge::run(store.path(), &purge::options(30, now, true, false), 30).unwrap()
     };
@@ -183,7 +181,10 @@ fn a_day_whose_warnings_are_resolved_is_deleted_and_reopened_is_kept() {
     // Both: the day goes.
     let p = resolve(Action::Resolve, warnings[1]);
     assert!(p.kept_open_days.is_empty(), "{p:?}");
-    assert_eq!((p.deleted_days.clone(), p.deleted), (vec!["2026-01-01".to_string()], 3));
+    assert_eq!(
+        (p.deleted_days.clone(), p.deleted),
+        (vec!["2026-01-01".to_string()], 3)
+    );
     // One reopened: kept again.
     let p = resolve(Action::Reopen, warnings[0]);
     assert_eq!(p.kept_open_days, ["2026-01-01"], "{p:?}");
