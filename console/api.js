@@ -70,14 +70,16 @@ async function errorOf(resp) {
   return e;
 }
 
-async function request(path, { params, method = 'GET', signal, headers = {}, auth = true } = {}) {
+async function request(path, { params, method = 'GET', body, signal, headers = {}, auth = true } = {}) {
   const h = { Accept: 'application/json', ...headers };
   if (auth && session.key) h['X-API-Key'] = session.key;
+  if (body !== undefined) h['Content-Type'] = 'application/json';
   let resp;
   try {
     resp = await fetch(url(path, params), {
       method,
       headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal,
       cache: 'no-store',
       credentials: 'omit',
@@ -117,6 +119,11 @@ export const api = {
     json('/admin/rotate', { method: 'POST', params: dryRun ? { dry_run: 'true' } : {}, signal }),
   /** `params`: {retention_days, dry_run?, force?}. */
   purge: (params, signal) => json('/admin/purge', { method: 'POST', params, signal }),
+  /** Marks event `id` resolved (`note` optional); answers its state {resolved, resolved_at?, resolved_by?}. */
+  resolve: (id, note) =>
+    json(`${eventPath(id)}/resolve`, { method: 'POST', body: note ? { note } : undefined }),
+  /** Opens event `id` again; answers its state. */
+  reopen: (id) => json(`${eventPath(id)}/reopen`, { method: 'POST' }),
 
   /**
    * Every match of `params` as `format` (csv or ndjson), read to the end as

@@ -191,11 +191,21 @@ function start() {
   });
   viewHost = h('div', { class: 'view-host' });
   if (!details) {
-    details = detailsDialog(() => {
-      if (detailsAc) detailsAc.abort();
-      delete details.el.dataset.id;
-      if (state.event) navigate({ ...state, event: '' }, { replace: true });
-    });
+    details = detailsDialog(
+      () => {
+        if (detailsAc) detailsAc.abort();
+        delete details.el.dataset.id;
+        // The row the focus came from may have left (resolved under "Open only").
+        if (document.activeElement === document.body && view && view.refocus) view.refocus();
+        if (state.event) navigate({ ...state, event: '' }, { replace: true });
+      },
+      {
+        canResolve: () => Boolean(who && who.role === 'admin'),
+        onChanged: (ev) => {
+          if (view && view.changed) view.changed(ev);
+        },
+      },
+    );
     document.body.append(details.el);
   }
   fill(main, form.el, viewHost);

@@ -1,14 +1,16 @@
 // The details of one event in a modal dialog: every stored field, whatever
 // fields there are (new ones show without a change here), metadata
 // pretty-printed, lists one item a line; copy the id, or fetch the raw
-// JSON from GET /events/{id}. Escape or Close closes it.
+// JSON from GET /events/{id}. Escape or Close closes it. For admin keys:
+// Resolve (with an optional note) or Reopen, and then the new state.
 
 import { api, eventPath } from './api.js';
-import { h, fill } from './dom.js';
+import { h, fill, labelled } from './dom.js';
 import { formatTime } from './filters.js';
+import { withState, resolvable } from './events.js';
 
 /** Fields shown first, in this order; the rest follow as stored. */
-const FIRST = ['id', 'timestamp', 'event_type', 'user_id', 'status', 'level', 'action_description'];
+const FIRST = ['id', 'timestamp', 'event_type', 'user_id', 'status', 'level', 'action_description', 'resolved', 'resolved_at', 'resolved_by'];
 /** Labels of the known fields (others show their name). */
 const LABELS = {
   id: 'Id',
@@ -18,6 +20,9 @@ const LABELS = {
   status: 'Status',
   level: 'Level',
   action_description: 'Description',
+  resolved: 'Resolved',
+  resolved_at: 'Resolved at',
+  resolved_by: 'Resolved by',
   request_id: 'Request id',
   source: 'Source',
   tenant: 'Tenant',
@@ -32,7 +37,8 @@ const LABELS = {
 
 function value(key, v, tz) {
   if (v === null || v === undefined) return h('span', { class: 'muted', text: 'none' });
-  if (key === 'timestamp') {
+  if (key === 'resolved') return h('span', { text: v ? 'yes' : 'no' });
+  if (key === 'timestamp' || key === 'resolved_at') {
     return h('span', null, h('time', { datetime: String(v), text: formatTime(v, tz) }), h('span', { class: 'muted', text: ` (${v})` }));
   }
   if (Array.isArray(v) && v.every((x) => typeof x !== 'object' || x === null)) {
@@ -45,9 +51,11 @@ function value(key, v, tz) {
 
 /**
  * The dialog. `onClose()` runs when it closes (Escape, Close, or a click on
- * the backdrop). Returns {el, show(event, tz), showLoading(id), showError(id, e), close(), isOpen()}.
+ * the backdrop); `canResolve()` tells whether the key may resolve (admin);
+ * `onChanged(event)` gets the event after a resolve or reopen. Returns {el,
+ * show(event, tz), showLoading(id), showError(id, e), close(), isOpen()}.
  */
-export function detailsDialog(onClose) {
+export function detailsDialog(onClose, { canResolve = () => false, onChanged = () => {} } = {}) {
   const title = h('h2', { id: 'details-title', text: 'Event' });
   const body = h('div', { class: 'details-body' });
   const closeBtn = h('button', { type: 'button', text: 'Close', onclick: () => el.close() });
@@ -107,7 +115,49 @@ export function detailsDialog(onClose) {
     return h('div', { class: 'details-actions' }, copy, raw, note);
   }
 
-  function show(ev, tz) {
+  /** Resolve (a note, then the button) or Reopen; the dialog shows the outcome. */
+  function resolution(ev, tz, said) {
+    const msg = h('p', { class: 'muted', role: 'status', text: said || '' });
+    const problem = h('p', { class: 'error', role: 'alert' });
+    problem.hidden = true;
+    const resolve = !ev.resolved;
+    const note = resolve ? h('input', { type: 'text', maxlength: '2000', autocomplete: 'off', placeholder: 'why (optional)' }) : null;
+    const button = h('button', { type: 'submit', class: 'primary', text: resolve ? 'Resolve' : 'Reopen' });
+    const f = h(
+      'form',
+      { class: 'resolution', 'aria-label': 'Resolution' },
+      note ? h('div', { class: 'field' }, labelled('Note', note)) : null,
+      button,
+      msg,
+      problem,
+    );
+    f.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
+      if (button.getAttribute('aria-disabled') === 'true') return;
+      button.setAttribute('aria-disabled', 'true');
+      problem.hidden = true;
+      msg.textContent = resolve ? 'Resolving…' : 'Reopening…';
+      try {
+        const r = resolve ? await api.resolve(ev.id, note.value.trim()) : await api.reopen(ev.id);
+        const next = withState(ev, r);
+        if (el.dataset.id !== String(ev.id)) return; // another event is shown now
+        const words = r.changed
+          ? `Event ${next.resolved ? 'resolved' : 'reopened'}`
+          : `It already was ${next.resolved ? 'resolved' : 'open'}`;
+        show(next, tz, words);
+        onChanged(next);
+      } catch (err) {
+        button.removeAttribute('aria-disabled');
+        msg.textContent = '';
+        problem.hidden = false;
+        problem.textContent = `Could not ${resolve ? 'resolve' : 'reopen'} the event: ${err.words || err.message}`;
+      }
+    });
+    return { el: f, focus: button };
+  }
+
+  function show(ev, tz, said) {
     const id = String(ev.id ?? '');
     title.textContent = `${ev.event_type ?? 'Event'} by ${ev.user_id ?? '?'}`;
     const keys = [...FIRST.filter((k) => k in ev), ...Object.keys(ev).filter((k) => !FIRST.includes(k))];
@@ -116,9 +166,11 @@ export function detailsDialog(onClose) {
       { class: 'fields' },
       keys.map((k) => [h('dt', { text: LABELS[k] || k }), h('dd', { 'data-field': k }, value(k, ev[k], tz))]),
     );
-    fill(body, actions(id), dl);
+    const res = canResolve() && id && resolvable(ev) ? resolution(ev, tz, said) : null;
+    fill(body, actions(id), res && res.el, dl);
     open();
-    closeBtn.focus();
+    // After a resolve or reopen the focus stays on the (new) button.
+    (said && res ? res.focus : closeBtn).focus();
   }
 
   function showLoading(id) {

@@ -1,6 +1,8 @@
 // The events view: the table of matching events (newest first), paging,
 // the Live toggle and the export. Rows are focusable: arrow keys move,
-// Enter opens the details.
+// Enter opens the details. Each row shows whether its event is resolved;
+// for admin keys a Resolve / Reopen button acts on it (the focused row's
+// button is the one Tab reaches).
 
 import { api } from './api.js';
 import { h, fill, veil, select, labelled, afterPaint } from './dom.js';
@@ -59,8 +61,32 @@ function badge(kind, value, known) {
   return h('span', { class: `badge ${kind}-${v}`, text: value });
 }
 
-/** One table row for a stored event. */
-function row(ev, tz) {
+/** Whether `ev` can be resolved (not itself a resolution, which the API refuses). */
+export function resolvable(ev) {
+  return ev.event_type !== 'event_resolved' && ev.event_type !== 'event_reopened';
+}
+
+/** The state of `ev` in words: a "Resolved" badge (by whom and when on hover), or "Open". */
+export function stateBadge(ev, tz) {
+  if (!ev.resolved) return h('span', { class: 'badge state-open', text: 'Open' });
+  const when = ev.resolved_at ? ` ${formatTime(ev.resolved_at, tz)}` : '';
+  const by = ev.resolved_by ? ` by ${ev.resolved_by}` : '';
+  return h('span', { class: 'badge state-resolved', title: `Resolved${by}${when}`.trim(), text: 'Resolved' });
+}
+
+/** The contents of a row's state cell: the badge, and the admin's button. */
+function stateCell(ev, tz, admin) {
+  if (!resolvable(ev)) return [];
+  if (!admin) return [stateBadge(ev, tz)];
+  const verb = ev.resolved ? 'Reopen' : 'Resolve';
+  return [
+    stateBadge(ev, tz),
+    h('button', { type: 'button', class: 'row-action', tabindex: '-1', 'data-action': verb.toLowerCase(), text: verb }),
+  ];
+}
+
+/** One table row for a stored event; `admin` adds the Resolve / Reopen button. */
+function row(ev, tz, admin) {
   const ts = String(ev.timestamp ?? '');
   const desc = String(ev.action_description ?? '');
   return h(
@@ -72,11 +98,17 @@ function row(ev, tz) {
     h('td', { class: 'c-status' }, badge('status', String(ev.status ?? ''), STATUSES)),
     h('td', { class: 'c-level' }, badge('level', String(ev.level ?? ''), LEVELS)),
     h('td', { class: 'c-desc', title: desc, text: desc }),
+    h('td', { class: 'c-state' }, stateCell(ev, tz, admin)),
   );
 }
 
-/** The events view. `ctx`: {who, navigate, state(), rendered(), openEvent(ev)}. */
+/**
+ * The events view. `ctx`: {who, navigate, state(), rendered(), openEvent(ev)}.
+ * Returns {el, update(state, before), changed(event), refocus(), unmount()};
+ * `changed` takes an event whose state changed elsewhere (the details).
+ */
 export function eventsView(ctx) {
+  const admin = ctx.who.role === 'admin';
   const pages = new Pages();
   const byId = new Map(); // id → event, for the rows shown
   let loading = null; // the AbortController of the load in flight
@@ -153,6 +185,7 @@ export function eventsView(ctx) {
       h('col', { class: 'c-status' }),
       h('col', { class: 'c-level' }),
       h('col', { class: 'c-desc' }),
+      h('col', { class: admin ? 'c-state admin' : 'c-state' }),
     ),
     h(
       'thead',
@@ -160,7 +193,7 @@ export function eventsView(ctx) {
       h(
         'tr',
         null,
-        ['Time', 'Type', 'User', 'Status', 'Level', 'Description'].map((t) => h('th', { scope: 'col', text: t })),
+        ['Time', 'Type', 'User', 'Status', 'Level', 'Description', 'State'].map((t) => h('th', { scope: 'col', text: t })),
       ),
     ),
     tbody,
@@ -174,25 +207,39 @@ export function eventsView(ctx) {
 
   const el = h('section', { class: 'view view-events', 'aria-label': 'Events' }, toolbar, pager, status, results);
 
-  // Rows: click or Enter opens; arrows, Home and End move the focus.
+  // Rows: click or Enter opens; arrows, Home and End move the focus. One
+  // row is in the Tab order (roving tabindex), and its button after it.
   const rows = () => [...tbody.rows];
+  const setCurrent = (tr) => {
+    for (const r of rows()) {
+      r.tabIndex = r === tr ? 0 : -1;
+      const b = r.querySelector('button.row-action');
+      if (b) b.tabIndex = r === tr ? 0 : -1;
+    }
+  };
   const focusRow = (tr) => {
     if (!tr) return;
-    for (const r of rows()) r.tabIndex = r === tr ? 0 : -1;
+    setCurrent(tr);
     tr.focus();
   };
   const open = (tr) => {
     const ev = tr && byId.get(tr.dataset.id);
     if (ev) ctx.openEvent(ev);
   };
-  tbody.addEventListener('click', (e) => open(e.target.closest('tr')));
+  tbody.addEventListener('click', (e) => {
+    const b = e.target.closest('button.row-action');
+    if (b) act(b);
+    else open(e.target.closest('tr'));
+  });
   tbody.addEventListener('focusin', (e) => {
     const tr = e.target.closest('tr');
-    if (tr) for (const r of rows()) r.tabIndex = r === tr ? 0 : -1;
+    if (tr) setCurrent(tr);
   });
   tbody.addEventListener('keydown', (e) => {
     const tr = e.target.closest('tr');
     if (!tr) return;
+    // Enter and Space on the button press it (its click), and do not open the details.
+    if (e.target.tagName === 'BUTTON' && (e.key === 'Enter' || e.key === ' ')) return;
     const all = rows();
     const i = all.indexOf(tr);
     const moves = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: all.length - 1, PageDown: i + 10, PageUp: i - 10 };
@@ -204,6 +251,58 @@ export function eventsView(ctx) {
       open(tr);
     }
   });
+
+  // Resolve / Reopen from a row. In an "Open only" list a resolved row
+  // leaves at once; elsewhere its state cell changes in place.
+  async function act(button) {
+    const tr = button.closest('tr');
+    const ev = byId.get(tr.dataset.id);
+    // aria-disabled, not disabled: a disabled button would drop the keyboard focus.
+    if (!ev || button.getAttribute('aria-disabled') === 'true') return;
+    const resolve = button.dataset.action === 'resolve';
+    button.setAttribute('aria-disabled', 'true');
+    fill(status, `${resolve ? 'Resolving' : 'Reopening'} event…`);
+    try {
+      const r = resolve ? await api.resolve(ev.id) : await api.reopen(ev.id);
+      const next = withState(ev, r);
+      fill(status, `Event ${next.resolved ? 'resolved' : 'reopened'}`);
+      changed(next);
+    } catch (e) {
+      button.removeAttribute('aria-disabled');
+      fill(status, h('span', { class: 'error', role: 'alert', text: `Could not ${resolve ? 'resolve' : 'reopen'} the event: ${e.words || e.message}` }));
+    }
+  }
+
+  /** Shows the new state of `ev` (changed here or in the details). */
+  function changed(ev) {
+    const id = String(ev.id);
+    const tr = rows().find((r) => r.dataset.id === id);
+    if (!tr) return;
+    const s = shown || ctx.state();
+    const hadFocus = tr.contains(document.activeElement);
+    if (s.open && ev.resolved) {
+      const all = rows();
+      const i = all.indexOf(tr);
+      const after = all[i + 1] || all[i - 1] || null;
+      const current = tr.tabIndex === 0;
+      byId.delete(id);
+      tr.remove();
+      total = Math.max(0, total - 1);
+      drawPager(s);
+      empty.hidden = tbody.rows.length > 0;
+      table.hidden = tbody.rows.length === 0;
+      if (hadFocus && after) focusRow(after);
+      else if (current && after) setCurrent(after);
+      return;
+    }
+    byId.set(id, ev);
+    const cell = tr.querySelector('td.c-state');
+    const onButton = cell.contains(document.activeElement);
+    fill(cell, stateCell(ev, s.tz, admin));
+    const b = cell.querySelector('button');
+    if (b) b.tabIndex = tr.tabIndex;
+    if (onButton && b) b.focus();
+  }
 
   function drawPager(s) {
     const pagesTotal = Math.max(1, Math.ceil(total / s.limit));
@@ -218,9 +317,13 @@ export function eventsView(ctx) {
     byId.clear();
     const trs = events.map((ev) => {
       byId.set(String(ev.id), ev);
-      return row(ev, s.tz);
+      return row(ev, s.tz, admin);
     });
-    if (trs.length) trs[0].tabIndex = 0;
+    if (trs.length) {
+      trs[0].tabIndex = 0;
+      const b = trs[0].querySelector('button.row-action');
+      if (b) b.tabIndex = 0;
+    }
     fill(tbody, trs);
     empty.hidden = events.length > 0;
     table.hidden = events.length === 0;
@@ -283,7 +386,7 @@ export function eventsView(ctx) {
         const id = String(ev.id);
         if (byId.has(id)) return;
         byId.set(id, ev);
-        const tr = row(ev, ctx.state().tz);
+        const tr = row(ev, ctx.state().tz, admin);
         tr.classList.add('fresh');
         // Keep what the reader looks at in place: the focused row, else the
         // first row in view, stays where it is on screen (unless the page is
@@ -377,7 +480,25 @@ export function eventsView(ctx) {
     stopLive();
   }
 
-  return { el, update, unmount };
+  /** Focuses the row in the Tab order (after the dialog's own row left). */
+  function refocus() {
+    const tr = rows().find((r) => r.tabIndex === 0);
+    if (tr) tr.focus();
+  }
+
+  return { el, update, changed, refocus, unmount };
+}
+
+/** `ev` with the state of a resolve/reopen answer `r` ({resolved, resolved_at?, resolved_by?}). */
+export function withState(ev, r) {
+  const next = { ...ev, resolved: Boolean(r.resolved) };
+  delete next.resolved_at;
+  delete next.resolved_by;
+  if (r.resolved) {
+    if (r.resolved_at) next.resolved_at = r.resolved_at;
+    if (r.resolved_by) next.resolved_by = r.resolved_by;
+  }
+  return next;
 }
 
 function bytes(n) {

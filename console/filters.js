@@ -41,6 +41,7 @@ export function readUrl(search) {
     request: get('request_id'),
     source: get('source'),
     tenant: get('tenant'),
+    open: get('resolved') === 'false',
     q: get('q'),
     page: Math.min(1e9, Math.max(1, Math.floor(Number(get('page'))) || 1)),
     limit: PAGE_SIZES.includes(limit) ? limit : DEFAULT_LIMIT,
@@ -66,6 +67,7 @@ export function writeUrl(s) {
   if (s.request) p.set('request_id', s.request);
   if (s.source) p.set('source', s.source);
   if (s.tenant) p.set('tenant', s.tenant);
+  if (s.open) p.set('resolved', 'false');
   if (s.q) p.set('q', s.q);
   if (s.page > 1) p.set('page', String(s.page));
   if (s.limit !== DEFAULT_LIMIT) p.set('limit', String(s.limit));
@@ -81,7 +83,7 @@ export function defaults() {
   return readUrl('');
 }
 
-const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'source', 'tenant', 'q'];
+const FILTER_KEYS = ['range', 'start', 'end', 'types', 'status', 'level', 'user', 'request', 'source', 'tenant', 'open', 'q'];
 
 /** A string that changes whenever the filters of `s` do. */
 export function filterKey(s) {
@@ -134,6 +136,7 @@ export function apiParams(s, now = new Date()) {
   if (s.request) p.request_id = s.request;
   if (s.source) p.source = s.source;
   if (s.tenant) p.tenant = s.tenant;
+  if (s.open) p.resolved = 'false';
   if (s.q) p.q = s.q;
   return p;
 }

@@ -1,7 +1,8 @@
 // The filter form shared by the events view and the statistics: time range
 // (presets or custom), event types, status, level, user, request id, source
-// (the emitting service), tenant (an all-tenants admin's picker) and full text. Lists and boxes apply on change; text fields on Enter or when they
-// lose focus (or with Apply).
+// (the emitting service), tenant (an all-tenants admin's picker), "Open
+// only" (events not resolved) and full text. Lists and boxes apply on
+// change; text fields on Enter or when they lose focus (or with Apply).
 
 import { api } from './api.js';
 import { h, labelled, select, fill } from './dom.js';
@@ -44,6 +45,7 @@ export function filterForm(who, onApply) {
         title: 'A tenant name; _ for the default tenant; empty for every tenant',
       })
     : null;
+  const open = h('input', { type: 'checkbox', name: 'resolved', value: 'false' });
   const q = h('input', { type: 'search', name: 'q', autocomplete: 'off', placeholder: 'words, "a phrase", src/lib.rs' });
   if (who.role === 'user') {
     // The API reads a user key's own events only; say so rather than offer a filter.
@@ -131,6 +133,7 @@ export function filterForm(who, onApply) {
   for (const i of [start, end]) i.addEventListener('change', () => emit(rangeFields()));
   status.addEventListener('change', () => emit({ status: status.value }));
   level.addEventListener('change', () => emit({ level: level.value }));
+  open.addEventListener('change', () => emit({ open: open.checked }));
   for (const i of [user, request, source, tenant, q]) if (i) i.addEventListener('change', () => emit(textFields()));
 
   const reset = h('button', {
@@ -149,6 +152,7 @@ export function filterForm(who, onApply) {
     h('div', { class: 'field types-field' }, h('span', { class: 'label', id: 'types-label', text: 'Event types' }), types),
     h('div', { class: 'field' }, labelled('Status', status)),
     h('div', { class: 'field' }, labelled('Level', level)),
+    h('div', { class: 'field check-field' }, h('label', { class: 'check', title: 'Events not resolved' }, open, 'Open only')),
     h('div', { class: 'field' }, labelled('User', user)),
     h('div', { class: 'field' }, labelled('Request id', request)),
     h('div', { class: 'field' }, labelled('Source', source)),
@@ -171,6 +175,7 @@ export function filterForm(who, onApply) {
     }
     status.value = s.status;
     level.value = s.level;
+    open.checked = s.open;
     user.value = who.role === 'user' ? who.user_id : s.user;
     request.value = s.request;
     source.value = s.source;

@@ -15,6 +15,7 @@ mod live;
 mod pages;
 mod paging;
 mod purge;
+mod resolve;
 mod safety;
 mod tenants;
 mod views;

@@ -95,6 +95,9 @@ pub struct Row {
     pub status: String,
     pub level: String,
     pub description: String,
+    /// "Resolved" or "Open" (the badge, without the admin's button); empty
+    /// for a resolution event (which has no state).
+    pub state: String,
 }
 
 /// The events view.
@@ -138,7 +141,8 @@ impl Events<'_> {
                     utc: r.cells[0].querySelector('time').getAttribute('title'),
                     type: r.cells[1].textContent, user: r.cells[2].textContent,
                     status: r.cells[3].textContent, level: r.cells[4].textContent,
-                    description: r.cells[5].textContent }))"#,
+                    description: r.cells[5].textContent,
+                    state: r.cells[6].querySelector('.badge')?.textContent ?? '' }))"#,
                 vec![serde_json::to_value(&table).unwrap()],
             )
             .await;
@@ -182,6 +186,37 @@ impl Events<'_> {
             .await;
         let enabled = b.is_enabled().await.unwrap();
         (b, enabled)
+    }
+
+    /// The pager's count of events ("3 events").
+    pub async fn total(&self) -> Option<String> {
+        self.0
+            .text_of(&format!("{PAGER}//span[contains(., ' event')]"))
+            .await
+    }
+
+    /// The buttons in the row of event `id`, by their text.
+    pub async fn row_buttons(&self, id: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in self
+            .0
+            .all(&format!("{TABLE}//tr[@data-id={}]//button", lit(id)))
+            .await
+        {
+            out.push(b.text().await.unwrap());
+        }
+        out
+    }
+
+    /// The button `text` in the row of event `id`.
+    pub async fn row_button(&self, id: &str, text: &str) -> Element {
+        self.0
+            .xpath(&format!(
+                "{TABLE}//tr[@data-id={}]//button[normalize-space(.)={}]",
+                lit(id),
+                lit(text)
+            ))
+            .await
     }
 
     /// Whether the message for no matches shows.
@@ -300,6 +335,26 @@ impl Details<'_> {
 
     pub async fn is_open(&self) -> bool {
         self.0.exists(DIALOG).await
+    }
+
+    /// The dialog's button `text`, waiting for it.
+    pub async fn button(&self, text: &str) -> Element {
+        self.0
+            .xpath(&format!(
+                "{DIALOG}//button[normalize-space(.)={}]",
+                lit(text)
+            ))
+            .await
+    }
+
+    /// Whether the dialog has a button `text` now.
+    pub async fn has_button(&self, text: &str) -> bool {
+        self.0
+            .exists(&format!(
+                "{DIALOG}//button[normalize-space(.)={}]",
+                lit(text)
+            ))
+            .await
     }
 
     /// Presses Escape in the dialog.
