@@ -293,7 +293,7 @@ fn resolution(target: uuid::Uuid) -> Event {
 /// of the `warning`, `error` and `security` events.
 fn resolves(i: u64, level: Level) -> bool {
     matches!(level, Level::Warning | Level::Error | Level::Security)
-        && Rng::new(i ^ 0x5EED_0F_2E50_17ED).below(100) == 0
+        && Rng::new(i ^ 0x005E_ED0F_2E50_17ED).below(100) == 0
 }
 
 /// Appends `total` events spread evenly over `days` (one day file each, event
