@@ -102,7 +102,7 @@ fn resolve_and_reopen_over_http_with_every_read_route_filtering() {
     // Every read route sees it once the index has the resolution.
     caught_up(&s);
     let resolved = get(&s, &admin, "/events?resolved=true");
-    assert_eq!(ids(&resolved), [target.clone()], "{resolved}");
+    assert_eq!(ids(&resolved), std::slice::from_ref(target), "{resolved}");
     assert_eq!(resolved["total"], 1);
     assert_eq!(resolved["filters_applied"]["resolved"], true);
     let e = &resolved["events"][0];
@@ -134,7 +134,7 @@ fn resolve_and_reopen_over_http_with_every_read_route_filtering() {
     );
     // A user key reads the state of its own events too.
     let mine = get(&s, &alice, "/events?user_id=alice&resolved=true");
-    assert_eq!(ids(&mine), [target.clone()]);
+    assert_eq!(ids(&mine), std::slice::from_ref(target));
     let export = http
         .get(s.url("/events/export?resolved=true"))
         .header("x-api-key", &admin)

@@ -197,7 +197,7 @@ fn admin_resolves_and_reopens_from_rows_and_details_a_user_sees_no_buttons() {
             said,
             "Could not resolve the event: Try again later (503 unavailable)"
         );
-        assert_eq!(events.ids().await, [three.clone()]);
+        assert_eq!(events.ids().await, std::slice::from_ref(&three));
         Header(&b).sign_out().await;
 
         // A user key: the state, no buttons, in the rows or the details.
