@@ -6,8 +6,8 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use super::rotate::{Format, progress_reporter};
-use super::{Context, EXIT_PROBLEM};
+use super::Context;
+use super::rotate::{Format, print_report, progress_reporter};
 use crate::rotate::purge::{self, PurgeReport, group};
 use crate::rotate::{IndexMode, Kind};
 use crate::settings::{self, RotationOverrides};
@@ -109,24 +109,10 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             .map_err(super::store_error)?;
         log.close().map_err(super::store_error)?;
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Text => write_text(&mut out, &report)?,
-    }
-    out.flush()?;
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_PROBLEM)
-    })
+    print_report(args.format, &report, report.ok(), write_text)
 }
 
-fn write_text(out: &mut impl Write, r: &PurgeReport) -> std::io::Result<()> {
+fn write_text(out: &mut dyn Write, r: &PurgeReport) -> std::io::Result<()> {
     let verb = if r.dry_run { "would delete" } else { "deleted" };
     for (day, n) in &r.events_per_day {
         writeln!(out, "{verb:<13} {day}  {:>12} events", group(*n))?;

@@ -163,24 +163,35 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     };
+    print_report(args.format, &report, report.ok(), write_text)
+}
+
+/// Prints a maintenance report (rotation, purge) as `format` on standard
+/// output: pretty JSON, or `text` for people. Exit 0 when `ok`, else 1.
+pub(super) fn print_report<R: serde::Serialize>(
+    format: Format,
+    report: &R,
+    ok: bool,
+    text: fn(&mut dyn Write, &R) -> std::io::Result<()>,
+) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match args.format {
+    match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
+            serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
-        Format::Text => write_text(&mut out, &report)?,
+        Format::Text => text(&mut out, report)?,
     }
     out.flush()?;
-    Ok(if report.ok() {
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_PROBLEM)
     })
 }
 
-fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+fn write_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let (c, d) = if r.dry_run {
         ("would compress", "would delete")
     } else {

@@ -428,7 +428,7 @@ pub(crate) fn search(
         .to_tantivy(f, view, now)
         .weight(scoring)
         .map_err(Error::tantivy)?;
-    let total = count(view, f, query, now)?;
+    let total = count(view, f, query, now, &*base)?;
     // The page, plus one match to tell whether another page follows.
     let cursor = query
         .cursor
@@ -483,35 +483,40 @@ pub(crate) fn search(
     })
 }
 
-/// The matches of `query`. Open events (`resolved=false`) are counted as
-/// the matches without that filter less the resolved ones: both counts are
-/// cheap (a lone term from its document frequency, the resolved from their
-/// short lists), where counting through the exclusion would visit every
-/// match.
-fn count(view: &View, f: &Fields, query: &Query, now: DateTime<Utc>) -> Result<u64, Error> {
-    let of = |q: &Query| -> Result<u64, Error> {
-        let w = q
-            .to_tantivy(f, view, now)
-            .weight(EnableScoring::disabled_from_searcher(&view.searcher))
-            .map_err(Error::tantivy)?;
+/// The matches of `query`, whose weight is `weight`. Open events
+/// (`resolved=false`) are counted as the matches without that filter less
+/// the resolved ones: both counts are cheap (a lone term from its document
+/// frequency, the resolved from their short lists), where counting through
+/// the exclusion would visit every match.
+fn count(
+    view: &View,
+    f: &Fields,
+    query: &Query,
+    now: DateTime<Utc>,
+    weight: &dyn Weight,
+) -> Result<u64, Error> {
+    let of = |w: &dyn Weight| -> Result<u64, Error> {
         let mut n = 0u64;
         for r in view.searcher.segment_readers() {
             n += u64::from(w.count(r).map_err(Error::tantivy)?);
         }
         Ok(n)
     };
-    if query.resolved == Some(false) {
-        let all = of(&Query {
-            resolved: None,
-            ..query.clone()
-        })?;
-        let resolved = of(&Query {
-            resolved: Some(true),
-            ..query.clone()
-        })?;
-        return Ok(all.saturating_sub(resolved));
+    if query.resolved != Some(false) {
+        return of(weight);
     }
-    of(query)
+    let weight_of = |resolved: Option<bool>| {
+        Query {
+            resolved,
+            ..query.clone()
+        }
+        .to_tantivy(f, view, now)
+        .weight(EnableScoring::disabled_from_searcher(&view.searcher))
+        .map_err(Error::tantivy)
+    };
+    let all = of(&*weight_of(None)?)?;
+    let resolved = of(&*weight_of(Some(true))?)?;
+    Ok(all.saturating_sub(resolved))
 }
 
 /// A document as the API returns it: its stored line with the derived

@@ -109,13 +109,7 @@ pub(crate) async fn get(
 ) -> Result<Response, ApiError> {
     let who = state.authenticate(&ctx)?;
     params::parse(&raw, &[], false)?;
-    let id = Uuid::parse_str(&id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("id: `{id}` is not an event id (a UUID)"),
-        )
-    })?;
+    let id = event_id(&id)?;
     // A service reads nothing: refuse before looking.
     state.scope_read(&ctx, &who, &mut Query::default())?;
     let not_found = || {
@@ -134,6 +128,17 @@ pub(crate) async fn get(
         return Err(not_found());
     }
     Ok(warp::reply::json(&event).into_response())
+}
+
+/// The event id of a route's `{id}`: a UUID, else 400 `invalid_id`.
+pub(crate) fn event_id(id: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("id: `{id}` is not an event id (a UUID)"),
+        )
+    })
 }
 
 /// Whether `event` is another tenant's or (for a user key) another user's

@@ -112,13 +112,7 @@ where
 {
     let who = state.authenticate(&ctx)?;
     params::parse(&raw, &[], false)?;
-    let id = Uuid::parse_str(&id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_id",
-            format!("id: `{id}` is not an event id (a UUID)"),
-        )
-    })?;
+    let id = super::events::event_id(&id)?;
     if who.role != Role::Admin {
         return Err(state.deny(
             &ctx,

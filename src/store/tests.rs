@@ -387,8 +387,8 @@ fn appender_flushes_counts_drops_and_reports_failures() {
     drop(app);
 }
 
-#[test]
-fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
+/// What `f` logs through `tracing` on this thread, as text.
+fn logs_of(f: impl FnOnce()) -> String {
     #[derive(Clone, Default)]
     struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
     impl Write for Buf {
@@ -406,16 +406,21 @@ fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
         .with_writer(move || sink.clone())
         .with_ansi(false)
         .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), clock_at(2026, 11, 23, 8));
-    tracing::subscriber::with_default(subscriber, || {
+    let out = logs_of(|| {
         let app = Appender::new(log.clone());
         app.append(Event::new(EventType::Push, "bob", "ok"));
         app.append(Event::new(EventType::Custom("Nope".into()), "carol", "bad"));
         drop(app); // flushes
     });
     assert_eq!(records(&log).len(), 1);
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
         out.contains("EVENT_WRITE_FAILED user_id=carol event_type=Nope error=event_type:"),
         "{out}"
@@ -427,23 +432,6 @@ fn appender_logs_event_write_failed_for_a_bad_event_and_flushes_on_drop() {
 /// event: an alert counts failures, not lines.
 #[test]
 fn a_failed_write_through_the_appender_logs_one_event_write_failed_line() {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let sink = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::none();
     let mut cfg = Config::new(dir.path())
@@ -451,14 +439,13 @@ fn a_failed_write_through_the_appender_logs_one_event_write_failed_line() {
         .clock(clock_at(2026, 11, 23, 8));
     cfg.faults = faults.clone();
     let log = EventLog::open(cfg).unwrap();
-    tracing::subscriber::with_default(subscriber, || {
+    let out = logs_of(|| {
         let app = Appender::new(log.clone());
         faults.enospc_after(Some(0));
         app.append(Event::new(EventType::Push, "bob", "one"));
         app.append(Event::new(EventType::Push, "bob", "two"));
         drop(app); // flushes
     });
-    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let keyed = out
         .lines()
         .filter(|l| l.contains("EVENT_WRITE_FAILED"))

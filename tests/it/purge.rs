@@ -2,16 +2,16 @@
 //! `POST /admin/purge`, `evlog purge`, the failure log lines, and the daily
 //! run caught up after a missed time.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use evlog::index::{IndexConfig, IndexSearch, Indexer, Query};
+use evlog::index::{IndexConfig, IndexSearch, Indexer};
 use evlog::rotate::{self, IndexMode, purge};
 use evlog::{Level, ManualClock};
 use serde_json::Value;
 
+use crate::rotate::snapshot;
 use crate::util::{Store, event, open_with_clock};
 
 const I: Level = Level::Info;
@@ -58,31 +58,7 @@ fn index(dir: &Path) -> IndexSearch {
 }
 
 fn on_day(dir: &Path, d: NaiveDate) -> u64 {
-    index(dir)
-        .query(&Query {
-            date: Some(d),
-            limit: Some(1),
-            ..Query::default()
-        })
-        .unwrap()
-        .total
-}
-
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
+    crate::rotate::on_day(&index(dir), d)
 }
 
 /// The open-day rule end to end in the library: a day with an open warning

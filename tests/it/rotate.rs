@@ -55,7 +55,7 @@ fn all_time(search: &evlog::index::IndexSearch) -> u64 {
         .total
 }
 
-fn on_day(search: &evlog::index::IndexSearch, d: NaiveDate) -> u64 {
+pub(crate) fn on_day(search: &evlog::index::IndexSearch, d: NaiveDate) -> u64 {
     search
         .query(&Query {
             date: Some(d),
@@ -67,7 +67,7 @@ fn on_day(search: &evlog::index::IndexSearch, d: NaiveDate) -> u64 {
 }
 
 /// Every file under `dir` (recursively) with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
