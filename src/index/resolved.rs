@@ -111,6 +111,11 @@ impl Resolutions {
         }
     }
 
+    /// The documents of `segment` resolved now, sorted.
+    pub fn docs_in(&self, segment: SegmentId) -> &[DocId] {
+        self.docs.get(&segment).map_or(&[], |d| d)
+    }
+
     /// Whether no document is resolved (the `resolved=false` filter is then
     /// no filter at all).
     pub fn none_resolved(&self) -> bool {

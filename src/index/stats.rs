@@ -75,6 +75,8 @@ pub struct StatsResponse {
 /// document: its counts per type, status and level are the document
 /// frequencies of the inverted index, its users the terms of `user_id`, and
 /// its histogram comes from the block summaries of [`super::timeline`].
+/// Open events (`resolved=false`) take the same path: the segment's counts
+/// less those of its resolved documents, which are few (read one by one).
 pub(crate) fn stats(
     view: &View,
     f: &Fields,
@@ -99,14 +101,15 @@ pub(crate) fn stats(
         .weight(EnableScoring::disabled_from_searcher(searcher))
         .map_err(Error::tantivy)?;
     // The tenant filter covers a segment whole when every document of it
-    // is of that tenant (one tenant, the usual case: its term in each).
+    // is of that tenant (one tenant, the usual case: its term in each);
+    // `resolved=false` does, less the resolved documents.
     let only_range_and_tenant = query.event_types.is_empty()
         && query.status.is_none()
         && query.level.is_none()
         && query.user_id.is_none()
         && query.request_id.is_none()
         && query.source.is_none()
-        && query.resolved.is_none()
+        && query.resolved != Some(true)
         && query.q.is_none()
         && query.after_seq.is_none();
     let (lo, hi) = (
@@ -123,7 +126,11 @@ pub(crate) fn stats(
             && st.max() < hi
             && st.timestamps().get_cardinality() == Cardinality::Full;
         if whole {
-            acc.whole_segment(r, f, &st)?;
+            let resolved = match query.resolved {
+                Some(false) => view.resolutions.docs_in(r.segment_id()),
+                _ => &[],
+            };
+            acc.whole_segment(r, f, &st, resolved)?;
         } else {
             acc.matching(r, &st, &*weight)?;
         }
@@ -209,51 +216,94 @@ impl Acc {
         self.sketch[(bits >> SKETCH_SHIFT) as usize] += 1;
     }
 
-    /// Every document of the segment matches.
+    /// Every document of the segment matches, except `left_out` (sorted,
+    /// few: the resolved ones under `resolved=false`), whose values are
+    /// read one by one and subtracted.
     fn whole_segment(
         &mut self,
         r: &SegmentReader,
         f: &Fields,
         st: &SegmentTimes,
+        left_out: &[DocId],
     ) -> Result<(), Error> {
-        self.total += u64::from(r.num_docs());
-        for (field, out) in [
-            (f.event_type, &mut self.by_type),
-            (f.status, &mut self.by_status),
-            (f.level, &mut self.by_level),
+        self.total += u64::from(r.num_docs()) - left_out.len() as u64;
+        let ff = r.fast_fields();
+        // Per field, the left-out documents per term.
+        let mut less: [HashMap<Vec<u8>, u64>; 4] = Default::default();
+        if !left_out.is_empty() {
+            let mut ords = vec![None; left_out.len()];
+            let mut term = Vec::new();
+            for (name, out) in ["event_type", "status", "level", "user_id"]
+                .into_iter()
+                .zip(less.iter_mut())
+            {
+                let Some(col) = ff.str(name).map_err(Error::tantivy)? else {
+                    continue;
+                };
+                ords.fill(None);
+                col.ords().first_vals(left_out, &mut ords);
+                for o in ords.iter().flatten() {
+                    col.ord_to_bytes(*o, &mut term)
+                        .map_err(|e| Error::io("index", e))?;
+                    *out.entry(term.clone()).or_default() += 1;
+                }
+            }
+        }
+        let [less_type, less_status, less_level, less_users] = &less;
+        for (field, out, less) in [
+            (f.event_type, &mut self.by_type, less_type),
+            (f.status, &mut self.by_status, less_status),
+            (f.level, &mut self.by_level, less_level),
         ] {
             each_term(r, field, |term, n| {
-                *out.entry(String::from_utf8_lossy(term).into_owned())
-                    .or_default() += n;
+                let n = n - less.get(term).copied().unwrap_or(0);
+                if n > 0 {
+                    *out.entry(String::from_utf8_lossy(term).into_owned())
+                        .or_default() += n;
+                }
             })?;
         }
         let users = &mut self.users;
-        each_term(r, f.user_id, |term, _| {
-            if !users.contains(term) {
+        each_term(r, f.user_id, |term, n| {
+            if n > less_users.get(term).copied().unwrap_or(0) && !users.contains(term) {
                 users.insert(term.to_vec());
             }
         })?;
-        let dur = r.fast_fields().f64("duration_ms").map_err(Error::tantivy)?;
+        let dur = ff.f64("duration_ms").map_err(Error::tantivy)?;
+        // The value rows of the left-out documents, in order.
+        let skip: Vec<u32> = left_out
+            .iter()
+            .flat_map(|&d| dur.index.value_row_ids(d))
+            .collect();
+        let mut skip = skip.into_iter().peekable();
         let n = dur.values.num_vals();
         let mut buf = vec![0f64; BATCH];
         let mut start = 0u32;
         while start < n {
             let len = (n - start).min(BATCH as u32) as usize;
             dur.values.get_range(u64::from(start), &mut buf[..len]);
-            for &d in &buf[..len] {
-                self.duration(d);
+            for (row, &d) in (start..).zip(&buf[..len]) {
+                if skip.next_if_eq(&row).is_none() {
+                    self.duration(d);
+                }
             }
             start += len as u32;
         }
         let ts = st.timestamps();
         let full = ts.get_cardinality() == Cardinality::Full;
         let mut docs = Vec::with_capacity(timeline::BLOCK as usize);
+        let mut rest = left_out;
         for (start, end, lo, hi) in st.blocks() {
+            let (here, after) = rest.split_at(rest.partition_point(|&d| d < end));
+            rest = after;
             if full && lo <= hi && self.bucket(lo) == self.bucket(hi) {
-                *self.hist.entry(self.bucket(lo)).or_default() += u64::from(end - start);
+                let n = u64::from(end - start) - here.len() as u64;
+                if n > 0 {
+                    *self.hist.entry(self.bucket(lo)).or_default() += n;
+                }
             } else {
                 docs.clear();
-                docs.extend(start..end);
+                docs.extend((start..end).filter(|d| here.binary_search(d).is_err()));
                 self.timestamps(ts, &docs);
             }
         }

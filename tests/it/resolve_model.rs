@@ -5,7 +5,7 @@
 //! of the index from the files. After every commit, the index's derived
 //! state must be the model's: latest resolution wins, by `seq`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,11 +21,13 @@ use uuid::Uuid;
 use crate::util::{open_with_clock, utc};
 
 const WHO: &[&str] = &["alice", "bob", "carol"];
+const USERS: &[&str] = &["dev", "ops", "qa"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A new event of this level.
-    Append(Level),
+    /// A new event of this level, by one of [`USERS`], with a duration or
+    /// none.
+    Append(Level, usize, Option<u8>),
     /// Resolve (true) or reopen (false) the n-th event appended (modulo),
     /// by one of [`WHO`].
     Resolution(usize, bool, usize),
@@ -48,7 +50,8 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Level::Security)
     ];
     prop_oneof![
-        4 => level.prop_map(Op::Append),
+        4 => (level, 0..USERS.len(), prop::option::of(any::<u8>()))
+            .prop_map(|(l, u, d)| Op::Append(l, u, d)),
         6 => (0..64usize, any::<bool>(), 0..WHO.len()).prop_map(|(i, r, w)| Op::Resolution(i, r, w)),
         1 => any::<bool>().prop_map(Op::BatchWithResolution),
         3 => Just(Op::Commit),
@@ -103,12 +106,13 @@ impl Harness {
 
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Append(level) => {
+            Op::Append(level, user, duration) => {
                 self.tick();
-                let id = self
-                    .log
-                    .append(Event::new(EventType::Commit, "dev", "work").level(*level))
-                    .unwrap();
+                let mut e = Event::new(EventType::Commit, USERS[*user], "work").level(*level);
+                if let Some(d) = duration {
+                    e = e.duration_ms(f64::from(*d));
+                }
+                let id = self.log.append(e).unwrap();
                 self.model.targets.push(id);
                 self.model.all.push(id);
             }
@@ -183,6 +187,47 @@ impl Harness {
         assert!(r.next_cursor.is_none(), "one page holds them");
         let stats = search.stats(&q).unwrap();
         assert_eq!(stats.total, r.total, "stats and query agree ({want:?})");
+        // The rest of the statistics are those of the events returned.
+        let counts = |key: &str| {
+            let mut m = BTreeMap::new();
+            for e in &r.events {
+                *m.entry(e[key].as_str().unwrap().to_string())
+                    .or_insert(0u64) += 1;
+            }
+            m
+        };
+        let ctx = format!("resolved={want:?}: {stats:?}");
+        assert_eq!(stats.by_type, counts("event_type"), "{ctx}");
+        assert_eq!(stats.by_status, counts("status"), "{ctx}");
+        assert_eq!(stats.by_level, counts("level"), "{ctx}");
+        assert_eq!(
+            stats.unique_users as usize,
+            counts("user_id").len(),
+            "{ctx}"
+        );
+        let durations: Vec<f64> = r
+            .events
+            .iter()
+            .filter_map(|e| e["duration_ms"].as_f64())
+            .collect();
+        let avg =
+            (!durations.is_empty()).then(|| durations.iter().sum::<f64>() / durations.len() as f64);
+        match (stats.avg_duration_ms, avg) {
+            (Some(got), Some(want)) => assert!((got - want).abs() < 1e-9, "{ctx}"),
+            (got, want) => assert_eq!(got, want, "{ctx}"),
+        }
+        let days = counts("timestamp")
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, (t, n)| {
+                *m.entry(t[..10].to_string()).or_insert(0u64) += n;
+                m
+            });
+        let histogram: BTreeMap<String, u64> = stats
+            .histogram
+            .iter()
+            .map(|b| (b.start[..10].to_string(), b.count))
+            .collect();
+        assert_eq!(histogram, days, "{ctx}");
         (r.events, r.total)
     }
 
@@ -261,7 +306,7 @@ proptest! {
 #[test]
 fn within_one_batch_the_later_resolution_wins() {
     let mut h = Harness::new();
-    h.apply(&Op::Append(Level::Error));
+    h.apply(&Op::Append(Level::Error, 0, None));
     let target = h.model.targets[0];
     for (first, second, resolved) in [
         (Res::Resolve, Res::Reopen, false),
