@@ -232,7 +232,6 @@ impl Acc {
         let mut less: [HashMap<Vec<u8>, u64>; 4] = Default::default();
         if !left_out.is_empty() {
             let mut ords = vec![None; left_out.len()];
-            let mut term = Vec::new();
             for (name, out) in ["event_type", "status", "level", "user_id"]
                 .into_iter()
                 .zip(less.iter_mut())
@@ -242,11 +241,21 @@ impl Acc {
                 };
                 ords.fill(None);
                 col.ords().first_vals(left_out, &mut ords);
+                let mut per_ord: BTreeMap<u64, u64> = BTreeMap::new();
                 for o in ords.iter().flatten() {
-                    col.ord_to_bytes(*o, &mut term)
-                        .map_err(|e| Error::io("index", e))?;
-                    *out.entry(term.clone()).or_default() += 1;
+                    *per_ord.entry(*o).or_default() += 1;
                 }
+                // One pass over the dictionary (a lookup per ordinal would
+                // decode a block each).
+                let sorted: Vec<u64> = per_ord.keys().copied().collect();
+                let mut counts = per_ord.values();
+                col.dictionary()
+                    .sorted_ords_to_term_cb(&sorted, |term| {
+                        if let Some(n) = counts.next() {
+                            out.insert(term.to_vec(), *n);
+                        }
+                    })
+                    .map_err(|e| Error::io("index", e))?;
             }
         }
         let [less_type, less_status, less_level, less_users] = &less;
