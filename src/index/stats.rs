@@ -372,12 +372,15 @@ impl Acc {
             self.total += docs.len() as u64;
             for (col, counts) in cols.iter_mut() {
                 if let Some(col) = col {
+                    // An empty column writes nothing: no stale ordinals.
+                    ords[..docs.len()].fill(None);
                     col.ords().first_vals(&docs, &mut ords[..docs.len()]);
                     for o in ords[..docs.len()].iter().flatten() {
                         counts[*o as usize] += 1;
                     }
                 }
             }
+            durs[..docs.len()].fill(None);
             dur.first_vals(&docs, &mut durs[..docs.len()]);
             for d in durs[..docs.len()].iter().flatten() {
                 self.duration(*d);
