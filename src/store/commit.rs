@@ -170,10 +170,15 @@ fn answer(
     waiting.is_empty() || acks.send((result, waiting)).is_ok()
 }
 
+/// Spawns a store thread that logs through the spawning thread's subscriber.
 fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(f)
+        .spawn(move || {
+            let _log_to = tracing::dispatcher::set_default(&dispatch);
+            f()
+        })
         .expect("spawning a store thread")
 }
 

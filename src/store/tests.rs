@@ -438,8 +438,9 @@ fn a_failed_write_through_the_appender_logs_one_event_write_failed_line() {
         .durability(Durability::None)
         .clock(clock_at(2026, 11, 23, 8));
     cfg.faults = faults.clone();
-    let log = EventLog::open(cfg).unwrap();
     let out = logs_of(|| {
+        // Opened here: the committer logs through this scope's subscriber.
+        let log = EventLog::open(cfg).unwrap();
         let app = Appender::new(log.clone());
         faults.enospc_after(Some(0));
         app.append(Event::new(EventType::Push, "bob", "one"));
