@@ -816,11 +816,14 @@ fn append_tenant_and_filter_query_stats_export_and_tail_by_it() {
     out.expect_code(0);
     let mut rows = out.stdout.lines();
     assert!(
-        rows.next().unwrap().ends_with(",source,tenant"),
+        rows.next()
+            .unwrap()
+            .ends_with(",source,tenant,resolved,resolved_at,resolved_by"),
         "{}",
         out.stdout
     );
-    assert!(rows.all(|r| r.ends_with(",acme")), "{}", out.stdout);
+    // The tenant column, then the state of these open events.
+    assert!(rows.all(|r| r.ends_with(",acme,false,,")), "{}", out.stdout);
     let out = store.run(&["tail", "-n", "10", "--tenant", "globex"], b"");
     out.expect_code(0);
     let users: Vec<String> = lines(&out.stdout)

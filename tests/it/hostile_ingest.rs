@@ -554,8 +554,8 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
         .collect();
     assert!(by.contains(&("evlog", "evlog")), "{by:?}");
     assert!(by.contains(&("ops", ids["ingest"].as_str())), "{by:?}");
-    // CSV: the column after `metadata` (`source` and `tenant`, added later,
-    // come last).
+    // CSV: the column after `metadata` (`source`, `tenant` and the
+    // resolved state, added later, come last).
     let (_, csv) = get(
         &s,
         &admin,
@@ -565,11 +565,11 @@ fn every_event_records_its_key_and_no_key_appends_as_the_server() {
     assert!(
         rows.next()
             .unwrap()
-            .ends_with(",metadata,appended_by,source,tenant"),
+            .ends_with(",metadata,appended_by,source,tenant,resolved,resolved_at,resolved_by"),
         "{csv}"
     );
     assert!(
-        rows.any(|r| r.ends_with(&format!(",{},,", ids["ingest"]))),
+        rows.any(|r| r.ends_with(&format!(",{},,,false,,", ids["ingest"]))),
         "{csv}"
     );
     // On disk: before seq and hash; the denials and key changes too are

@@ -890,6 +890,9 @@ fn events_come_back_with_their_fields_in_the_stored_order() {
             .unwrap();
         serde_json::from_str(&text).unwrap()
     };
+    // What a reader gets: the stored fields in the stored order, then the
+    // derived state (`resolved`, and when resolved `resolved_at`, `_by`).
+    let want: Vec<String> = want.into_iter().chain(["resolved".to_string()]).collect();
     let page = get("/events?event_type=deploy");
     assert_eq!(key_order(&page["events"][0]), want);
     assert_eq!(key_order(&page["events"][0]["metadata"]["app"]), ["a", "z"]);
