@@ -67,6 +67,7 @@ function purgeReport(r) {
     fileList(r.dry_run ? 'Would delete' : 'Deleted', r.deleted_days, (d) => `${d}: ${count(perDay[d] ?? 0)} events`),
     fileList('Kept: open warnings', r.kept_open_days, String),
     fileList('Kept behind them', r.kept_behind_open_days, String),
+    fileList('Kept: not yet published to the replication stream', r.kept_unpublished_days, String),
     fileList('Failed', r.failures, (x) => `${x.file}: ${x.error}`),
     fileList('Notes', r.notes, String),
   );

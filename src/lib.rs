@@ -46,6 +46,7 @@ pub mod export;
 pub mod index;
 pub mod limits;
 pub mod middleware;
+pub mod replicate;
 pub mod resolution;
 pub mod rotate;
 pub mod server;

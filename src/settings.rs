@@ -94,6 +94,49 @@ pub struct FileConfig {
     pub rotation: Option<RotationFileConfig>,
     /// `[[dedup]]` rules (see [`crate::dedup`]).
     pub dedup: Option<Vec<DedupFileRule>>,
+    /// Replication through NATS JetStream (see [`crate::replicate`]); the
+    /// flags and `EVLOG_…` variables of `serve` and `follow` win.
+    pub replication: Option<ReplicationFileConfig>,
+}
+
+/// The `[replication]` table of the TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationFileConfig {
+    /// `serve` publishes to these NATS servers (comma-separated URLs).
+    pub replicate_to: Option<String>,
+    /// `serve` follows the stream at these NATS servers.
+    pub follow: Option<String>,
+    /// This node's name (default: the host name).
+    pub node: Option<String>,
+    /// The follower's durable consumer (default: `evlog-<node>`).
+    pub consumer: Option<String>,
+    /// The follower's subject filter (`evlog.acme.>`).
+    pub filter: Option<String>,
+    /// The stream (default `EVLOG`).
+    pub stream: Option<String>,
+    /// Replicas of the stream when evlog creates it (1 or 3).
+    pub replicas: Option<u8>,
+    /// The stream drops messages older than this many days (0: never; default 30).
+    pub stream_max_age_days: Option<u64>,
+    /// The stream's size limit in MiB (0: none, the default).
+    pub stream_max_mib: Option<u64>,
+    /// NATS token.
+    pub nats_token: Option<String>,
+    /// NATS user (with `nats_password`).
+    pub nats_user: Option<String>,
+    /// NATS password.
+    pub nats_password: Option<String>,
+    /// NATS credentials file.
+    pub nats_creds: Option<PathBuf>,
+    /// Require TLS.
+    pub nats_tls: Option<bool>,
+    /// CA certificates (PEM) to trust.
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), with `nats_tls_key`.
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Its key (PEM).
+    pub nats_tls_key: Option<PathBuf>,
 }
 
 /// One `[[dedup]]` table of the TOML file.

@@ -4,6 +4,7 @@ mod append;
 mod cat;
 mod export;
 mod filters;
+mod follow;
 mod index;
 mod keys;
 mod purge;
@@ -136,6 +137,15 @@ pub enum Command {
     /// changes nothing. --retention-days below [rotation] min_retention_days
     /// (default 30) is refused.
     Purge(purge::Args),
+    /// Copy the events of a NATS JetStream stream into this store, until
+    /// SIGINT/SIGTERM (a central search node, or a read replica).
+    ///
+    /// Edges publish with `evlog serve --replicate-to`. Each event is
+    /// appended once, keeping its id, timestamp and content, with `origin`
+    /// set to the node that published it; a message is acknowledged only
+    /// once its append is durable. Run `evlog serve --follow` instead to
+    /// serve the copies while following. See README "Running several nodes".
+    Follow(follow::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -198,6 +208,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Resolve(a) => resolve::run(&ctx, a, crate::resolution::Action::Resolve),
         Command::Reopen(a) => resolve::run(&ctx, a, crate::resolution::Action::Reopen),
         Command::Purge(a) => purge::run(&ctx, a),
+        Command::Follow(a) => follow::run(&ctx, a),
     }
 }
 

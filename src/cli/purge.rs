@@ -127,6 +127,13 @@ fn write_text(out: &mut dyn Write, r: &PurgeReport) -> std::io::Result<()> {
     for day in &r.kept_behind_open_days {
         writeln!(out, "{:<13} {day}  younger than a day kept open", "kept")?;
     }
+    for day in &r.kept_unpublished_days {
+        writeln!(
+            out,
+            "{:<13} {day}  not yet all published to the replication stream",
+            "kept"
+        )?;
+    }
     for f in &r.failures {
         writeln!(out, "{:<13} {}: {}", "FAILED", f.file, f.error)?;
     }

@@ -218,6 +218,13 @@ fn write_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     for day in &r.kept_behind_open_days {
         writeln!(out, "{:<14} {day}: younger than a day kept open", "kept")?;
     }
+    for day in &r.kept_unpublished_days {
+        writeln!(
+            out,
+            "{:<14} {day}: not yet all published to the replication stream",
+            "kept"
+        )?;
+    }
     for s in &r.skipped {
         writeln!(out, "{:<14} {}: {}", "skipped", s.file, s.reason)?;
     }

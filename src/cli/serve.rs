@@ -29,6 +29,27 @@ pub struct Args {
     /// EVLOG_KEEP_OPEN, EVLOG_CATCH_UP_GRACE; purges from EVLOG_MIN_RETENTION_DAYS.
     #[arg(long, env = "EVLOG_ROTATE_AT", value_name = "HH:MM", value_parser = rotate_at_arg)]
     rotate_at: Option<RotateAt>,
+    /// Publish every event, once durable here, to the NATS JetStream stream
+    /// at these servers (nats://HOST:PORT, comma-separated). Appends never
+    /// wait for NATS: the backlog is read from the day files, from the
+    /// cursor in <storage>/replication.cursor.
+    #[arg(long, env = "EVLOG_REPLICATE_TO", value_name = "URL[,URL…]")]
+    replicate_to: Option<String>,
+    /// Append the events of the stream at these servers into this store
+    /// while serving (a central node or read replica; see `evlog follow`).
+    #[arg(long, env = "EVLOG_FOLLOW", value_name = "URL[,URL…]")]
+    follow: Option<String>,
+    /// The durable consumer of --follow (default: evlog-<node>).
+    #[arg(long, value_name = "NAME")]
+    consumer: Option<String>,
+    /// Only the subjects of --follow matching this (`evlog.acme.>`).
+    #[arg(long, value_name = "SUBJECT")]
+    filter: Option<String>,
+    /// This node's name in the stream (default: the host name).
+    #[arg(long, env = "EVLOG_NODE", value_name = "NAME")]
+    node: Option<String>,
+    #[command(flatten)]
+    nats: super::follow::NatsArgs,
 }
 
 /// `--rotate-at`: a time of day or off.
@@ -47,12 +68,30 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     over.rotate_at = args.rotate_at.map(|a| a.0);
     let rotation = settings::resolve_rotation(&over, &ctx.file)?;
     let dedup = settings::resolve_dedup(&ctx.file)?;
+    let file = ctx.file.replication.clone().unwrap_or_default();
+    let node = super::follow::node_name(args.node.as_deref().or(file.node.as_deref()));
+    let publish = match args.replicate_to.as_ref().or(file.replicate_to.as_ref()) {
+        Some(urls) => Some((args.nats.config(urls, &file)?, node.clone())),
+        None => None,
+    };
+    let follow = match args.follow.as_ref().or(file.follow.as_ref()) {
+        Some(urls) => Some(crate::replicate::follow::FollowConfig {
+            nats: args.nats.config(urls, &file)?,
+            consumer: args
+                .consumer
+                .clone()
+                .or_else(|| file.consumer.clone())
+                .unwrap_or_else(|| format!("evlog-{node}")),
+            filter: args.filter.clone().or_else(|| file.filter.clone()),
+        }),
+        None => None,
+    };
     let log = ctx.open_log()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("evlog-http")
         .build()?;
-    let server = rt.block_on(serve(&settings, rotation, &dedup, log))?;
+    let server = rt.block_on(serve(&settings, rotation, &dedup, log, publish, follow))?;
     server.close()?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -63,6 +102,8 @@ async fn serve(
     rotation: settings::RotationSettings,
     dedup: &[crate::dedup::DedupRule],
     log: EventLog,
+    publish: Option<(crate::replicate::nats::NatsConfig, String)>,
+    follow: Option<crate::replicate::follow::FollowConfig>,
 ) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -78,6 +119,22 @@ async fn serve(
     })?;
     server.set_rotation(rotation);
     server.set_dedup(dedup);
+    if let Some((cfg, node)) = &publish {
+        eprintln!(
+            "evlog: publishing to stream {} at {} as node {node}",
+            cfg.stream,
+            cfg.urls.join(",")
+        );
+    }
+    if let Some(f) = &follow {
+        eprintln!(
+            "evlog: following stream {} at {} as consumer {}",
+            f.nats.stream,
+            f.nats.urls.join(","),
+            f.consumer
+        );
+    }
+    server.start_replication(publish, follow);
     server.record_system(
         EventType::SystemStart,
         format!("evlog serve started on {addr}"),
@@ -162,7 +219,7 @@ fn raise_open_files_limit() {
     }
 }
 
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

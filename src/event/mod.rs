@@ -149,6 +149,12 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only, min_length = 1, max_length = 256)]
     pub appended_by: Option<String>,
+    /// The node a replicated event was first stored on (its `--node` name),
+    /// set by `evlog follow` on the copies it appends; absent on events
+    /// appended here. Refused from HTTP clients, like `appended_by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only, min_length = 1, max_length = 256)]
+    pub origin: Option<String>,
     /// Position of the line in the store's hash chain, on stored events.
     /// Accepted (and ignored) on input so that `evlog cat | evlog append
     /// --stdin` works; never serialized from here (the store writes it).
@@ -298,6 +304,7 @@ impl Event {
             source_ip: None,
             duration_ms: None,
             appended_by: None,
+            origin: None,
             _seq: None,
             _hash: None,
             _resolved: None,
@@ -531,6 +538,11 @@ impl Event {
                 "appended_by",
                 "must be 1 to 256 characters",
             ));
+        }
+        if let Some(o) = &self.origin
+            && (o.is_empty() || o.chars().count() > 256)
+        {
+            return Err(ValidationError::new("origin", "must be 1 to 256 characters"));
         }
         crate::resolution::check(self)?;
         for (i, f) in self.files_changed.iter().enumerate() {

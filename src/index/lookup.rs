@@ -125,28 +125,7 @@ impl IndexSearch {
         if bytes > max_scan {
             return Ok(IdsStored::TooFarBehind { bytes });
         }
-        let mut found = HashSet::new();
-        let terms = ids
-            .iter()
-            .map(|id| Term::from_field_text(self.fields.id, &id.to_string()));
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
-            vec![(Occur::Must, Box::new(TermSetQuery::new(terms)))];
-        for d in whole {
-            let term = Term::from_field_u64(self.fields.day, super::schema::day_number(d));
-            clauses.push((
-                Occur::MustNot,
-                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-            ));
-        }
-        let hits = searcher
-            .search(&BooleanQuery::new(clauses), &DocSetCollector)
-            .map_err(Error::tantivy)?;
-        for addr in hits {
-            let event = super::query::stored_event(&searcher, &self.fields, addr)?;
-            if let Some(id) = event["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
-                found.insert(id);
-            }
-        }
+        let mut found = self.ids_in(&searcher, ids, &whole)?;
         let mut buf = Vec::new();
         for (f, from) in tail {
             let mut r = match LineReader::open_from(&f, from, 0) {
@@ -164,6 +143,51 @@ impl IndexSearch {
             }
         }
         Ok(IdsStored::Found(found))
+    }
+
+    /// Which of `ids` the index holds as of its last commit (a follower's
+    /// check of the copies it was sent: what it appended since is its own
+    /// to remember).
+    pub fn indexed_ids(&self, ids: &HashSet<Uuid>) -> Result<HashSet<Uuid>, Error> {
+        let reader = self.reader();
+        reader.reload().map_err(Error::tantivy)?;
+        self.ids_in(&reader.searcher(), ids, &[])
+    }
+
+    /// The ids of `ids` with a document in `searcher`, leaving out the
+    /// documents of the days `excluded`.
+    fn ids_in(
+        &self,
+        searcher: &tantivy::Searcher,
+        ids: &HashSet<Uuid>,
+        excluded: &[chrono::NaiveDate],
+    ) -> Result<HashSet<Uuid>, Error> {
+        let mut found = HashSet::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        let terms = ids
+            .iter()
+            .map(|id| Term::from_field_text(self.fields.id, &id.to_string()));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> =
+            vec![(Occur::Must, Box::new(TermSetQuery::new(terms)))];
+        for d in excluded {
+            let term = Term::from_field_u64(self.fields.day, super::schema::day_number(*d));
+            clauses.push((
+                Occur::MustNot,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+        }
+        let hits = searcher
+            .search(&BooleanQuery::new(clauses), &DocSetCollector)
+            .map_err(Error::tantivy)?;
+        for addr in hits {
+            let event = super::query::stored_event(searcher, &self.fields, addr)?;
+            if let Some(id) = event["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                found.insert(id);
+            }
+        }
+        Ok(found)
     }
 
     /// The largest `seq` in the index (0 when it is empty): the largest value

@@ -82,6 +82,62 @@ pub(super) fn delete_due(
     Ok(())
 }
 
+/// How many of `candidates` (oldest first), from the first, the
+/// replication publisher is done with: with a `replication.cursor` in the
+/// storage directory, a day whose last `seq` is past the cursor is kept
+/// (`kept_unpublished_days`), and the days after it too (the cursor moves
+/// in `seq` order). Without a cursor, all of them.
+fn published(cx: &mut Ctx<'_>, days: &BTreeMap<NaiveDate, Day>, candidates: &[NaiveDate]) -> usize {
+    use crate::replicate::cursor::{CURSOR_FILE, Cursor};
+    if candidates.is_empty() || !cx.dir.join(CURSOR_FILE).exists() {
+        return candidates.len();
+    }
+    let cursor = match Cursor::load(cx.dir) {
+        Ok(c) => c,
+        Err(e) => {
+            cx.report
+                .notes
+                .push(format!("days due for deletion are kept: {e}"));
+            cx.report
+                .kept_unpublished_days
+                .extend(candidates.iter().map(|d| d.to_string()));
+            return 0;
+        }
+    };
+    for (i, &d) in candidates.iter().enumerate() {
+        let Some(e) = days.get(&d) else { continue };
+        let file = DayFile {
+            day: d,
+            path: if e.plain.is_some() {
+                day::plain_path(cx.dir, d)
+            } else {
+                day::gz_path(cx.dir, d)
+            },
+            compressed: e.plain.is_none(),
+        };
+        let last = match reader::last_head(&file) {
+            Ok(h) => h.map_or(0, |h| h.seq),
+            Err(err) => {
+                cx.report.notes.push(format!(
+                    "{d} kept: its last seq cannot be read to compare with the replication cursor ({err})"
+                ));
+                u64::MAX
+            }
+        };
+        if last > cursor.seq {
+            cx.report.notes.push(format!(
+                "{d} kept: its events up to seq {last} are not all published to the stream yet (published up to seq {}); younger days are kept with it",
+                cursor.seq
+            ));
+            cx.report
+                .kept_unpublished_days
+                .extend(candidates[i..].iter().map(|d| d.to_string()));
+            return i;
+        }
+    }
+    candidates.len()
+}
+
 /// Counts the events of `candidates` (days due for deletion, oldest first)
 /// and, with `keep_open`, applies the open-day rule to them. Returns how
 /// many of them, from the first, may be deleted; the rest are listed in
@@ -100,6 +156,7 @@ fn judge(
             break;
         }
     }
+    let counted = published(cx, days, &candidates[..counted]);
     let candidates = &candidates[..counted];
     if !cx.opts.keep_open || candidates.is_empty() {
         return Ok(counted);

@@ -268,6 +268,9 @@ pub struct Report {
     /// Days due for deletion kept because an older day was kept: deletions
     /// always take the oldest days, so that the hash chain has one start.
     pub kept_behind_open_days: Vec<String>,
+    /// Days due for deletion kept because the replication publisher has not
+    /// published all their events yet (and the days after them).
+    pub kept_unpublished_days: Vec<String>,
 }
 
 impl Report {

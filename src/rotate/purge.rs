@@ -73,6 +73,10 @@ pub struct PurgeReport {
     /// Days older than the retention kept because an older day is kept:
     /// deletions always take the oldest days (the hash chain has one start).
     pub kept_behind_open_days: Vec<String>,
+    /// Days older than the retention kept because the replication
+    /// publisher has not published all their events yet (and the days
+    /// after them); `force` does not override this.
+    pub kept_unpublished_days: Vec<String>,
     /// The retention asked for.
     pub retention_days: u32,
     /// Whether this was a dry run (nothing deleted).
@@ -96,6 +100,7 @@ impl PurgeReport {
             events_per_day: r.deleted_events,
             kept_open_days: r.kept_open_days,
             kept_behind_open_days: r.kept_behind_open_days,
+            kept_unpublished_days: r.kept_unpublished_days,
             retention_days,
             dry_run: r.dry_run,
             force,
@@ -134,6 +139,7 @@ impl PurgeReport {
             "events_per_day": self.events_per_day,
             "kept_open_days": self.kept_open_days,
             "kept_behind_open_days": self.kept_behind_open_days,
+            "kept_unpublished_days": self.kept_unpublished_days,
             "failures": self.failures,
             "operator": operator,
             "key_id": key_id,
@@ -163,6 +169,12 @@ impl PurgeReport {
             kept.push(format!(
                 "{} kept behind them",
                 plural(self.kept_behind_open_days.len() as u64, "younger day")
+            ));
+        }
+        if !self.kept_unpublished_days.is_empty() {
+            kept.push(format!(
+                "{} kept: not yet published to the stream",
+                plural(self.kept_unpublished_days.len() as u64, "day")
             ));
         }
         if !self.failures.is_empty() {

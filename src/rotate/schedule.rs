@@ -5,8 +5,7 @@
 //! reports: it is read before the index is caught up, and a report event
 //! may still sit in the appender's queue when the server stops.
 
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
@@ -42,22 +41,11 @@ pub fn last_run(dir: &Path) -> Option<DateTime<Utc>> {
 /// Records `at` as the start of the last daily run (temporary file, fsync,
 /// rename, fsync of the directory).
 pub fn record_run(dir: &Path, at: DateTime<Utc>) -> io::Result<()> {
-    let path = dir.join(LAST_RUN_FILE);
-    let tmp = dir.join(format!("{LAST_RUN_FILE}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .open(&tmp)?;
-    writeln!(
-        f,
-        "{}",
+    let line = format!(
+        "{}\n",
         at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    crate::store::sync_dir(dir)
+    );
+    crate::store::write_file_atomic(dir, LAST_RUN_FILE, line.as_bytes())
 }
 
 /// The next `at` (UTC) strictly after `now`.

@@ -294,6 +294,7 @@ fn record(state: &State, by: Option<&Principal>, r: &Report) {
             "deleted_events": r.deleted_events,
             "kept_open_days": r.kept_open_days,
             "kept_behind_open_days": r.kept_behind_open_days,
+            "kept_unpublished_days": r.kept_unpublished_days,
             "failures": r.failures,
             "bytes_before": r.bytes_before,
             "bytes_after": r.bytes_after,

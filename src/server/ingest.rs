@@ -365,6 +365,12 @@ fn one(bytes: &[u8], limits: &Limits) -> Result<Event, ValidationError> {
             "is set by the server (the id of the key that appends); a request cannot set it",
         ));
     }
+    if e.origin.is_some() {
+        return Err(ValidationError::new(
+            "origin",
+            "is set by `evlog follow` on the copies of replicated events; a request cannot set it",
+        ));
+    }
     // Only metadata can nest (every other field is a scalar or a list of
     // strings); the event object is the first level.
     if let Some(m) = &e.metadata

@@ -54,14 +54,21 @@ pub(crate) struct Snapshot {
     pub lag_seconds: f64,
 }
 
-fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+pub(crate) fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
 }
 
+/// A registered gauge.
+pub(crate) fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
 /// Raises a mirrored counter to `value` (counters only go up).
-fn mirror(c: &IntCounter, value: u64) {
+pub(crate) fn mirror(c: &IntCounter, value: u64) {
     let cur = c.get();
     if value > cur {
         c.inc_by(value - cur);
@@ -232,6 +239,11 @@ impl Metrics {
     }
 
     /// The Prometheus text of every metric, after mirroring `s`.
+    /// The registry (for metrics registered later, as replication's).
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     pub(crate) fn render(&self, s: &Snapshot) -> String {
         mirror(&self.appended, s.appended);
         mirror(&self.group_commits, s.group_commits);

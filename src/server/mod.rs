@@ -39,6 +39,7 @@ mod params;
 mod quota;
 mod ratelimit;
 mod reject;
+mod replication;
 mod resolve;
 mod sse;
 mod streams;
@@ -98,6 +99,8 @@ pub(crate) struct State {
     rotation: std::sync::Mutex<crate::settings::RotationSettings>,
     /// Live streams and exports open, per key id (`max_streams_per_key`).
     streams: streams::Open,
+    /// The publisher and follower, once started.
+    replication: std::sync::OnceLock<replication::Replication>,
 }
 
 /// Runs `f` on the blocking pool (the store and the index block).
@@ -161,6 +164,7 @@ impl Server {
             started_ms: chrono::Utc::now().timestamp_millis().max(0) as u64,
             rotation: std::sync::Mutex::new(crate::settings::RotationSettings::default()),
             streams: streams::Open::default(),
+            replication: std::sync::OnceLock::new(),
             log,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
@@ -186,6 +190,29 @@ impl Server {
                 settings.catch_up_grace,
             ));
         }
+    }
+
+    /// Starts replication: with `publish` (the stream, this node's name),
+    /// every committed event is published to the stream; with `follow`,
+    /// the stream's events are appended here. Both stop with the server.
+    /// Call once, inside the runtime; later calls are ignored.
+    pub fn start_replication(
+        &self,
+        publish: Option<(crate::replicate::nats::NatsConfig, String)>,
+        follow: Option<crate::replicate::follow::FollowConfig>,
+    ) {
+        if (publish.is_none() && follow.is_none()) || self.state.replication.get().is_some() {
+            return;
+        }
+        let r = replication::Replication::start(
+            &self.state.log,
+            &self.state.search,
+            self.state.metrics.registry(),
+            publish,
+            follow,
+            self.state.shutdown.subscribe(),
+        );
+        let _ = self.state.replication.set(r);
     }
 
     /// Applies `rules` to the events of `POST /events` (see

@@ -62,14 +62,17 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
         .then(|| chrono::DateTime::from_timestamp_millis(ix.last_commit_ms as i64))
         .flatten()
         .map(|t| crate::event::format_timestamp(&t));
+    let replication = state.replication.get();
+    let replication_lag = replication.map_or(0.0, |r| r.lag_seconds());
     Ok(warp::reply::json(&Health {
         status: if keys.state != "ok" {
             HealthStatus::Degraded
-        } else if ix.seconds >= LAGGING_SECONDS {
+        } else if ix.seconds >= LAGGING_SECONDS || replication_lag >= LAGGING_SECONDS {
             HealthStatus::Lagging
         } else {
             HealthStatus::Ok
         },
+        replication: replication.map(|r| r.health()),
         index: IndexHealth {
             lag_events: ix.lag.events,
             lag_events_exact: ix.lag.exact,
@@ -94,12 +97,16 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Health {
     /// `degraded` while no key is accepted, else `lagging` while the index
-    /// is 30 s or more behind, else `ok`.
+    /// or the replication (the oldest event not yet published) is 30 s or
+    /// more behind, else `ok`.
     status: HealthStatus,
     /// How far the index is behind the day files.
     index: IndexHealth,
     /// The state of the keys file.
     keys: KeysHealth,
+    /// Replication through NATS (absent when off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replication: Option<super::replication::ReplicationHealth>,
     /// The server's version.
     version: &'static str,
 }
@@ -110,7 +117,7 @@ pub(crate) struct Health {
 pub(crate) enum HealthStatus {
     /// Keys accepted, index within 30 s.
     Ok,
-    /// The index is 30 s or more behind.
+    /// The index, or the replication, is 30 s or more behind.
     Lagging,
     /// No key is accepted (the keys file is missing or unusable).
     Degraded,
@@ -167,6 +174,9 @@ pub(crate) struct KeysHealth {
 pub(crate) async fn metrics(state: Arc<State>) -> Result<Response, ApiError> {
     let ix = index_lag(&state).await?;
     let counters = state.log.counters();
+    if let Some(r) = state.replication.get() {
+        r.mirror();
+    }
     let text = state.metrics.render(&Snapshot {
         appended: counters.appended.load(Ordering::Relaxed),
         group_commits: counters.group_commits.load(Ordering::Relaxed),

@@ -89,20 +89,8 @@ pub fn read_anchor(dir: &Path) -> std::io::Result<Option<ChainHead>> {
 /// rename, fsync of the directory): the chain head at the end of the newest
 /// deleted day. Maintenance (rotation) calls it with the storage lock held.
 pub fn write_anchor(dir: &Path, head: &ChainHead) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(ANCHOR_FILE);
-    let tmp = dir.join(format!("{ANCHOR_FILE}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .open(&tmp)?;
-    f.write_all(&serde_json::to_vec(head).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    super::sync_dir(dir)
+    let bytes = serde_json::to_vec(head).map_err(std::io::Error::other)?;
+    super::write_file_atomic(dir, ANCHOR_FILE, &bytes)
 }
 
 /// Computes the hash of a line whose bytes before `,"hash":` are `prefix`.

@@ -43,7 +43,7 @@ pub use lock::{LOCK_FILE, StorageLock};
 pub use reader::{Record, Scan};
 pub use torn::cut_torn_tail;
 pub use verify::Report as VerifyReport;
-pub use writer::{DAY_FILE_MODE, sync_dir};
+pub use writer::{DAY_FILE_MODE, sync_dir, write_file_atomic};
 
 /// Mode of a storage directory that `EventLog::open` creates (owner
 /// writes, group reads, others nothing), like the day files in it (0640).
@@ -293,6 +293,11 @@ impl EventLog {
         mut event: Event,
     ) -> std::result::Result<(Uuid, Vec<u8>), ValidationError> {
         self.inner.privacy.apply(&mut event);
+        self.seal_body(event)
+    }
+
+    /// Validates, assigns `id` and `timestamp` when absent, and serializes.
+    fn seal_body(&self, mut event: Event) -> std::result::Result<(Uuid, Vec<u8>), ValidationError> {
         event.validate()?;
         let id = *event.id.get_or_insert_with(Uuid::now_v7);
         if event.timestamp.is_none() {
@@ -323,6 +328,28 @@ impl EventLog {
         Ok(ids)
     }
 
+    /// Appends copies of events stored elsewhere (replication: `evlog
+    /// follow`), as one all-or-nothing batch. They are kept as they are:
+    /// each must have its `id` and `timestamp`, and this store's privacy
+    /// filters are not applied again (the origin applied its own; hashing a
+    /// hashed user id again would lose it). `seq` and `hash` are this
+    /// store's.
+    pub fn append_copies(&self, events: Vec<Event>) -> Result<Vec<Uuid>> {
+        let (ids, bodies) = self.prepare_all(events, |log, e| {
+            if e.id.is_none() || e.timestamp.is_none() {
+                return Err(ValidationError::new(
+                    "id",
+                    "a copy keeps the id and timestamp of its original",
+                ));
+            }
+            log.seal_body(e)
+        })?;
+        if !bodies.is_empty() {
+            self.submit(bodies)?;
+        }
+        Ok(ids)
+    }
+
     /// [`EventLog::append_batch`] for async callers: the events are prepared
     /// on the calling thread, then the future waits for the group commit
     /// without holding a thread (many concurrent appends cost tasks, not
@@ -339,11 +366,21 @@ impl EventLog {
     /// Prepares every event of a batch (see [`EventLog::prepare`]); any
     /// invalid event rejects the whole batch, naming each bad index.
     pub(crate) fn prepare_batch(&self, events: Vec<Event>) -> Result<(Vec<Uuid>, Vec<Vec<u8>>)> {
+        self.prepare_all(events, Self::prepare)
+    }
+
+    /// Prepares every event of a batch with `one`; any invalid event
+    /// rejects the whole batch, naming each bad index.
+    fn prepare_all(
+        &self,
+        events: Vec<Event>,
+        one: impl Fn(&Self, Event) -> std::result::Result<(Uuid, Vec<u8>), ValidationError>,
+    ) -> Result<(Vec<Uuid>, Vec<Vec<u8>>)> {
         let mut ids = Vec::with_capacity(events.len());
         let mut bodies = Vec::with_capacity(events.len());
         let mut rejects = Vec::new();
         for (i, e) in events.into_iter().enumerate() {
-            match self.prepare(e) {
+            match one(self, e) {
                 Ok((id, body)) => {
                     ids.push(id);
                     bodies.push(body);

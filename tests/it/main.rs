@@ -51,6 +51,8 @@ mod multiprocess;
 /// The OpenAPI document: exactly the router's routes, well-formed 3.1,
 /// README's route table.
 mod openapi;
+/// Real `nats-server` processes (single and three-node cluster).
+mod nats;
 /// Purge with counts and the open-day rule: library, HTTP, CLI, catch-up.
 mod purge;
 /// Hostile payloads and floods aimed at the log's readers (issue 12):
@@ -58,6 +60,9 @@ mod purge;
 mod readers;
 /// Regression tests named after what broke.
 mod regressions;
+/// Replication through a real NATS JetStream: edges publish, followers copy
+/// exactly once, through NATS, edge and follower kills (issue 16).
+mod replication;
 /// Resolve and reopen over HTTP and in the CLI: routes, filters, derived fields.
 mod resolve;
 /// Model test of the resolved state: latest wins, through crashes and reindexes.

@@ -167,6 +167,12 @@ impl Serve {
         self.child.id()
     }
 
+    /// Kills the process at once (SIGKILL) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -145,6 +145,11 @@ impl Store {
             "EVLOG_DELETE_AFTER",
             "EVLOG_MAX_TOTAL_SIZE",
             "EVLOG_ROTATE_AT",
+            "EVLOG_REPLICATE_TO",
+            "EVLOG_FOLLOW",
+            "EVLOG_NODE",
+            "EVLOG_STREAM",
+            "EVLOG_STREAM_REPLICAS",
         ] {
             c.env_remove(var);
         }

@@ -1,0 +1,290 @@
+//! The follower: a durable pull consumer on the stream whose messages are
+//! appended into this node's store — id, timestamp and content kept, the
+//! origin node added — and acknowledged only once that append is durable.
+//!
+//! Exactly once: a message is redelivered when its acknowledgement was
+//! lost (the follower killed between its append and its ack), and the
+//! stream holds an event twice when its publisher re-published it after
+//! the duplicate window. Either way the id is already stored here, and the
+//! copy is acknowledged without a second line. Stored means in the index
+//! (which the follower waits for at start, so that it holds every line
+//! written before) or appended by this follower since.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::nats::{self, NatsConfig};
+use super::publish::NODE_HEADER;
+use crate::event::Event;
+use crate::index::IndexSearch;
+use crate::store::EventLog;
+
+/// Messages fetched (and appended in one batch) at a time, at most.
+const BATCH: usize = 1000;
+/// How long a fetch waits for messages.
+const FETCH_WAIT: Duration = Duration::from_millis(500);
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Ids remembered beyond the index; past this the follower waits for the
+/// index to hold them, then forgets them.
+const MAX_RECENT: usize = 1 << 20;
+
+/// Where and what to follow.
+#[derive(Debug, Clone)]
+pub struct FollowConfig {
+    /// The stream.
+    pub nats: NatsConfig,
+    /// The durable consumer's name (it keeps the follower's place).
+    pub consumer: String,
+    /// Only the subjects matching this (`evlog.acme.>`: one tenant).
+    pub filter: Option<String>,
+}
+
+/// What the follower has done, for `/health`, `/metrics` and the CLI.
+#[derive(Debug, Default)]
+pub struct FollowStatus {
+    /// Whether the last exchange with the stream succeeded.
+    pub link_up: AtomicBool,
+    /// Events appended here.
+    pub appended: AtomicU64,
+    /// Copies of events already stored here, acknowledged without a line.
+    pub duplicates: AtomicU64,
+    /// Messages that are not evlog events, refused (terminated).
+    pub refused: AtomicU64,
+    /// Messages the stream holds for this consumer that it has not yet
+    /// delivered (as of the last message).
+    pub pending: AtomicU64,
+    /// The last error.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl FollowStatus {
+    fn failed(&self, why: String) {
+        self.link_up.store(false, Ordering::Relaxed);
+        tracing::warn!(key = "FOLLOW_FAILED", "follow: {why}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
+/// The events of a batch of messages to append, and what to do with each
+/// message once they are.
+struct Batch {
+    events: Vec<Event>,
+    acks: Vec<(jetstream::Message, AckKind)>,
+}
+
+/// Follows the stream into `log` until `stop` turns true.
+pub async fn run(
+    cfg: FollowConfig,
+    log: EventLog,
+    search: IndexSearch,
+    status: Arc<FollowStatus>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut recent: HashSet<Uuid> = HashSet::new();
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        match follow_until_error(&cfg, &log, &search, &mut recent, &status, &mut stop).await {
+            Ok(()) => return,
+            Err(why) => {
+                status.failed(why);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn follow_until_error(
+    cfg: &FollowConfig,
+    log: &EventLog,
+    search: &IndexSearch,
+    recent: &mut HashSet<Uuid>,
+    status: &FollowStatus,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let client = nats::connect(&cfg.nats, &format!("evlog follower {}", cfg.consumer))
+        .await
+        .map_err(|e| e.to_string())?;
+    let js = jetstream::new(client);
+    let stream = nats::ensure_stream(&js, &cfg.nats)
+        .await
+        .map_err(|e| e.to_string())?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .get_or_create_consumer(
+            &cfg.consumer,
+            pull::Config {
+                durable_name: Some(cfg.consumer.clone()),
+                filter_subject: cfg.filter.clone().unwrap_or_default(),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                deliver_policy: jetstream::consumer::DeliverPolicy::All,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("consumer {}: {e}", cfg.consumer))?;
+    status.link_up.store(true, Ordering::Relaxed);
+    // Lines appended before this process (a copy appended, then the
+    // follower killed before its ack) must be in the index before the
+    // redeliveries are checked against it.
+    if recent.is_empty() {
+        wait_for_index(log, search).await?;
+    }
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let mut messages = consumer
+            .fetch()
+            .max_messages(BATCH)
+            .expires(FETCH_WAIT)
+            .messages()
+            .await
+            .map_err(|e| format!("fetch: {e}"))?;
+        let mut got = Vec::new();
+        while let Some(m) = messages.next().await {
+            got.push(m.map_err(|e| format!("fetch: {e}"))?);
+        }
+        if got.is_empty() {
+            continue;
+        }
+        if recent.len() > MAX_RECENT {
+            wait_for_index(log, search).await?;
+            recent.clear();
+        }
+        let batch = sort_out(got, search, recent, status)?;
+        let ids: Vec<Uuid> = batch.events.iter().filter_map(|e| e.id).collect();
+        if !batch.events.is_empty() {
+            let log = log.clone();
+            let events = batch.events;
+            tokio::task::spawn_blocking(move || log.append_copies(events))
+                .await
+                .map_err(|e| format!("append: {e}"))?
+                .map_err(|e| format!("append: {e}"))?;
+            status
+                .appended
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            recent.extend(ids);
+        }
+        // Durable now: acknowledge.
+        for (m, kind) in batch.acks {
+            m.ack_with(kind)
+                .await
+                .map_err(|e| format!("acknowledgement: {e}"))?;
+        }
+        status.link_up.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The events of `messages` not stored here yet (and not twice in the
+/// batch), and each message's acknowledgement: `Ack`, or `Term` for a
+/// message that is not an evlog event.
+fn sort_out(
+    messages: Vec<jetstream::Message>,
+    search: &IndexSearch,
+    recent: &HashSet<Uuid>,
+    status: &FollowStatus,
+) -> Result<Batch, String> {
+    let mut parsed: Vec<(jetstream::Message, Option<Event>)> = Vec::with_capacity(messages.len());
+    for m in messages {
+        if let Ok(info) = m.info() {
+            status.pending.store(info.pending, Ordering::Relaxed);
+        }
+        let event = match copy_of(&m) {
+            Ok(e) => Some(e),
+            Err(why) => {
+                status.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    key = "FOLLOW_REFUSED",
+                    subject = %m.subject,
+                    "follow: not an evlog event, refused: {why}"
+                );
+                None
+            }
+        };
+        parsed.push((m, event));
+    }
+    let asked: HashSet<Uuid> = parsed
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().and_then(|e| e.id))
+        .filter(|id| !recent.contains(id))
+        .collect();
+    let indexed = search
+        .indexed_ids(&asked)
+        .map_err(|e| format!("checking ids in the index: {e}"))?;
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    let mut batch = Batch {
+        events: Vec::new(),
+        acks: Vec::new(),
+    };
+    for (m, event) in parsed {
+        match event {
+            None => batch.acks.push((m, AckKind::Term)),
+            Some(e) => {
+                let id = e.id.expect("checked by copy_of");
+                if recent.contains(&id) || indexed.contains(&id) || !seen.insert(id) {
+                    status.duplicates.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    batch.events.push(e);
+                }
+                batch.acks.push((m, AckKind::Ack));
+            }
+        }
+    }
+    Ok(batch)
+}
+
+/// The event a message carries, as this store appends it: the stored line
+/// of its origin without the origin's `seq` and `hash`, with `origin` set
+/// to the publishing node (an event followed on from a follower keeps its
+/// first origin).
+fn copy_of(m: &jetstream::Message) -> Result<Event, String> {
+    let mut e = Event::from_json(&m.payload).map_err(|e| e.to_string())?;
+    if e.id.is_none() || e.timestamp.is_none() {
+        return Err("no id or timestamp".into());
+    }
+    e._seq = None;
+    e._hash = None;
+    if e.origin.is_none() {
+        let node = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(NODE_HEADER))
+            .map(|v| v.as_str().to_string())
+            .ok_or_else(|| format!("no {NODE_HEADER} header"))?;
+        e.origin = Some(node);
+    }
+    Ok(e)
+}
+
+/// Waits until the index holds every line of the store (its largest `seq`
+/// is the files').
+pub async fn wait_for_index(log: &EventLog, search: &IndexSearch) -> Result<(), String> {
+    let dir = log.storage_path().to_path_buf();
+    loop {
+        let (dir_, search_) = (dir.clone(), search.clone());
+        let caught_up = tokio::task::spawn_blocking(move || {
+            let head = super::publish::head_seq(&dir_);
+            search_.reload().and_then(|_| search_.max_seq()).map(|s| s >= head)
+        })
+        .await
+        .map_err(|e| format!("index: {e}"))?
+        .map_err(|e| format!("index: {e}"))?;
+        if caught_up {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

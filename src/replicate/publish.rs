@@ -1,0 +1,224 @@
+//! The publisher: every committed line after the cursor, published to the
+//! stream with `Nats-Msg-Id` = the event's id, acknowledgements awaited in
+//! order, the cursor moved past what was acknowledged.
+//!
+//! It runs beside the server and never in its append path: appends go to
+//! the files whatever NATS does, and the publisher reads them from there.
+//! When NATS is down it retries with a growing pause (up to 5 s) and the
+//! lag grows; `/health` and `/metrics` show it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use tokio::sync::{Notify, watch};
+
+use super::backlog::{Backlog, Outgoing, Skipped};
+use super::cursor::Cursor;
+use super::nats::{self, NatsConfig};
+use crate::store::day::{self, DayRange};
+
+/// Lines published per round (their acknowledgements awaited together).
+const BATCH: usize = 512;
+/// Bytes read per round, at most (about).
+const BATCH_BYTES: usize = 4 << 20;
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the files are looked at when nothing wakes the publisher.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// The header naming the node that published an event.
+pub const NODE_HEADER: &str = "Evlog-Node";
+
+/// What the publisher has done, for `/health` and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Whether the last exchange with the stream succeeded.
+    pub link_up: AtomicBool,
+    /// `seq` of the last line acknowledged.
+    pub acked_seq: AtomicU64,
+    /// `seq` of the last line in the files, when last looked at.
+    pub head_seq: AtomicU64,
+    /// Timestamp (µs) of the oldest line not yet acknowledged; 0 when none.
+    pub oldest_pending_us: AtomicI64,
+    /// Lines published and acknowledged since start.
+    pub published: AtomicU64,
+    /// Of those, how many the stream already had (duplicates dropped).
+    pub duplicates: AtomicU64,
+    /// Lines that could not be parsed and were passed over.
+    pub skipped: AtomicU64,
+    /// The last error, for `/health`.
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Status {
+    /// Events in the files not yet acknowledged by the stream.
+    pub fn lag_events(&self) -> u64 {
+        self.head_seq
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.acked_seq.load(Ordering::Relaxed))
+    }
+
+    /// Age in seconds of the oldest event not yet acknowledged (0 when
+    /// none is pending).
+    pub fn lag_seconds(&self, now: chrono::DateTime<chrono::Utc>) -> f64 {
+        match self.oldest_pending_us.load(Ordering::Relaxed) {
+            0 => 0.0,
+            t => ((now.timestamp_micros() - t) as f64 / 1e6).max(0.0),
+        }
+    }
+
+    fn failed(&self, why: String) {
+        self.link_up.store(false, Ordering::Relaxed);
+        tracing::warn!(key = "REPLICATION_FAILED", "replication: {why}");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
+    }
+}
+
+/// `seq` of the last line of the store (its newest day file).
+pub fn head_seq(dir: &Path) -> u64 {
+    let Ok(files) = day::list(dir, DayRange::all()) else {
+        return 0;
+    };
+    files
+        .iter()
+        .rev()
+        .find_map(|f| crate::store::reader::last_head(f).ok().flatten())
+        .map_or(0, |h| h.seq)
+}
+
+/// Publishes the store in `dir` until `stop` turns true. `wake` is
+/// notified after appends (the store's commit hook); without it the files
+/// are looked at every second.
+pub async fn run(
+    cfg: NatsConfig,
+    node: String,
+    dir: PathBuf,
+    wake: Arc<Notify>,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut cursor = match Cursor::load(&dir) {
+        Ok(c) => c,
+        Err(e) => {
+            status.failed(format!("{e}; nothing is published"));
+            return;
+        }
+    };
+    status.acked_seq.store(cursor.seq, Ordering::Relaxed);
+    let mut backlog = Some(Backlog::new(&dir, cursor));
+    let mut backoff = Duration::from_millis(100);
+    while !*stop.borrow() {
+        let attempt = publish_until_error(&cfg, &node, &dir, &mut cursor, &mut backlog, &wake, &status, &mut stop);
+        match attempt.await {
+            Ok(()) => return,
+            Err(why) => {
+                status.failed(why);
+                if let Some(b) = backlog.as_mut() {
+                    b.rewind(cursor);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One connection's worth of publishing: returns `Ok` when stopped, the
+/// reason otherwise.
+#[allow(clippy::too_many_arguments)]
+async fn publish_until_error(
+    cfg: &NatsConfig,
+    node: &str,
+    dir: &Path,
+    cursor: &mut Cursor,
+    backlog: &mut Option<Backlog>,
+    wake: &Notify,
+    status: &Status,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), String> {
+    let client = nats::connect(cfg, &format!("evlog publisher {node}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let js = jetstream::new(client);
+    nats::ensure_stream(&js, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    status.link_up.store(true, Ordering::Relaxed);
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        let dir_ = dir.to_path_buf();
+        let mut b = backlog.take().expect("the backlog is put back after each read");
+        let (b, read, head) = tokio::task::spawn_blocking(move || {
+            let mut skipped: Vec<Skipped> = Vec::new();
+            let read = b.read(BATCH, BATCH_BYTES, &mut skipped);
+            (b, read.map(|r| (r, skipped)), head_seq(&dir_))
+        })
+        .await
+        .map_err(|e| format!("reading the files: {e}"))?;
+        *backlog = Some(b);
+        status.head_seq.store(head.max(cursor.seq), Ordering::Relaxed);
+        let (batch, skipped) = read.map_err(|e| format!("reading the files: {e}"))?;
+        for Skipped(e) in &skipped {
+            status.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(key = "REPLICATION_SKIPPED", "replication: not published: {e}");
+        }
+        if batch.is_empty() {
+            status.oldest_pending_us.store(0, Ordering::Relaxed);
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(RESCAN) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        status
+            .oldest_pending_us
+            .store(batch[0].timestamp.timestamp_micros(), Ordering::Relaxed);
+        publish_batch(&js, node, &batch, status).await?;
+        let last = batch.last().expect("not empty").after;
+        last.save(dir)
+            .map_err(|e| format!("saving the cursor: {e}"))?;
+        *cursor = last;
+        status.acked_seq.store(last.seq, Ordering::Relaxed);
+        status.link_up.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Publishes `batch` and awaits every acknowledgement, in order.
+async fn publish_batch(
+    js: &jetstream::Context,
+    node: &str,
+    batch: &[Outgoing],
+    status: &Status,
+) -> Result<(), String> {
+    let mut acks = Vec::with_capacity(batch.len());
+    for o in batch {
+        let msg = PublishMessage::build()
+            .payload(o.line.clone())
+            .message_id(o.id.to_string())
+            .header(NODE_HEADER, node);
+        let ack = js
+            .send_publish(o.subject.clone(), msg)
+            .await
+            .map_err(|e| format!("publishing seq {}: {e}", o.seq))?;
+        acks.push(ack);
+    }
+    for (o, ack) in batch.iter().zip(acks) {
+        let ack = ack
+            .await
+            .map_err(|e| format!("acknowledgement of seq {}: {e}", o.seq))?;
+        status.published.fetch_add(1, Ordering::Relaxed);
+        if ack.duplicate {
+            status.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
