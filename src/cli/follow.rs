@@ -69,13 +69,20 @@ impl NatsArgs {
         if urls.is_empty() {
             anyhow::bail!("no NATS server given: want nats://HOST:PORT[,nats://HOST:PORT…]");
         }
+        for u in &urls {
+            if let Err(e) = u.parse::<async_nats::ServerAddr>() {
+                anyhow::bail!("`{u}` is not a NATS server URL ({e}): want nats://HOST:PORT");
+            }
+        }
         let mut cfg = NatsConfig::new(urls);
         if let Some(s) = self.stream.clone().or_else(|| file.stream.clone()) {
             cfg.stream = s;
         }
         let replicas = self.replicas.or(file.replicas).unwrap_or(1);
         if !(1..=5).contains(&replicas) {
-            anyhow::bail!("[replication] replicas: {replicas} is not 1 to 5 (use 1, or 3 on a cluster)");
+            anyhow::bail!(
+                "[replication] replicas: {replicas} is not 1 to 5 (use 1, or 3 on a cluster)"
+            );
         }
         cfg.replicas = usize::from(replicas);
         let days = self
@@ -106,7 +113,10 @@ impl NatsArgs {
                 "give one NATS authentication: a token, a user and password, or a credentials file"
             ),
         };
-        let ca = self.nats_tls_ca.clone().or_else(|| file.nats_tls_ca.clone());
+        let ca = self
+            .nats_tls_ca
+            .clone()
+            .or_else(|| file.nats_tls_ca.clone());
         let cert = self
             .nats_tls_cert
             .clone()
@@ -116,7 +126,9 @@ impl NatsArgs {
             .clone()
             .or_else(|| file.nats_tls_key.clone());
         if cert.is_some() != key.is_some() {
-            anyhow::bail!("a NATS client certificate goes with its key (--nats-tls-cert, --nats-tls-key)");
+            anyhow::bail!(
+                "a NATS client certificate goes with its key (--nats-tls-cert, --nats-tls-key)"
+            );
         }
         let tls_url = cfg.urls.iter().any(|u| u.starts_with("tls://"));
         if self.nats_tls || file.nats_tls == Some(true) || tls_url || ca.is_some() || cert.is_some()
@@ -192,7 +204,14 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     );
     rt.block_on(async {
         let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(follow::run(cfg, log.clone(), search, status.clone(), stop));
+        let task = tokio::spawn(follow::run(
+            cfg,
+            log.clone(),
+            search,
+            follow::Claims::default(),
+            status.clone(),
+            stop,
+        ));
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut said = (u64::MAX, u64::MAX);
         loop {
@@ -226,4 +245,62 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         status.refused.load(Ordering::Relaxed)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(flatten)]
+        nats: NatsArgs,
+    }
+
+    fn config(args: &[&str], urls: &str) -> anyhow::Result<NatsConfig> {
+        let t = T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))?;
+        t.nats.config(urls, &ReplicationFileConfig::default())
+    }
+
+    #[test]
+    fn flags_make_the_config_and_mistakes_are_named() {
+        let c = config(
+            &["--stream", "AUDIT", "--replicas", "3", "--nats-token", "s3"],
+            "nats://a:4222, nats://b:4222",
+        )
+        .unwrap();
+        assert_eq!(c.urls, ["nats://a:4222", "nats://b:4222"]);
+        assert_eq!((c.stream.as_str(), c.replicas), ("AUDIT", 3));
+        assert!(matches!(c.auth, Auth::Token(ref t) if t == "s3"));
+        assert!(c.tls.is_none());
+        assert_eq!(c.max_age, Duration::from_secs(30 * 86_400));
+        let tls = config(&[], "tls://a:4222").unwrap();
+        assert!(tls.tls.is_some());
+        for (args, urls, says) in [
+            (&[][..], " , ", "no NATS server"),
+            (&[][..], "http://a:4222", "not a NATS server URL"),
+            (&["--nats-user", "u"][..], "nats://a:4222", "go together"),
+            (
+                &[
+                    "--nats-token",
+                    "t",
+                    "--nats-user",
+                    "u",
+                    "--nats-password",
+                    "p",
+                ][..],
+                "nats://a:4222",
+                "give one NATS authentication",
+            ),
+            (
+                &["--nats-tls-cert", "c.pem"][..],
+                "nats://a:4222",
+                "goes with its key",
+            ),
+        ] {
+            let e = config(args, urls).unwrap_err().to_string();
+            assert!(e.contains(says), "{args:?} {urls}: {e}");
+        }
+    }
 }

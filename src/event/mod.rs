@@ -542,7 +542,10 @@ impl Event {
         if let Some(o) = &self.origin
             && (o.is_empty() || o.chars().count() > 256)
         {
-            return Err(ValidationError::new("origin", "must be 1 to 256 characters"));
+            return Err(ValidationError::new(
+                "origin",
+                "must be 1 to 256 characters",
+            ));
         }
         crate::resolution::check(self)?;
         for (i, f) in self.files_changed.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! What is left to publish: the committed lines after the cursor, read from
 //! the day files in `seq` order (plain or `.jsonl.gz`), each made durable
-//! (fdatasync of its file) before it is handed out.
+//! (fdatasync of its file) before it is handed out. Copies followed from
+//! the stream (with an `origin`) are passed over: their node published them.
 //!
 //! Reading the files rather than taking events from the append path is what
 //! lets appends never wait for the stream: when NATS is slow or down the
@@ -156,13 +157,22 @@ impl Backlog {
                     };
                     continue;
                 }
+                if record.event.origin.is_some() {
+                    // A copy followed from the stream: its own node
+                    // published it.
+                    self.next = at;
+                    continue;
+                }
                 bytes += line.len();
                 out.push(Outgoing {
                     seq: record.seq,
                     id: record.event.id.expect("a stored event has an id"),
                     subject: subject_of(&record.event),
                     line,
-                    timestamp: record.event.timestamp.expect("a stored event has a timestamp"),
+                    timestamp: record
+                        .event
+                        .timestamp
+                        .expect("a stored event has a timestamp"),
                     after: at,
                 });
                 self.next = at;
@@ -234,7 +244,10 @@ mod tests {
         let mut b = Backlog::new(dir.path(), Cursor::default());
         let got = read_all(&mut b);
         assert_eq!(got.iter().map(|o| o.id).collect::<Vec<_>>(), first);
-        assert_eq!(got.iter().map(|o| o.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|o| o.seq).collect::<Vec<_>>(),
+            (1..=7).collect::<Vec<_>>()
+        );
         assert!(got.iter().all(|o| o.subject == "evlog._.commit"));
         let more = append(&log, 2, Some("acme"));
         let got = read_all(&mut b);
@@ -260,6 +273,33 @@ mod tests {
         );
         let got = read_all(&mut b);
         assert_eq!(got.iter().map(|o| o.id).collect::<Vec<_>>(), ids[3..]);
+    }
+
+    #[test]
+    fn copies_followed_from_the_stream_are_not_published_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(Config::new(dir.path())).unwrap();
+        let own = append(&log, 2, None);
+        let mut copy = Event::new(EventType::Commit, "ops", "from edge-2");
+        copy.id = Some(Uuid::now_v7());
+        copy.timestamp = Some(Utc::now());
+        copy.origin = Some("edge-2".into());
+        log.append_copies(vec![copy]).unwrap();
+        let last = append(&log, 1, None);
+        let mut b = Backlog::new(dir.path(), Cursor::default());
+        let got = read_all(&mut b);
+        assert_eq!(
+            got.iter().map(|o| o.id).collect::<Vec<_>>(),
+            [own[0], own[1], last[0]]
+        );
+        assert_eq!(got.iter().map(|o| o.seq).collect::<Vec<_>>(), [1, 2, 4]);
+        // A backlog ending with a copy moves past it.
+        let mut from_two = Backlog::new(dir.path(), got[1].after);
+        assert_eq!(
+            from_two.read(1, usize::MAX, &mut Vec::new()).unwrap()[0].seq,
+            4
+        );
+        assert_eq!(from_two.position().seq, 4);
     }
 
     #[test]

@@ -47,6 +47,15 @@ pub struct FollowConfig {
     pub filter: Option<String>,
 }
 
+/// Ids being appended right now, shared by the follower and the server's
+/// appends that give their own ids (`serve --follow`): an id is appended by
+/// one of them at a time, so a copy and a client's append of the same id
+/// cannot both pass the check for a stored event.
+pub type Claims = Arc<std::sync::Mutex<HashSet<Uuid>>>;
+
+/// Redelivery delay of a message whose id another append holds.
+const BUSY_DELAY: Duration = Duration::from_millis(500);
+
 /// What the follower has done, for `/health`, `/metrics` and the CLI.
 #[derive(Debug, Default)]
 pub struct FollowStatus {
@@ -80,18 +89,44 @@ struct Batch {
     acks: Vec<(jetstream::Message, AckKind)>,
 }
 
-/// Follows the stream into `log` until `stop` turns true.
+/// The ids a batch claimed, released on drop.
+struct Claimed<'a> {
+    claims: &'a Claims,
+    ids: Vec<Uuid>,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        let mut c = self.claims.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &self.ids {
+            c.remove(id);
+        }
+    }
+}
+
+/// Follows the stream into `log` until `stop` turns true. `claims` are
+/// shared with whatever else appends client-given ids to `log`.
 pub async fn run(
     cfg: FollowConfig,
     log: EventLog,
     search: IndexSearch,
+    claims: Claims,
     status: Arc<FollowStatus>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut recent: HashSet<Uuid> = HashSet::new();
     let mut backoff = Duration::from_millis(100);
     while !*stop.borrow() {
-        match follow_until_error(&cfg, &log, &search, &mut recent, &status, &mut stop).await {
+        let attempt = follow_until_error(
+            &cfg,
+            &log,
+            &search,
+            &claims,
+            &mut recent,
+            &status,
+            &mut stop,
+        );
+        match attempt.await {
             Ok(()) => return,
             Err(why) => {
                 status.failed(why);
@@ -109,6 +144,7 @@ async fn follow_until_error(
     cfg: &FollowConfig,
     log: &EventLog,
     search: &IndexSearch,
+    claims: &Claims,
     recent: &mut HashSet<Uuid>,
     status: &FollowStatus,
     stop: &mut watch::Receiver<bool>,
@@ -164,7 +200,7 @@ async fn follow_until_error(
             wait_for_index(log, search).await?;
             recent.clear();
         }
-        let batch = sort_out(got, search, recent, status)?;
+        let (batch, claimed) = sort_out(got, search, claims, recent, status)?;
         let ids: Vec<Uuid> = batch.events.iter().filter_map(|e| e.id).collect();
         if !batch.events.is_empty() {
             let log = log.clone();
@@ -178,6 +214,7 @@ async fn follow_until_error(
                 .fetch_add(ids.len() as u64, Ordering::Relaxed);
             recent.extend(ids);
         }
+        drop(claimed);
         // Durable now: acknowledge.
         for (m, kind) in batch.acks {
             m.ack_with(kind)
@@ -189,14 +226,17 @@ async fn follow_until_error(
 }
 
 /// The events of `messages` not stored here yet (and not twice in the
-/// batch), and each message's acknowledgement: `Ack`, or `Term` for a
-/// message that is not an evlog event.
-fn sort_out(
+/// batch), claimed, and each message's acknowledgement: `Ack`, `Term` for
+/// a message that is not an evlog event, or a delayed `Nak` for one whose
+/// id another append holds (it comes back, and is then found stored or
+/// appended).
+fn sort_out<'a>(
     messages: Vec<jetstream::Message>,
     search: &IndexSearch,
+    claims: &'a Claims,
     recent: &HashSet<Uuid>,
     status: &FollowStatus,
-) -> Result<Batch, String> {
+) -> Result<(Batch, Claimed<'a>), String> {
     let mut parsed: Vec<(jetstream::Message, Option<Event>)> = Vec::with_capacity(messages.len());
     for m in messages {
         if let Ok(info) = m.info() {
@@ -221,6 +261,15 @@ fn sort_out(
         .filter_map(|(_, e)| e.as_ref().and_then(|e| e.id))
         .filter(|id| !recent.contains(id))
         .collect();
+    // Claimed before the index is asked: an append of the same id that
+    // starts later finds the claim, or (once this batch is written) the line.
+    let (claimed, busy) = {
+        let mut c = claims.lock().unwrap_or_else(|e| e.into_inner());
+        let busy: HashSet<Uuid> = asked.iter().filter(|id| c.contains(id)).copied().collect();
+        let mine: Vec<Uuid> = asked.difference(&busy).copied().collect();
+        c.extend(mine.iter().copied());
+        (Claimed { claims, ids: mine }, busy)
+    };
     let indexed = search
         .indexed_ids(&asked)
         .map_err(|e| format!("checking ids in the index: {e}"))?;
@@ -234,6 +283,10 @@ fn sort_out(
             None => batch.acks.push((m, AckKind::Term)),
             Some(e) => {
                 let id = e.id.expect("checked by copy_of");
+                if busy.contains(&id) {
+                    batch.acks.push((m, AckKind::Nak(Some(BUSY_DELAY))));
+                    continue;
+                }
                 if recent.contains(&id) || indexed.contains(&id) || !seen.insert(id) {
                     status.duplicates.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -243,7 +296,7 @@ fn sort_out(
             }
         }
     }
-    Ok(batch)
+    Ok((batch, claimed))
 }
 
 /// The event a message carries, as this store appends it: the stored line
@@ -277,7 +330,10 @@ pub async fn wait_for_index(log: &EventLog, search: &IndexSearch) -> Result<(), 
         let (dir_, search_) = (dir.clone(), search.clone());
         let caught_up = tokio::task::spawn_blocking(move || {
             let head = super::publish::head_seq(&dir_);
-            search_.reload().and_then(|_| search_.max_seq()).map(|s| s >= head)
+            search_
+                .reload()
+                .and_then(|_| search_.max_seq())
+                .map(|s| s >= head)
         })
         .await
         .map_err(|e| format!("index: {e}"))?

@@ -89,6 +89,28 @@ pub fn head_seq(dir: &Path) -> u64 {
         .map_or(0, |h| h.seq)
 }
 
+/// Starts publishing `log`'s store as `node` on the current tokio runtime,
+/// woken by each of its commits, until `stop` turns true.
+pub fn start(
+    log: &crate::store::EventLog,
+    cfg: NatsConfig,
+    node: String,
+    status: Arc<Status>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let wake = Arc::new(Notify::new());
+    let w = wake.clone();
+    log.on_commit(move || w.notify_one());
+    tokio::spawn(run(
+        cfg,
+        node,
+        log.storage_path().to_path_buf(),
+        wake,
+        status,
+        stop,
+    ))
+}
+
 /// Publishes the store in `dir` until `stop` turns true. `wake` is
 /// notified after appends (the store's commit hook); without it the files
 /// are looked at every second.
@@ -111,7 +133,16 @@ pub async fn run(
     let mut backlog = Some(Backlog::new(&dir, cursor));
     let mut backoff = Duration::from_millis(100);
     while !*stop.borrow() {
-        let attempt = publish_until_error(&cfg, &node, &dir, &mut cursor, &mut backlog, &wake, &status, &mut stop);
+        let attempt = publish_until_error(
+            &cfg,
+            &node,
+            &dir,
+            &mut cursor,
+            &mut backlog,
+            &wake,
+            &status,
+            &mut stop,
+        );
         match attempt.await {
             Ok(()) => return,
             Err(why) => {
@@ -155,7 +186,9 @@ async fn publish_until_error(
             return Ok(());
         }
         let dir_ = dir.to_path_buf();
-        let mut b = backlog.take().expect("the backlog is put back after each read");
+        let mut b = backlog
+            .take()
+            .expect("the backlog is put back after each read");
         let (b, read, head) = tokio::task::spawn_blocking(move || {
             let mut skipped: Vec<Skipped> = Vec::new();
             let read = b.read(BATCH, BATCH_BYTES, &mut skipped);
@@ -164,14 +197,27 @@ async fn publish_until_error(
         .await
         .map_err(|e| format!("reading the files: {e}"))?;
         *backlog = Some(b);
-        status.head_seq.store(head.max(cursor.seq), Ordering::Relaxed);
+        status
+            .head_seq
+            .store(head.max(cursor.seq), Ordering::Relaxed);
         let (batch, skipped) = read.map_err(|e| format!("reading the files: {e}"))?;
         for Skipped(e) in &skipped {
             status.skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(key = "REPLICATION_SKIPPED", "replication: not published: {e}");
+            tracing::warn!(
+                key = "REPLICATION_SKIPPED",
+                "replication: not published: {e}"
+            );
         }
         if batch.is_empty() {
             status.oldest_pending_us.store(0, Ordering::Relaxed);
+            // Only copies (or nothing) read: the cursor moves past them.
+            let at = backlog.as_ref().map_or(*cursor, Backlog::position);
+            if at.seq > cursor.seq {
+                at.save(dir)
+                    .map_err(|e| format!("saving the cursor: {e}"))?;
+                *cursor = at;
+                status.acked_seq.store(at.seq, Ordering::Relaxed);
+            }
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(RESCAN) => {}

@@ -89,7 +89,8 @@ pub(crate) struct State {
     /// The `[[dedup]]` rules of `POST /events`, once set.
     dedup: std::sync::OnceLock<Arc<crate::dedup::Dedup>>,
     /// Client-supplied ids of the appends in flight (see `events::claim_ids`).
-    claimed_ids: std::sync::Mutex<std::collections::HashSet<uuid::Uuid>>,
+    /// Shared with the follower of `serve --follow`.
+    claimed_ids: crate::replicate::follow::Claims,
     /// The indexer's commit count, bumped after each commit (wakes live streams).
     commits: watch::Receiver<u64>,
     /// Set once the server stops accepting (ends live streams).
@@ -157,7 +158,7 @@ impl Server {
             quota: quota::Quota::new(&limits),
             rates,
             dedup: std::sync::OnceLock::new(),
-            claimed_ids: std::sync::Mutex::default(),
+            claimed_ids: Arc::default(),
             limits,
             commits,
             shutdown: watch::channel(false).0,
@@ -207,6 +208,7 @@ impl Server {
         let r = replication::Replication::start(
             &self.state.log,
             &self.state.search,
+            &self.state.claimed_ids,
             self.state.metrics.registry(),
             publish,
             follow,

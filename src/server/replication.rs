@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 
 use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 use serde::Serialize;
-use tokio::sync::Notify;
 
 use super::metrics::{counter, gauge, mirror};
 use crate::replicate::follow::{self, FollowConfig, FollowStatus};
@@ -147,6 +146,7 @@ impl Replication {
     pub(crate) fn start(
         log: &crate::store::EventLog,
         search: &crate::index::IndexSearch,
+        claims: &follow::Claims,
         registry: &Registry,
         publish: Option<(NatsConfig, String)>,
         follow: Option<FollowConfig>,
@@ -154,17 +154,7 @@ impl Replication {
     ) -> Replication {
         let publish = publish.map(|(cfg, node)| {
             let status = Arc::new(PublishStatus::default());
-            let wake = Arc::new(Notify::new());
-            let w = wake.clone();
-            log.on_commit(move || w.notify_one());
-            tokio::spawn(publish::run(
-                cfg,
-                node,
-                log.storage_path().to_path_buf(),
-                wake,
-                status.clone(),
-                stop.clone(),
-            ));
+            publish::start(log, cfg, node, status.clone(), stop.clone());
             status
         });
         let follow = follow.map(|cfg| {
@@ -173,6 +163,7 @@ impl Replication {
                 cfg,
                 log.clone(),
                 search.clone(),
+                claims.clone(),
                 status.clone(),
                 stop.clone(),
             ));
@@ -194,14 +185,22 @@ impl Replication {
                 lag_events: s.lag_events(),
                 lag_seconds: s.lag_seconds(now),
                 acked_seq: s.acked_seq.load(Ordering::Relaxed),
-                last_error: s.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                last_error: s
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
             }),
             follow: self.follow.as_ref().map(|s| FollowHealth {
                 link: link(s.link_up.load(Ordering::Relaxed)),
                 appended: s.appended.load(Ordering::Relaxed),
                 duplicates: s.duplicates.load(Ordering::Relaxed),
                 pending: s.pending.load(Ordering::Relaxed),
-                last_error: s.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                last_error: s
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
             }),
         }
     }
@@ -217,8 +216,7 @@ impl Replication {
     pub(crate) fn mirror(&self) {
         let m = &self.metrics;
         if let Some(s) = &self.publish {
-            m.lag_events
-                .set(s.lag_events().min(i64::MAX as u64) as i64);
+            m.lag_events.set(s.lag_events().min(i64::MAX as u64) as i64);
             m.lag_seconds.set(s.lag_seconds(chrono::Utc::now()));
             m.link_up.set(i64::from(s.link_up.load(Ordering::Relaxed)));
             mirror(&m.published, s.published.load(Ordering::Relaxed));

@@ -83,44 +83,39 @@ impl Appender {
         let (tx, rx) = mpsc::sync_channel::<Cmd>(capacity.max(1));
         let stats = Arc::new(AppenderStats::default());
         let st = stats.clone();
-        // Log through the subscriber of whoever created the appender.
-        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-        let worker = std::thread::Builder::new()
-            .name("evlog-appender".into())
-            .spawn(move || {
-                let _log_to = tracing::dispatcher::set_default(&dispatch);
-                while let Ok(first) = rx.recv() {
-                    let mut batch = Vec::new();
-                    let mut flushes = Vec::new();
-                    let mut next = Some(first);
-                    while let Some(c) = next {
-                        match c {
-                            Cmd::Event(e) => batch.push(e),
-                            Cmd::Flush(r) => flushes.push(r),
-                        }
-                        next = if batch.len() < MAX_BATCH {
-                            rx.try_recv().ok()
-                        } else {
-                            None
-                        };
+        let worker = super::commit::spawn_logging("evlog-appender", move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = Vec::new();
+                let mut flushes = Vec::new();
+                let mut next = Some(first);
+                while let Some(c) = next {
+                    match c {
+                        Cmd::Event(e) => batch.push(e),
+                        Cmd::Flush(r) => flushes.push(r),
                     }
-                    if let Some(by) = &by {
-                        for e in batch.iter_mut().filter(|e| e.appended_by.is_none()) {
-                            e.appended_by = Some(by.clone());
-                        }
-                    }
-                    write(&log, batch, &st);
-                    if !flushes.is_empty() {
-                        if let Err(e) = log.flush() {
-                            tracing::warn!(error = %e, "EVENT_FLUSH_FAILED");
-                        }
-                        for r in flushes {
-                            let _ = r.send(());
-                        }
+                    next = if batch.len() < MAX_BATCH {
+                        rx.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                if let Some(by) = &by {
+                    for e in batch.iter_mut().filter(|e| e.appended_by.is_none()) {
+                        e.appended_by = Some(by.clone());
                     }
                 }
-            })
-            .expect("spawning the appender thread");
+                write(&log, batch, &st);
+                if !flushes.is_empty() {
+                    if let Err(e) = log.flush() {
+                        tracing::warn!(error = %e, "EVENT_FLUSH_FAILED");
+                    }
+                    for r in flushes {
+                        let _ = r.send(());
+                    }
+                }
+            }
+        })
+        .expect("spawning the appender thread");
         Appender {
             tx: Some(tx),
             stats,

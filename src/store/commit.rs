@@ -170,8 +170,12 @@ fn answer(
     waiting.is_empty() || acks.send((result, waiting)).is_ok()
 }
 
-/// Spawns a store thread that logs through the spawning thread's subscriber.
-fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::JoinHandle<()> {
+/// Spawns a store thread named `name` that logs through the subscriber of
+/// whoever spawned it (a scoped subscriber, not only the global one).
+pub(crate) fn spawn_logging<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     std::thread::Builder::new()
         .name(name.into())
@@ -179,7 +183,6 @@ fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> std::thread::Jo
             let _log_to = tracing::dispatcher::set_default(&dispatch);
             f()
         })
-        .expect("spawning a store thread")
 }
 
 /// The committer loop: gathers every request waiting in the channel into one
@@ -198,16 +201,18 @@ pub(crate) fn run_committer(
     let syncer_stats = w.stats.clone();
     let syncer_faults = w.faults.clone();
     let syncer_state = w.sync.clone();
-    let syncer = spawn_named("evlog-sync", move || {
+    let syncer = spawn_logging("evlog-sync", move || {
         run_syncer(sync_rx, ack_tx, syncer_stats, syncer_faults, syncer_state)
-    });
-    let acker = spawn_named("evlog-ack", move || {
+    })
+    .expect("spawning the syncer thread");
+    let acker = spawn_logging("evlog-ack", move || {
         for (result, replies) in ack_rx {
             for r in replies {
                 r.send(result.clone());
             }
         }
-    });
+    })
+    .expect("spawning the acker thread");
     let fsync_mode = durability == Durability::Fsync;
     w.track_sync = fsync_mode;
     let mut last_sync = Instant::now();

@@ -229,16 +229,10 @@ impl EventLog {
         let interval = config.batch_interval;
         let hooks = commit::Hooks::default();
         let committer_hooks = hooks.clone();
-        // The store's threads log through the subscriber of whoever opened
-        // the log (a scoped subscriber, not only the global one).
-        let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-        let committer = std::thread::Builder::new()
-            .name("evlog-commit".into())
-            .spawn(move || {
-                let _log_to = tracing::dispatcher::set_default(&dispatch);
-                commit::run_committer(w, rx, durability, interval, committer_hooks)
-            })
-            .map_err(|e| Error::io(&dir, e))?;
+        let committer = commit::spawn_logging("evlog-commit", move || {
+            commit::run_committer(w, rx, durability, interval, committer_hooks)
+        })
+        .map_err(|e| Error::io(&dir, e))?;
         Ok(EventLog {
             inner: Arc::new(Inner {
                 dir,

@@ -48,11 +48,11 @@ mod isolation;
 mod model;
 /// Several processes appending to one store at once.
 mod multiprocess;
+/// Real `nats-server` processes (single and three-node cluster).
+mod nats;
 /// The OpenAPI document: exactly the router's routes, well-formed 3.1,
 /// README's route table.
 mod openapi;
-/// Real `nats-server` processes (single and three-node cluster).
-mod nats;
 /// Purge with counts and the open-day rule: library, HTTP, CLI, catch-up.
 mod purge;
 /// Hostile payloads and floods aimed at the log's readers (issue 12):

@@ -129,6 +129,42 @@ fn an_open_day_is_kept_with_the_days_after_it_and_force_deletes_them() {
     assert_eq!(v.lines, 1);
 }
 
+/// A replicating edge never deletes a day the stream has not acknowledged
+/// (`replication.cursor` behind it), not even forced, and the days after
+/// it stay with it; once the cursor passes them they go.
+#[test]
+fn days_not_yet_published_to_the_stream_are_kept_even_when_forced() {
+    use evlog::replicate::cursor::Cursor;
+    let store = store_of(&[
+        (day("2026-01-01"), &[I, I, I]),
+        (day("2026-01-02"), &[I, I]),
+        (day("2026-01-03"), &[I, I]),
+        (day("2026-03-01"), &[I]),
+    ]);
+    let now = noon(day("2026-03-01"));
+    let at = |seq| Cursor {
+        seq,
+        ..Cursor::default()
+    };
+    at(4).save(store.path()).unwrap();
+    let p = purge::run(store.path(), &purge::options(30, now, false, true), 30).unwrap();
+    assert_eq!(p.deleted_days, ["2026-01-01"], "{p:?}");
+    assert_eq!(p.deleted, 3);
+    assert_eq!(p.kept_unpublished_days, ["2026-01-02", "2026-01-03"]);
+    assert!(
+        p.message.contains("2 days kept: not yet published"),
+        "{}",
+        p.message
+    );
+    assert!(store.file("events_2026-01-02.jsonl").exists());
+    at(7).save(store.path()).unwrap();
+    let p = purge::run(store.path(), &purge::options(30, now, false, true), 30).unwrap();
+    assert_eq!(p.deleted_days, ["2026-01-02", "2026-01-03"], "{p:?}");
+    assert!(p.kept_unpublished_days.is_empty());
+    let v = store.verify();
+    assert!(v.ok(), "{:?}", v.failure);
+}
+
 /// Only open events keep a day: once its warning is resolved (the
 /// resolution stored in another, younger day), the day goes; reopened, it
 /// is kept again.

@@ -39,7 +39,12 @@ fn follower(store: &Store, urls: &str, node: &str) -> Serve {
 
 /// Posts batches of 10 events to `base` from one thread until `stop`, or
 /// until the server is gone; returns the ids it acknowledged (201).
-fn load(base: String, key: String, tag: &'static str, stop: Arc<AtomicBool>) -> JoinHandle<Vec<Uuid>> {
+fn load(
+    base: String,
+    key: String,
+    tag: &'static str,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<Vec<Uuid>> {
     std::thread::spawn(move || {
         let http = client();
         let mut acked = Vec::new();
@@ -61,7 +66,11 @@ fn load(base: String, key: String, tag: &'static str, stop: Arc<AtomicBool>) -> 
                 return acked; // The server was killed.
             };
             if r.status() != 201 {
-                panic!("{tag}: POST /events answered {}: {:?}", r.status(), r.text());
+                panic!(
+                    "{tag}: POST /events answered {}: {:?}",
+                    r.status(),
+                    r.text()
+                );
             }
             let body: Value = r.json().unwrap();
             acked.extend(
@@ -171,7 +180,11 @@ fn two_edges_under_load_one_follower_exactly_once() {
     std::thread::sleep(Duration::from_secs(4));
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<Uuid> = loads.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    assert!(acked.len() > 200, "only {} events acknowledged", acked.len());
+    assert!(
+        acked.len() > 200,
+        "only {} events acknowledged",
+        acked.len()
+    );
     published(&e1);
     published(&e2);
     let want = edges_events(&[(&s1, "edge-1"), (&s2, "edge-2")]);
@@ -190,12 +203,21 @@ fn two_edges_under_load_one_follower_exactly_once() {
             .ok()?;
         (r.status() == 200).then(|| r.json().unwrap())
     });
-    assert!(got["origin"] == "edge-1" || got["origin"] == "edge-2", "{got}");
+    assert!(
+        got["origin"] == "edge-1" || got["origin"] == "edge-2",
+        "{got}"
+    );
     let h: Value = http.get(f.url("/health")).send().unwrap().json().unwrap();
     assert_eq!(h["replication"]["follow"]["link"], "up", "{h}");
-    assert!(h["replication"]["follow"]["appended"].as_u64().unwrap() >= want.len() as u64, "{h}");
+    assert!(
+        h["replication"]["follow"]["appended"].as_u64().unwrap() >= want.len() as u64,
+        "{h}"
+    );
     let metrics = http.get(e1.url("/metrics")).send().unwrap().text().unwrap();
-    assert!(metrics.contains("evlog_replication_lag_events 0"), "{metrics}");
+    assert!(
+        metrics.contains("evlog_replication_lag_events 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("evlog_replication_link_up 1"), "{metrics}");
     drop((e1, e2, f));
     verifies(&s1, "edge-1");
@@ -229,7 +251,11 @@ fn nats_down_for_30_s_edges_keep_accepting_and_the_follower_catches_up() {
     }
     stop.store(true, Ordering::Relaxed);
     let acked = l.join().unwrap();
-    assert!(acked.len() > 100, "only {} acknowledged while NATS was down", acked.len());
+    assert!(
+        acked.len() > 100,
+        "only {} acknowledged while NATS was down",
+        acked.len()
+    );
     assert!(saw_down, "/health never showed the link down with a lag");
     nats.restart();
     published(&e1);
@@ -259,7 +285,13 @@ fn a_cluster_node_an_edge_and_the_follower_killed_mid_load_lose_and_duplicate_no
     let start = |store: &Store, kind: &str, node: &str| {
         let mut env = vec![(kind, urls.as_str()), ("EVLOG_NODE", node)];
         env.extend_from_slice(&r3);
-        Serve::start_opts(store, Opts { args: &[], env: &env })
+        Serve::start_opts(
+            store,
+            Opts {
+                args: &[],
+                env: &env,
+            },
+        )
     };
     let mut e1 = start(&s1, "EVLOG_REPLICATE_TO", "edge-1");
     let e2 = start(&s2, "EVLOG_REPLICATE_TO", "edge-2");
