@@ -2,18 +2,22 @@
 //! `nats-server -js` given with `--nats URL` (scripts/bench-replication.sh
 //! starts one).
 //!
-//! 1. **Bare**: the lines of an evlog store published with `async-nats`
-//!    alone (same bytes, `Nats-Msg-Id` = the id, acknowledgements awaited,
-//!    `--window` of them in flight) to a stream of its own: messages/s.
-//! 2. **evlog, throughput**: an edge store and a follower store (with its
+//! 1. **evlog, end to end**: an edge store and a follower store (with its
 //!    tail indexer) in this process; `--events` events appended to the
 //!    edge in batches of 1000 (fdatasync each) as fast as it takes them;
 //!    timed from the first append to the follower's durable copy of the
-//!    last one (its `appended` count): events/s, and the ratio to bare.
-//! 3. **evlog, lag at a rate**: `--rate` events/s (default 20,000) for
+//!    last one (its `appended` count): events/s.
+//! 2. **evlog, lag at a rate**: `--rate` events/s (default 20,000) for
 //!    `--seconds` (default 20) appended in batches every 10 ms; the lag of a
 //!    batch is from the return of its durable append on the edge to the
 //!    follower's durable copy of its last event. p50/p99/max.
+//! 3. **The publisher alone**: a backlog of `--events` lines in a new
+//!    edge's files, published from its cursor: events/s to the last
+//!    acknowledgement.
+//! 4. **Bare**: the same lines published with `async-nats` alone (same
+//!    bytes, `Nats-Msg-Id` = the id, acknowledgements awaited, `--window`
+//!    of them in flight) to a stream of its own: messages/s, and the
+//!    ratios of 1 and 3 to it.
 //!
 //! Options (`--name value` or `EVLOG_BENCH_<NAME>`): `--nats`, `--events`
 //! (default 200000), `--window` (default 1024), `--rate`, `--seconds`.
@@ -149,6 +153,7 @@ fn main() {
                 nats: cfg,
                 consumer: "bench".into(),
                 filter: None,
+                node: "follower".into(),
             },
             follower.clone(),
             indexer.search().clone(),
@@ -158,7 +163,7 @@ fn main() {
         ));
     }
 
-    // 2. Throughput, from the edge's append to the follower's copy.
+    // 1. Throughput, from the edge's append to the follower's copy.
     println!("== evlog: {events} events appended to the edge, followed into the follower");
     let started = Instant::now();
     let mut i = 0u64;
@@ -169,28 +174,22 @@ fn main() {
         i += n;
     }
     let appended_in = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while published.acked_seq.load(Ordering::Relaxed) < events && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let published_in = started.elapsed();
     wait_appended(&followed, events, Duration::from_secs(600));
     let evlog_secs = started.elapsed().as_secs_f64();
     let evlog_rate = events as f64 / evlog_secs;
     println!(
-        "appended to the edge in {:.2} s; followed in {evlog_secs:.2} s: {evlog_rate:.0} events/s",
-        appended_in.as_secs_f64()
+        "appended to the edge in {:.2} s, published in {:.2} s, followed in {evlog_secs:.2} s: \
+         {evlog_rate:.0} events/s",
+        appended_in.as_secs_f64(),
+        published_in.as_secs_f64()
     );
 
-    // 1. Bare, the same bytes (after, so that the edge's files exist).
-    let lines = lines_of(edge_dir.path());
-    println!(
-        "== bare async-nats: {} lines ({} bytes), {window} acknowledgements in flight",
-        lines.len(),
-        lines.iter().map(|(_, l)| l.len()).sum::<usize>()
-    );
-    let bare_rate = rt.block_on(bare(&url, &lines, window));
-    println!("bare: {bare_rate:.0} messages/s");
-    result("bare_msgs_per_s", format!("{bare_rate:.0}"));
-    result("evlog_events_per_s", format!("{evlog_rate:.0}"));
-    result("ratio", format!("{:.2}", evlog_rate / bare_rate));
-
-    // 3. Lag at `rate` events/s.
+    // 2. Lag at `rate` events/s.
     println!("== lag: {rate} events/s for {seconds} s");
     let per_tick = (rate / 100).max(1);
     let base = followed.appended.load(Ordering::Relaxed);
@@ -263,8 +262,71 @@ fn main() {
     assert_eq!(dup, 0, "the follower saw {dup} duplicates");
 
     let _ = stop_tx.send(true);
-    drop(rt);
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let js = jetstream::new(async_nats::connect(&url).await.expect("connecting"));
+        js.delete_stream("BENCH_EVLOG")
+            .await
+            .expect("deleting the stream");
+    });
     indexer.shutdown().expect("indexer");
     follower.close().expect("closing");
     edge.close().expect("closing");
+
+    // 3. The publisher alone, like for like with bare: a backlog of
+    // `events` lines in an edge's files, published from its cursor.
+    println!("== evlog publisher alone: a backlog of {events} events");
+    let pub_dir = common::temp_dir("evlog-bench-repl-publish-");
+    let backlog = open(pub_dir.path());
+    for i in (0..events).step_by(1000) {
+        backlog
+            .append_batch((i..(i + 1000).min(events)).map(common::event).collect())
+            .expect("append");
+    }
+    let (stop_tx, stop) = watch::channel(false);
+    let status = Arc::new(Status::default());
+    let mut cfg = NatsConfig::new(vec![url.clone()]);
+    cfg.stream = "BENCH_PUBLISH".into();
+    let started = Instant::now();
+    {
+        let _rt = rt.enter();
+        publish::start(&backlog, cfg, "edge".into(), status.clone(), stop);
+    }
+    while status.acked_seq.load(Ordering::Relaxed) < events {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "not published"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let publish_rate = events as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "published in {:.2} s: {publish_rate:.0} events/s",
+        started.elapsed().as_secs_f64()
+    );
+    let _ = stop_tx.send(true);
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let js = jetstream::new(async_nats::connect(&url).await.expect("connecting"));
+        js.delete_stream("BENCH_PUBLISH")
+            .await
+            .expect("deleting the stream");
+    });
+
+    // 4. Bare, the same bytes.
+    let lines = lines_of(pub_dir.path());
+    println!(
+        "== bare async-nats: {} lines ({} bytes), {window} acknowledgements in flight",
+        lines.len(),
+        lines.iter().map(|(_, l)| l.len()).sum::<usize>()
+    );
+    let bare_rate = rt.block_on(bare(&url, &lines, window));
+    println!("bare: {bare_rate:.0} messages/s");
+    result("bare_msgs_per_s", format!("{bare_rate:.0}"));
+    result("evlog_events_per_s", format!("{evlog_rate:.0}"));
+    result("ratio", format!("{:.2}", evlog_rate / bare_rate));
+    result("publish_events_per_s", format!("{publish_rate:.0}"));
+    result("publish_ratio", format!("{:.2}", publish_rate / bare_rate));
+    drop(rt);
+    backlog.close().expect("closing");
 }

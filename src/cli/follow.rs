@@ -154,39 +154,60 @@ pub fn node_name(given: Option<&str>) -> String {
         .unwrap_or_else(|| "evlog".into())
 }
 
+/// The node's name and the follower's place and filter (flags of `follow`
+/// and `serve`, over the file's `[replication]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeArgs {
+    /// The durable consumer that keeps this follower's place in the stream
+    /// (default: evlog-<node>). Two followers with one name share the work
+    /// and each gets part of the events: give each store its own.
+    #[arg(long, value_name = "NAME")]
+    pub consumer: Option<String>,
+    /// Follow only the subjects matching this, e.g. `evlog.acme.>` (one
+    /// tenant's events). Subjects are evlog.<tenant or _>.<event_type>.
+    #[arg(long, value_name = "SUBJECT")]
+    pub filter: Option<String>,
+    /// This node's name in the stream (default: the host name).
+    #[arg(long, env = "EVLOG_NODE", value_name = "NAME")]
+    pub node: Option<String>,
+}
+
+impl NodeArgs {
+    /// The node's name.
+    pub fn node(&self, file: &ReplicationFileConfig) -> String {
+        node_name(self.node.as_deref().or(file.node.as_deref()))
+    }
+
+    /// What to follow on the stream of `nats`.
+    pub fn follow(&self, nats: NatsConfig, file: &ReplicationFileConfig) -> FollowConfig {
+        FollowConfig {
+            nats,
+            consumer: self
+                .consumer
+                .clone()
+                .or_else(|| file.consumer.clone())
+                .unwrap_or_else(|| format!("evlog-{}", self.node(file))),
+            filter: self.filter.clone().or_else(|| file.filter.clone()),
+            node: self.node(file),
+        }
+    }
+}
+
 /// Flags of `evlog follow`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// NATS server(s) of the stream: nats://HOST:PORT[,nats://HOST:PORT…].
     #[arg(value_name = "URL")]
     url: String,
-    /// The durable consumer that keeps this follower's place in the stream
-    /// (default: evlog-<node>). Two followers with one name share the work
-    /// and each gets part of the events: give each store its own.
-    #[arg(long, value_name = "NAME")]
-    consumer: Option<String>,
-    /// Only the subjects matching this, e.g. `evlog.acme.>` (one tenant's
-    /// events). Subjects are evlog.<tenant or _>.<event_type>.
-    #[arg(long, value_name = "SUBJECT")]
-    filter: Option<String>,
-    /// This node's name (default: the host name).
-    #[arg(long, env = "EVLOG_NODE", value_name = "NAME")]
-    node: Option<String>,
+    #[command(flatten)]
+    node: NodeArgs,
     #[command(flatten)]
     nats: NatsArgs,
 }
 
 pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let file = ctx.file.replication.clone().unwrap_or_default();
-    let node = node_name(args.node.as_deref().or(file.node.as_deref()));
-    let cfg = FollowConfig {
-        nats: args.nats.config(&args.url, &file)?,
-        consumer: args
-            .consumer
-            .or_else(|| file.consumer.clone())
-            .unwrap_or_else(|| format!("evlog-{node}")),
-        filter: args.filter.or_else(|| file.filter.clone()),
-    };
+    let cfg = args.node.follow(args.nats.config(&args.url, &file)?, &file);
     let log = ctx.open_log()?;
     let indexer = log.start_indexer(IndexConfig::new(&ctx.store.storage_path))?;
     let search = indexer.search().clone();

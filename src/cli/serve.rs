@@ -39,15 +39,8 @@ pub struct Args {
     /// while serving (a central node or read replica; see `evlog follow`).
     #[arg(long, env = "EVLOG_FOLLOW", value_name = "URL[,URL…]")]
     follow: Option<String>,
-    /// The durable consumer of --follow (default: evlog-<node>).
-    #[arg(long, value_name = "NAME")]
-    consumer: Option<String>,
-    /// Only the subjects of --follow matching this (`evlog.acme.>`).
-    #[arg(long, value_name = "SUBJECT")]
-    filter: Option<String>,
-    /// This node's name in the stream (default: the host name).
-    #[arg(long, env = "EVLOG_NODE", value_name = "NAME")]
-    node: Option<String>,
+    #[command(flatten)]
+    node: super::follow::NodeArgs,
     #[command(flatten)]
     nats: super::follow::NatsArgs,
 }
@@ -69,21 +62,12 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
     let rotation = settings::resolve_rotation(&over, &ctx.file)?;
     let dedup = settings::resolve_dedup(&ctx.file)?;
     let file = ctx.file.replication.clone().unwrap_or_default();
-    let node = super::follow::node_name(args.node.as_deref().or(file.node.as_deref()));
     let publish = match args.replicate_to.as_ref().or(file.replicate_to.as_ref()) {
-        Some(urls) => Some((args.nats.config(urls, &file)?, node.clone())),
+        Some(urls) => Some((args.nats.config(urls, &file)?, args.node.node(&file))),
         None => None,
     };
     let follow = match args.follow.as_ref().or(file.follow.as_ref()) {
-        Some(urls) => Some(crate::replicate::follow::FollowConfig {
-            nats: args.nats.config(urls, &file)?,
-            consumer: args
-                .consumer
-                .clone()
-                .or_else(|| file.consumer.clone())
-                .unwrap_or_else(|| format!("evlog-{node}")),
-            filter: args.filter.clone().or_else(|| file.filter.clone()),
-        }),
+        Some(urls) => Some(args.node.follow(args.nats.config(urls, &file)?, &file)),
         None => None,
     };
     let log = ctx.open_log()?;

@@ -30,8 +30,6 @@ use crate::store::EventLog;
 const BATCH: usize = 1000;
 /// How long a fetch waits for messages.
 const FETCH_WAIT: Duration = Duration::from_millis(500);
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Ids remembered beyond the index; past this the follower waits for the
 /// index to hold them, then forgets them.
 const MAX_RECENT: usize = 1 << 20;
@@ -45,6 +43,9 @@ pub struct FollowConfig {
     pub consumer: String,
     /// Only the subjects matching this (`evlog.acme.>`: one tenant).
     pub filter: Option<String>,
+    /// This node's name: the events it published itself (when it also
+    /// publishes to the stream) are already here, and skipped.
+    pub node: String,
 }
 
 /// Ids being appended right now, shared by the follower and the server's
@@ -130,11 +131,7 @@ pub async fn run(
             Ok(()) => return,
             Err(why) => {
                 status.failed(why);
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                super::pause(&mut backoff, &mut stop).await;
             }
         }
     }
@@ -182,17 +179,7 @@ async fn follow_until_error(
         if *stop.borrow() {
             return Ok(());
         }
-        let mut messages = consumer
-            .fetch()
-            .max_messages(BATCH)
-            .expires(FETCH_WAIT)
-            .messages()
-            .await
-            .map_err(|e| format!("fetch: {e}"))?;
-        let mut got = Vec::new();
-        while let Some(m) = messages.next().await {
-            got.push(m.map_err(|e| format!("fetch: {e}"))?);
-        }
+        let got = next_batch(&consumer).await?;
         if got.is_empty() {
             continue;
         }
@@ -200,7 +187,7 @@ async fn follow_until_error(
             wait_for_index(log, search).await?;
             recent.clear();
         }
-        let (batch, claimed) = sort_out(got, search, claims, recent, status)?;
+        let (batch, claimed) = sort_out(got, &cfg.node, search, claims, recent, status)?;
         let ids: Vec<Uuid> = batch.events.iter().filter_map(|e| e.id).collect();
         if !batch.events.is_empty() {
             let log = log.clone();
@@ -225,6 +212,43 @@ async fn follow_until_error(
     }
 }
 
+/// The messages waiting for this consumer, up to [`BATCH`]: at once when
+/// there are some; else the first to arrive within [`FETCH_WAIT`] and
+/// those behind it (none when nothing came).
+async fn next_batch(
+    consumer: &jetstream::consumer::PullConsumer,
+) -> Result<Vec<jetstream::Message>, String> {
+    async fn drain(
+        b: Result<pull::Batch, impl std::fmt::Display>,
+    ) -> Result<Vec<jetstream::Message>, String> {
+        let mut b = b.map_err(|e| format!("fetch: {e}"))?;
+        let mut got = Vec::new();
+        while let Some(m) = b.next().await {
+            got.push(m.map_err(|e| format!("fetch: {e}"))?);
+        }
+        Ok(got)
+    }
+    // `fetch` answers at once, with what is there.
+    let got = drain(consumer.fetch().max_messages(BATCH).messages().await).await?;
+    if !got.is_empty() {
+        return Ok(got);
+    }
+    // `batch` waits until its messages came or it expires: one message.
+    let mut got = drain(
+        consumer
+            .batch()
+            .max_messages(1)
+            .expires(FETCH_WAIT)
+            .messages()
+            .await,
+    )
+    .await?;
+    if !got.is_empty() {
+        got.extend(drain(consumer.fetch().max_messages(BATCH - 1).messages().await).await?);
+    }
+    Ok(got)
+}
+
 /// The events of `messages` not stored here yet (and not twice in the
 /// batch), claimed, and each message's acknowledgement: `Ack`, `Term` for
 /// a message that is not an evlog event, or a delayed `Nak` for one whose
@@ -232,15 +256,22 @@ async fn follow_until_error(
 /// appended).
 fn sort_out<'a>(
     messages: Vec<jetstream::Message>,
+    node: &str,
     search: &IndexSearch,
     claims: &'a Claims,
     recent: &HashSet<Uuid>,
     status: &FollowStatus,
 ) -> Result<(Batch, Claimed<'a>), String> {
     let mut parsed: Vec<(jetstream::Message, Option<Event>)> = Vec::with_capacity(messages.len());
+    let mut own = Vec::new();
     for m in messages {
         if let Ok(info) = m.info() {
             status.pending.store(info.pending, Ordering::Relaxed);
+        }
+        if published_by(&m) == Some(node) {
+            status.duplicates.fetch_add(1, Ordering::Relaxed);
+            own.push((m, AckKind::Ack));
+            continue;
         }
         let event = match copy_of(&m) {
             Ok(e) => Some(e),
@@ -276,7 +307,7 @@ fn sort_out<'a>(
     let mut seen: HashSet<Uuid> = HashSet::new();
     let mut batch = Batch {
         events: Vec::new(),
-        acks: Vec::new(),
+        acks: own,
     };
     for (m, event) in parsed {
         match event {
@@ -311,15 +342,18 @@ fn copy_of(m: &jetstream::Message) -> Result<Event, String> {
     e._seq = None;
     e._hash = None;
     if e.origin.is_none() {
-        let node = m
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(NODE_HEADER))
-            .map(|v| v.as_str().to_string())
-            .ok_or_else(|| format!("no {NODE_HEADER} header"))?;
-        e.origin = Some(node);
+        let node = published_by(m).ok_or_else(|| format!("no {NODE_HEADER} header"))?;
+        e.origin = Some(node.to_string());
     }
     Ok(e)
+}
+
+/// The node that published a message (its `Evlog-Node` header).
+fn published_by(m: &jetstream::Message) -> Option<&str> {
+    m.headers
+        .as_ref()
+        .and_then(|h| h.get(NODE_HEADER))
+        .map(|v| v.as_str())
 }
 
 /// Waits until the index holds every line of the store (its largest `seq`

@@ -11,3 +11,16 @@ pub mod cursor;
 pub mod follow;
 pub mod nats;
 pub mod publish;
+
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits `backoff` (or until `stop` changes) after a failed attempt, and
+/// doubles it for the next one, up to [`MAX_BACKOFF`].
+async fn pause(backoff: &mut std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = stop.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}

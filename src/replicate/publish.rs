@@ -7,12 +7,13 @@
 //! When NATS is down it retries with a growing pause (up to 5 s) and the
 //! lag grows; `/health` and `/metrics` show it.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, message::PublishMessage};
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use tokio::sync::{Notify, watch};
 
 use super::backlog::{Backlog, Outgoing, Skipped};
@@ -20,12 +21,15 @@ use super::cursor::Cursor;
 use super::nats::{self, NatsConfig};
 use crate::store::day::{self, DayRange};
 
-/// Lines published per round (their acknowledgements awaited together).
+/// Lines read and published at a time.
 const BATCH: usize = 512;
+/// Batches whose acknowledgements may be awaited at once.
+const IN_FLIGHT: usize = 8;
+/// How often the cursor file is written while publishing (it is derived
+/// state: a stale cursor only publishes again what the stream drops).
+const SAVE_EVERY: Duration = Duration::from_millis(200);
 /// Bytes read per round, at most (about).
 const BATCH_BYTES: usize = 4 << 20;
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the files are looked at when nothing wakes the publisher.
 const RESCAN: Duration = Duration::from_secs(1);
 
@@ -150,11 +154,7 @@ pub async fn run(
                 if let Some(b) = backlog.as_mut() {
                     b.rewind(cursor);
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
-                }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                super::pause(&mut backoff, &mut stop).await;
             }
         }
     }
@@ -181,9 +181,17 @@ async fn publish_until_error(
         .await
         .map_err(|e| e.to_string())?;
     status.link_up.store(true, Ordering::Relaxed);
+    // Batches published, their acknowledgements awaited oldest first while
+    // the next ones are read and published.
+    let mut in_flight: VecDeque<Sent> = VecDeque::new();
+    let mut saved = *cursor;
+    let mut last_save = Instant::now();
     loop {
         if *stop.borrow() {
-            return Ok(());
+            while let Some(s) = in_flight.pop_front() {
+                settle(s, cursor, status).await?;
+            }
+            return save(dir, cursor, &mut saved);
         }
         let dir_ = dir.to_path_buf();
         let mut b = backlog
@@ -209,15 +217,24 @@ async fn publish_until_error(
             );
         }
         if batch.is_empty() {
+            if let Some(s) = in_flight.pop_front() {
+                settle(s, cursor, status).await?;
+                status.oldest_pending_us.store(
+                    in_flight.front().map_or(0, |s| s.first_us),
+                    Ordering::Relaxed,
+                );
+                continue;
+            }
             status.oldest_pending_us.store(0, Ordering::Relaxed);
-            // Only copies (or nothing) read: the cursor moves past them.
+            // Everything handed out is acknowledged; only copies (or
+            // nothing) were read since: the cursor moves past them.
             let at = backlog.as_ref().map_or(*cursor, Backlog::position);
             if at.seq > cursor.seq {
-                at.save(dir)
-                    .map_err(|e| format!("saving the cursor: {e}"))?;
                 *cursor = at;
                 status.acked_seq.store(at.seq, Ordering::Relaxed);
             }
+            save(dir, cursor, &mut saved)?;
+            last_save = Instant::now();
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(RESCAN) => {}
@@ -225,46 +242,80 @@ async fn publish_until_error(
             }
             continue;
         }
-        status
-            .oldest_pending_us
-            .store(batch[0].timestamp.timestamp_micros(), Ordering::Relaxed);
-        publish_batch(&js, node, &batch, status).await?;
-        let last = batch.last().expect("not empty").after;
-        last.save(dir)
-            .map_err(|e| format!("saving the cursor: {e}"))?;
-        *cursor = last;
-        status.acked_seq.store(last.seq, Ordering::Relaxed);
-        status.link_up.store(true, Ordering::Relaxed);
+        in_flight.push_back(send(&js, node, batch).await?);
+        while in_flight.len() >= IN_FLIGHT {
+            let s = in_flight.pop_front().expect("not empty");
+            settle(s, cursor, status).await?;
+        }
+        status.oldest_pending_us.store(
+            in_flight.front().map_or(0, |s| s.first_us),
+            Ordering::Relaxed,
+        );
+        if last_save.elapsed() >= SAVE_EVERY {
+            save(dir, cursor, &mut saved)?;
+            last_save = Instant::now();
+        }
     }
 }
 
-/// Publishes `batch` and awaits every acknowledgement, in order.
-async fn publish_batch(
-    js: &jetstream::Context,
-    node: &str,
-    batch: &[Outgoing],
-    status: &Status,
-) -> Result<(), String> {
+/// A published batch whose acknowledgements are awaited.
+struct Sent {
+    /// Timestamp (µs) of its first event.
+    first_us: i64,
+    /// The cursor once all are acknowledged.
+    after: Cursor,
+    /// Each line's `seq` and acknowledgement, in order.
+    acks: Vec<(u64, PublishAckFuture)>,
+}
+
+/// Publishes `batch` (without awaiting the acknowledgements).
+async fn send(js: &jetstream::Context, node: &str, batch: Vec<Outgoing>) -> Result<Sent, String> {
     let mut acks = Vec::with_capacity(batch.len());
+    let first_us = batch[0].timestamp.timestamp_micros();
+    let after = batch.last().expect("not empty").after;
     for o in batch {
         let msg = PublishMessage::build()
-            .payload(o.line.clone())
+            .payload(o.line)
             .message_id(o.id.to_string())
             .header(NODE_HEADER, node);
         let ack = js
-            .send_publish(o.subject.clone(), msg)
+            .send_publish(o.subject, msg)
             .await
             .map_err(|e| format!("publishing seq {}: {e}", o.seq))?;
-        acks.push(ack);
+        acks.push((o.seq, ack));
     }
-    for (o, ack) in batch.iter().zip(acks) {
+    Ok(Sent {
+        first_us,
+        after,
+        acks,
+    })
+}
+
+/// Awaits the acknowledgements of `sent`, in order, and moves the cursor
+/// (in memory) past it.
+async fn settle(sent: Sent, cursor: &mut Cursor, status: &Status) -> Result<(), String> {
+    for (seq, ack) in sent.acks {
         let ack = ack
             .await
-            .map_err(|e| format!("acknowledgement of seq {}: {e}", o.seq))?;
+            .map_err(|e| format!("acknowledgement of seq {seq}: {e}"))?;
         status.published.fetch_add(1, Ordering::Relaxed);
         if ack.duplicate {
             status.duplicates.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    *cursor = sent.after;
+    status.acked_seq.store(sent.after.seq, Ordering::Relaxed);
+    status.link_up.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Saves `cursor` when it moved since `saved`.
+fn save(dir: &Path, cursor: &Cursor, saved: &mut Cursor) -> Result<(), String> {
+    if cursor != saved {
+        cursor
+            .save(dir)
+            .map_err(|e| format!("saving the cursor: {e}"))?;
+        *saved = *cursor;
     }
     Ok(())
 }

@@ -32,6 +32,19 @@ fn binary() -> PathBuf {
     })
 }
 
+/// The flags of a JetStream server on 127.0.0.1:`port`, its store in `sd`.
+fn jetstream_args(port: u16, sd: &Path) -> Vec<String> {
+    vec![
+        "-js".into(),
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-sd".into(),
+        sd.display().to_string(),
+    ]
+}
+
 /// One `nats-server` with JetStream.
 pub struct NatsServer {
     child: Option<Child>,
@@ -58,15 +71,7 @@ impl NatsServer {
         let port = free_port();
         let sd = dir.join(format!("nats-{port}"));
         NatsServer::spawn(
-            vec![
-                "-js".into(),
-                "-a".into(),
-                "127.0.0.1".into(),
-                "-p".into(),
-                port.to_string(),
-                "-sd".into(),
-                sd.display().to_string(),
-            ],
+            jetstream_args(port, &sd),
             port,
             dir.join(format!("nats-{port}.log")),
         )
@@ -85,27 +90,18 @@ impl NatsServer {
             .enumerate()
             .map(|(i, &(port, cluster))| {
                 let sd = dir.join(format!("nats-{i}"));
-                NatsServer::spawn(
-                    vec![
-                        "-js".into(),
-                        "-a".into(),
-                        "127.0.0.1".into(),
-                        "-p".into(),
-                        port.to_string(),
-                        "-sd".into(),
-                        sd.display().to_string(),
-                        "-n".into(),
-                        format!("n{i}"),
-                        "--cluster_name".into(),
-                        "evlog".into(),
-                        "--cluster".into(),
-                        format!("nats://127.0.0.1:{cluster}"),
-                        "--routes".into(),
-                        routes.clone(),
-                    ],
-                    port,
-                    dir.join(format!("nats-{i}.log")),
-                )
+                let mut args = jetstream_args(port, &sd);
+                args.extend([
+                    "-n".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "evlog".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ]);
+                NatsServer::spawn(args, port, dir.join(format!("nats-{i}.log")))
             })
             .collect()
     }

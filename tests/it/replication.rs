@@ -156,6 +156,30 @@ fn edges_events(edges: &[(&Store, &str)]) -> HashMap<Uuid, String> {
     all
 }
 
+/// Waits until every edge has published its files, checks that each id
+/// acknowledged to a client is in its edge's store, and that the follower
+/// holds every edge event exactly once; returns them.
+fn all_copied_once(
+    edges: &[(&Serve, &Store, &str)],
+    follower: &Store,
+    acked: &[Uuid],
+) -> HashMap<Uuid, String> {
+    for (s, _, _) in edges {
+        published(s);
+    }
+    let want = edges_events(
+        &edges
+            .iter()
+            .map(|&(_, store, node)| (store, node))
+            .collect::<Vec<_>>(),
+    );
+    for id in acked {
+        assert!(want.contains_key(id), "{id} acknowledged but not stored");
+    }
+    holds_exactly_once(follower, &want);
+    want
+}
+
 fn verifies(store: &Store, who: &str) {
     let r = store.verify();
     assert!(r.ok(), "{who}: verify: {r:?}");
@@ -185,13 +209,7 @@ fn two_edges_under_load_one_follower_exactly_once() {
         "only {} events acknowledged",
         acked.len()
     );
-    published(&e1);
-    published(&e2);
-    let want = edges_events(&[(&s1, "edge-1"), (&s2, "edge-2")]);
-    for id in &acked {
-        assert!(want.contains_key(id), "{id} acknowledged but not stored");
-    }
-    holds_exactly_once(&sf, &want);
+    let want = all_copied_once(&[(&e1, &s1, "edge-1"), (&e2, &s2, "edge-2")], &sf, &acked);
     // The copies are searchable on the follower, with their origin.
     let http = client();
     let one = acked[acked.len() / 2];
@@ -258,12 +276,7 @@ fn nats_down_for_30_s_edges_keep_accepting_and_the_follower_catches_up() {
     );
     assert!(saw_down, "/health never showed the link down with a lag");
     nats.restart();
-    published(&e1);
-    let want = edges_events(&[(&s1, "edge-1")]);
-    for id in &acked {
-        assert!(want.contains_key(id), "{id} acknowledged but not stored");
-    }
-    holds_exactly_once(&sf, &want);
+    all_copied_once(&[(&e1, &s1, "edge-1")], &sf, &acked);
     drop((e1, f));
     verifies(&s1, "edge-1");
     verifies(&sf, "follower");
@@ -315,15 +328,129 @@ fn a_cluster_node_an_edge_and_the_follower_killed_mid_load_lose_and_duplicate_no
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     let acked: Vec<Uuid> = loads.into_iter().flat_map(|h| h.join().unwrap()).collect();
-    published(&e1);
-    published(&e2);
-    let want = edges_events(&[(&s1, "edge-1"), (&s2, "edge-2")]);
-    for id in &acked {
-        assert!(want.contains_key(id), "{id} acknowledged but not stored");
-    }
-    holds_exactly_once(&sf, &want);
+    all_copied_once(&[(&e1, &s1, "edge-1"), (&e2, &s2, "edge-2")], &sf, &acked);
     drop((e1, e2, f));
     verifies(&s1, "edge-1");
     verifies(&s2, "edge-2");
     verifies(&sf, "follower");
+}
+
+/// Appends `n` events of `tenant` (None: the default tenant) to the store
+/// in `dir` through the library, beside the server that holds it.
+fn append_beside(dir: &std::path::Path, tenant: Option<&str>, n: u64) -> Vec<Uuid> {
+    let log = evlog::EventLog::open(evlog::Config::new(dir)).unwrap();
+    let ids = (0..n)
+        .map(|i| {
+            let mut e = crate::util::event("beside", i);
+            e.tenant = tenant.map(str::to_string);
+            log.append(e).unwrap()
+        })
+        .collect();
+    log.close().unwrap();
+    ids
+}
+
+/// `evlog follow` with a subject filter copies one tenant's events only,
+/// says what it did when stopped; and a node that publishes and follows
+/// one stream stores its own events once, the others' once, and never
+/// publishes a copy again.
+#[test]
+fn a_filtered_cli_follower_and_a_node_that_publishes_and_follows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = NatsServer::single(tmp.path());
+    let (s1, sb, sr) = (Store::new(), Store::new(), Store::new());
+    let e1 = edge(&s1, &nats.url(), "edge-1");
+    let both = Serve::start_opts(
+        &sb,
+        Opts {
+            args: &[],
+            env: &[
+                ("EVLOG_REPLICATE_TO", &nats.url()),
+                ("EVLOG_FOLLOW", &nats.url()),
+                ("EVLOG_NODE", "both"),
+            ],
+        },
+    );
+    let mut regional = sr
+        .cmd()
+        .args([
+            "follow",
+            &nats.url(),
+            "--filter",
+            "evlog.acme.>",
+            "--node",
+            "eu",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let acme = append_beside(s1.path(), Some("acme"), 5);
+    let default = append_beside(s1.path(), None, 3);
+    let own = append_beside(sb.path(), Some("acme"), 4);
+    published(&e1);
+    published(&both);
+
+    // The regional follower: acme's events of both nodes, nothing else.
+    let want: HashSet<Uuid> = acme.iter().chain(&own).copied().collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have: HashSet<Uuid> = stored(&sr).into_iter().map(|(id, _)| id).collect();
+        if want.is_subset(&have) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the regional node lacks events");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let copies = stored(&sr);
+    assert_eq!(copies.len(), want.len(), "{copies:?}");
+    assert!(
+        copies
+            .iter()
+            .all(|(id, o)| want.contains(id) && o.is_some())
+    );
+    assert!(!copies.iter().any(|(id, _)| default.contains(id)));
+    let pid = regional.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = regional.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("stopped: {} event(s) appended", want.len())),
+        "{err}"
+    );
+
+    // The node that publishes and follows: edge-1's events once (copies),
+    // its own once (no origin), and only its own published.
+    let edge_events = edges_events(&[(&s1, "edge-1")]);
+    holds_exactly_once(&sb, &edge_events);
+    let mine: Vec<Uuid> = stored(&sb)
+        .into_iter()
+        .filter(|(_, o)| o.is_none())
+        .map(|(id, _)| id)
+        .collect();
+    assert!(own.iter().all(|id| mine.contains(id)));
+    let metrics = client()
+        .get(both.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let published_total = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("evlog_replication_published_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(published_total, mine.len().to_string(), "{metrics}");
+    drop((e1, both));
+    verifies(&s1, "edge-1");
+    verifies(&sb, "both");
+    verifies(&sr, "regional");
 }
