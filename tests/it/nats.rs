@@ -68,13 +68,16 @@ impl NatsServer {
 
     /// One server, its store under `dir`.
     pub fn single(dir: &Path) -> NatsServer {
+        NatsServer::single_with(dir, &[])
+    }
+
+    /// One server with these flags too (e.g. `--user U --pass P`).
+    pub fn single_with(dir: &Path, extra: &[&str]) -> NatsServer {
         let port = free_port();
         let sd = dir.join(format!("nats-{port}"));
-        NatsServer::spawn(
-            jetstream_args(port, &sd),
-            port,
-            dir.join(format!("nats-{port}.log")),
-        )
+        let mut args = jetstream_args(port, &sd);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        NatsServer::spawn(args, port, dir.join(format!("nats-{port}.log")))
     }
 
     /// A three-node JetStream cluster, stores under `dir`.

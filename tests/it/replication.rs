@@ -371,7 +371,7 @@ fn a_filtered_cli_follower_and_a_node_that_publishes_and_follows() {
             ],
         },
     );
-    let mut regional = sr
+    let regional = sr
         .cmd()
         .args([
             "follow",
@@ -453,4 +453,52 @@ fn a_filtered_cli_follower_and_a_node_that_publishes_and_follows() {
     verifies(&s1, "edge-1");
     verifies(&sb, "both");
     verifies(&sr, "regional");
+}
+
+/// NATS authentication: with a user and password (flags' env) the edge
+/// publishes and the follower copies; a wrong password leaves the link
+/// down, names the refusal in `/health`, and the edge still answers 201.
+#[test]
+fn nats_credentials_are_used_and_a_wrong_password_is_shown_not_fatal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let nats = NatsServer::single_with(tmp.path(), &["--user", "evlog", "--pass", "s3cret"]);
+    let (s1, s2, sf) = (Store::new(), Store::new(), Store::new());
+    let start = |store: &Store, kind: &str, node: &str, password: &str| {
+        Serve::start_opts(
+            store,
+            Opts {
+                args: &[],
+                env: &[
+                    (kind, &nats.url()),
+                    ("EVLOG_NODE", node),
+                    ("EVLOG_NATS_USER", "evlog"),
+                    ("EVLOG_NATS_PASSWORD", password),
+                ],
+            },
+        )
+    };
+    let e1 = start(&s1, "EVLOG_REPLICATE_TO", "edge-1", "s3cret");
+    let f = start(&sf, "EVLOG_FOLLOW", "central", "s3cret");
+    let wrong = start(&s2, "EVLOG_REPLICATE_TO", "edge-2", "wrong");
+    let http = client();
+    let r = http
+        .post(wrong.url("/events"))
+        .header("x-api-key", &wrong.admin)
+        .json(&json!({"event_type": "deploy", "user_id": "ops", "action_description": "x"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let h: Value = crate::serve::eventually("the refusal in /health", || {
+        let h: Value = http.get(wrong.url("/health")).send().ok()?.json().ok()?;
+        let p = &h["replication"]["publish"];
+        (p["link"] == "down" && p["last_error"].is_string()).then_some(h)
+    });
+    let why = h["replication"]["publish"]["last_error"].as_str().unwrap();
+    assert!(why.contains("nats://127.0.0.1"), "{why}");
+    assert!(
+        h["replication"]["publish"]["lag_events"].as_u64().unwrap() > 0,
+        "{h}"
+    );
+    all_copied_once(&[(&e1, &s1, "edge-1")], &sf, &[]);
+    drop((e1, f, wrong));
 }

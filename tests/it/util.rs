@@ -150,6 +150,16 @@ impl Store {
             "EVLOG_NODE",
             "EVLOG_STREAM",
             "EVLOG_STREAM_REPLICAS",
+            "EVLOG_STREAM_MAX_AGE_DAYS",
+            "EVLOG_STREAM_MAX_MIB",
+            "EVLOG_NATS_TOKEN",
+            "EVLOG_NATS_USER",
+            "EVLOG_NATS_PASSWORD",
+            "EVLOG_NATS_CREDS",
+            "EVLOG_NATS_TLS",
+            "EVLOG_NATS_TLS_CA",
+            "EVLOG_NATS_TLS_CERT",
+            "EVLOG_NATS_TLS_KEY",
         ] {
             c.env_remove(var);
         }
