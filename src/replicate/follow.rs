@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures_util::StreamExt;
@@ -116,8 +116,9 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut recent: HashSet<Uuid> = HashSet::new();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = super::MIN_BACKOFF;
     while !*stop.borrow() {
+        let began = Instant::now();
         let attempt = follow_until_error(
             &cfg,
             &log,
@@ -131,7 +132,7 @@ pub async fn run(
             Ok(()) => return,
             Err(why) => {
                 status.failed(why);
-                super::pause(&mut backoff, &mut stop).await;
+                super::pause(&mut backoff, began, &mut stop).await;
             }
         }
     }
@@ -168,6 +169,17 @@ async fn follow_until_error(
         )
         .await
         .map_err(|e| format!("consumer {}: {e}", cfg.consumer))?;
+    // An existing durable consumer keeps the filter it was made with.
+    let wanted = cfg.filter.clone().unwrap_or_default();
+    let has = &consumer.cached_info().config.filter_subject;
+    if *has != wanted {
+        return Err(format!(
+            "consumer {} exists with the filter `{has}`, not `{wanted}`: give this follower \
+             another --consumer name (a new one starts from the stream's first message), or \
+             delete that consumer (`nats consumer rm {} {}`)",
+            cfg.consumer, cfg.nats.stream, cfg.consumer
+        ));
+    }
     status.link_up.store(true, Ordering::Relaxed);
     // Lines appended before this process (a copy appended, then the
     // follower killed before its ack) must be in the index before the

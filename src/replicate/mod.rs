@@ -12,12 +12,25 @@ pub mod follow;
 pub mod nats;
 pub mod publish;
 
-/// Longest pause between reconnection attempts.
-const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+use std::time::{Duration, Instant};
 
-/// Waits `backoff` (or until `stop` changes) after a failed attempt, and
-/// doubles it for the next one, up to [`MAX_BACKOFF`].
-async fn pause(backoff: &mut std::time::Duration, stop: &mut tokio::sync::watch::Receiver<bool>) {
+/// First pause after a failed attempt.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Waits `backoff` (or until `stop` changes) after an attempt begun at
+/// `began` failed, and doubles it for the next one, up to
+/// [`MAX_BACKOFF`]. An attempt that lasted longer than that (it was
+/// connected) starts again from [`MIN_BACKOFF`].
+async fn pause(
+    backoff: &mut Duration,
+    began: Instant,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) {
+    if began.elapsed() > MAX_BACKOFF * 2 {
+        *backoff = MIN_BACKOFF;
+    }
     tokio::select! {
         _ = tokio::time::sleep(*backoff) => {}
         _ = stop.changed() => {}

@@ -135,8 +135,9 @@ pub async fn run(
     };
     status.acked_seq.store(cursor.seq, Ordering::Relaxed);
     let mut backlog = Some(Backlog::new(&dir, cursor));
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = super::MIN_BACKOFF;
     while !*stop.borrow() {
+        let began = Instant::now();
         let attempt = publish_until_error(
             &cfg,
             &node,
@@ -154,7 +155,7 @@ pub async fn run(
                 if let Some(b) = backlog.as_mut() {
                     b.rewind(cursor);
                 }
-                super::pause(&mut backoff, &mut stop).await;
+                super::pause(&mut backoff, began, &mut stop).await;
             }
         }
     }

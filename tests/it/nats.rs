@@ -54,16 +54,18 @@ pub struct NatsServer {
     log: PathBuf,
 }
 
+/// Attempts at a start on fresh free ports: a port found free can be taken
+/// by another test's server before nats-server binds it.
+const ATTEMPTS: usize = 5;
+
 impl NatsServer {
-    fn spawn(args: Vec<String>, port: u16, log: PathBuf) -> NatsServer {
-        let mut s = NatsServer {
+    fn new(args: Vec<String>, port: u16, log: PathBuf) -> NatsServer {
+        NatsServer {
             child: None,
             port,
             args,
             log,
-        };
-        s.restart();
-        s
+        }
     }
 
     /// One server, its store under `dir`.
@@ -73,40 +75,58 @@ impl NatsServer {
 
     /// One server with these flags too (e.g. `--user U --pass P`).
     pub fn single_with(dir: &Path, extra: &[&str]) -> NatsServer {
-        let port = free_port();
-        let sd = dir.join(format!("nats-{port}"));
-        let mut args = jetstream_args(port, &sd);
-        args.extend(extra.iter().map(|a| a.to_string()));
-        NatsServer::spawn(args, port, dir.join(format!("nats-{port}.log")))
+        for _ in 0..ATTEMPTS {
+            let port = free_port();
+            let sd = dir.join(format!("nats-{port}"));
+            let mut args = jetstream_args(port, &sd);
+            args.extend(extra.iter().map(|a| a.to_string()));
+            let mut s = NatsServer::new(args, port, dir.join(format!("nats-{port}.log")));
+            if s.try_start() {
+                return s;
+            }
+        }
+        panic!(
+            "nats-server did not start in {ATTEMPTS} attempts (logs in {})",
+            dir.display()
+        )
     }
 
     /// A three-node JetStream cluster, stores under `dir`.
     pub fn cluster(dir: &Path) -> Vec<NatsServer> {
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let routes = ports
-            .iter()
-            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        ports
-            .iter()
-            .enumerate()
-            .map(|(i, &(port, cluster))| {
-                let sd = dir.join(format!("nats-{i}"));
-                let mut args = jetstream_args(port, &sd);
-                args.extend([
-                    "-n".into(),
-                    format!("n{i}"),
-                    "--cluster_name".into(),
-                    "evlog".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{cluster}"),
-                    "--routes".into(),
-                    routes.clone(),
-                ]);
-                NatsServer::spawn(args, port, dir.join(format!("nats-{i}.log")))
-            })
-            .collect()
+        for attempt in 0..ATTEMPTS {
+            let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+            let routes = ports
+                .iter()
+                .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut nodes: Vec<NatsServer> = ports
+                .iter()
+                .enumerate()
+                .map(|(i, &(port, cluster))| {
+                    let sd = dir.join(format!("nats-{attempt}-{i}"));
+                    let mut args = jetstream_args(port, &sd);
+                    args.extend([
+                        "-n".into(),
+                        format!("n{i}"),
+                        "--cluster_name".into(),
+                        "evlog".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{cluster}"),
+                        "--routes".into(),
+                        routes.clone(),
+                    ]);
+                    NatsServer::new(args, port, dir.join(format!("nats-{attempt}-{i}.log")))
+                })
+                .collect();
+            if nodes.iter_mut().all(NatsServer::try_start) {
+                return nodes;
+            }
+        }
+        panic!(
+            "a nats-server cluster did not start in {ATTEMPTS} attempts (logs in {})",
+            dir.display()
+        )
     }
 
     /// `nats://127.0.0.1:PORT`.
@@ -123,14 +143,26 @@ impl NatsServer {
     }
 
     /// Starts it (again), with the same ports and store; waits until it
-    /// accepts connections.
+    /// says it is ready.
     pub fn restart(&mut self) {
+        assert!(
+            self.try_start(),
+            "nats-server on port {} did not start:\n{}",
+            self.port,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Starts it; true once it logs that it is ready, false if it exits
+    /// first (its port was taken) or takes more than 20 s.
+    fn try_start(&mut self) -> bool {
         self.kill();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .unwrap();
+        let from = log.metadata().unwrap().len() as usize;
         let child = Command::new(binary())
             .args(&self.args)
             .stdin(Stdio::null())
@@ -140,15 +172,23 @@ impl NatsServer {
             .expect("starting nats-server");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server on port {} did not start:\n{}",
-                self.port,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
+        while Instant::now() < deadline {
+            let text = std::fs::read(&self.log).unwrap_or_default();
+            if String::from_utf8_lossy(&text[from.min(text.len())..]).contains("Server is ready")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return true;
+            }
+            if let Some(c) = self.child.as_mut()
+                && c.try_wait().unwrap().is_some()
+            {
+                self.child = None;
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill();
+        false
     }
 }
 

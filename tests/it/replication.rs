@@ -427,6 +427,34 @@ fn a_filtered_cli_follower_and_a_node_that_publishes_and_follows() {
         err.contains(&format!("stopped: {} event(s) appended", want.len())),
         "{err}"
     );
+    // The same consumer with another filter: refused, saying why.
+    let mut other = sr
+        .cmd()
+        .args([
+            "follow",
+            &nats.url(),
+            "--filter",
+            "evlog._.>",
+            "--node",
+            "eu",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &other.id().to_string()])
+        .status();
+    let _ = other.wait();
+    let mut err = String::new();
+    std::io::Read::read_to_string(other.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains("consumer evlog-eu exists with the filter `evlog.acme.>`"),
+        "{err}"
+    );
+    assert!(err.contains("stopped: 0 event(s) appended"), "{err}");
 
     // The node that publishes and follows: edge-1's events once (copies),
     // its own once (no origin), and only its own published.
@@ -484,7 +512,7 @@ fn nats_credentials_are_used_and_a_wrong_password_is_shown_not_fatal() {
     let r = http
         .post(wrong.url("/events"))
         .header("x-api-key", &wrong.admin)
-        .json(&json!({"event_type": "deploy", "user_id": "ops", "action_description": "x"}))
+        .json(&crate::serve::deploy("ops", "while NATS refuses this edge"))
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
