@@ -155,8 +155,28 @@ pub async fn run(
                 if let Some(b) = backlog.as_mut() {
                     b.rewind(cursor);
                 }
+                // The lag keeps growing while nothing is published.
+                let (dir, status) = (dir.clone(), status.clone());
+                let _ =
+                    tokio::task::spawn_blocking(move || refresh_lag(&dir, cursor, &status)).await;
                 super::pause(&mut backoff, began, &mut stop).await;
             }
+        }
+    }
+}
+
+/// Brings the lag of `status` up to date with the files while nothing is
+/// published: the last `seq`, and the timestamp of the first line after
+/// `cursor`.
+fn refresh_lag(dir: &Path, cursor: Cursor, status: &Status) {
+    let head = head_seq(dir).max(cursor.seq);
+    status.head_seq.store(head, Ordering::Relaxed);
+    if head > cursor.seq && status.oldest_pending_us.load(Ordering::Relaxed) == 0 {
+        let first = Backlog::new(dir, cursor).read(1, usize::MAX, &mut Vec::new());
+        if let Ok(Some(o)) = first.map(|v| v.into_iter().next()) {
+            status
+                .oldest_pending_us
+                .store(o.timestamp.timestamp_micros(), Ordering::Relaxed);
         }
     }
 }
