@@ -95,6 +95,14 @@ async fn bare(url: &str, lines: &[(String, bytes::Bytes)], window: usize) -> f64
     lines.len() as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Deletes stream `name` after `settle` (for the tasks using it to stop);
+/// whether it was there to delete.
+async fn delete_stream(url: &str, name: &str, settle: Duration) -> bool {
+    tokio::time::sleep(settle).await;
+    let js = jetstream::new(async_nats::connect(url).await.expect("connecting"));
+    js.delete_stream(name).await.is_ok()
+}
+
 /// Waits until the follower has appended `n` events in all.
 fn wait_appended(status: &FollowStatus, n: u64, limit: Duration) {
     let deadline = Instant::now() + limit;
@@ -132,10 +140,8 @@ fn main() {
         .expect("indexer");
     let mut cfg = NatsConfig::new(vec![url.clone()]);
     cfg.stream = "BENCH_EVLOG".into();
-    rt.block_on(async {
-        let js = jetstream::new(async_nats::connect(&url).await.expect("connecting"));
-        let _ = js.delete_stream("BENCH_EVLOG").await;
-    });
+    // Left by an earlier run, if any.
+    rt.block_on(delete_stream(&url, "BENCH_EVLOG", Duration::ZERO));
     let (stop_tx, stop) = watch::channel(false);
     let published = Arc::new(Status::default());
     let followed = Arc::new(FollowStatus::default());
@@ -262,13 +268,14 @@ fn main() {
     assert_eq!(dup, 0, "the follower saw {dup} duplicates");
 
     let _ = stop_tx.send(true);
-    rt.block_on(async {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        let js = jetstream::new(async_nats::connect(&url).await.expect("connecting"));
-        js.delete_stream("BENCH_EVLOG")
-            .await
-            .expect("deleting the stream");
-    });
+    assert!(
+        rt.block_on(delete_stream(
+            &url,
+            "BENCH_EVLOG",
+            Duration::from_millis(600)
+        )),
+        "deleting the stream"
+    );
     indexer.shutdown().expect("indexer");
     follower.close().expect("closing");
     edge.close().expect("closing");
@@ -305,13 +312,14 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let _ = stop_tx.send(true);
-    rt.block_on(async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let js = jetstream::new(async_nats::connect(&url).await.expect("connecting"));
-        js.delete_stream("BENCH_PUBLISH")
-            .await
-            .expect("deleting the stream");
-    });
+    assert!(
+        rt.block_on(delete_stream(
+            &url,
+            "BENCH_PUBLISH",
+            Duration::from_millis(300)
+        )),
+        "deleting the stream"
+    );
 
     // 4. Bare, the same bytes.
     let lines = lines_of(pub_dir.path());

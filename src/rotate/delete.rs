@@ -14,7 +14,7 @@ use super::plan::{self, Day, older_than};
 use super::{Ctx, Error, FileError, IndexMode, IndexState, Step, Work};
 use crate::index::Indexer;
 use crate::index::checkpoint;
-use crate::store::day::{self, DayFile};
+use crate::store::day;
 use crate::store::{StorageLock, chain, reader, sync_dir};
 
 /// Deletes the days of `days` that the policy says are due: by age, then
@@ -106,16 +106,7 @@ fn published(cx: &mut Ctx<'_>, days: &BTreeMap<NaiveDate, Day>, candidates: &[Na
     };
     for (i, &d) in candidates.iter().enumerate() {
         let Some(e) = days.get(&d) else { continue };
-        let file = DayFile {
-            day: d,
-            path: if e.plain.is_some() {
-                day::plain_path(cx.dir, d)
-            } else {
-                day::gz_path(cx.dir, d)
-            },
-            compressed: e.plain.is_none(),
-        };
-        let last = match reader::last_head(&file) {
+        let last = match reader::last_head(&e.file(cx.dir, d)) {
             Ok(h) => h.map_or(0, |h| h.seq),
             Err(err) => {
                 cx.report.notes.push(format!(
@@ -249,13 +240,8 @@ fn events_of(cx: &mut Ctx<'_>, days: &BTreeMap<NaiveDate, Day>, d: NaiveDate) ->
             Some(n)
         }
         Err(err) => {
-            let path = if e.plain.is_some() {
-                day::plain_path(cx.dir, d)
-            } else {
-                day::gz_path(cx.dir, d)
-            };
             cx.fail(
-                &path,
+                &e.file(cx.dir, d).path,
                 format!("counting its events: {err} (it and younger days are kept)"),
             );
             None
@@ -354,13 +340,8 @@ pub(super) fn delete_day(
         }
         Err(FileError::Crashed(s, p)) => Err(Error::Crashed(s, p)),
         Err(FileError::Failed(msg)) => {
-            let path = if e.plain.is_some() {
-                day::plain_path(cx.dir, d)
-            } else {
-                day::gz_path(cx.dir, d)
-            };
             cx.fail(
-                &path,
+                &e.file(cx.dir, d).path,
                 format!("{msg} (younger days are kept until it can be deleted)"),
             );
             Ok(false)
@@ -372,19 +353,7 @@ fn delete_files(cx: &Ctx<'_>, d: NaiveDate, e: &Day) -> Result<(), FileError> {
     let dir = cx.dir;
     let plain = day::plain_path(dir, d);
     let gz = day::gz_path(dir, d);
-    let file = if e.plain.is_some() {
-        DayFile {
-            day: d,
-            path: plain.clone(),
-            compressed: false,
-        }
-    } else {
-        DayFile {
-            day: d,
-            path: gz.clone(),
-            compressed: true,
-        }
-    };
+    let file = e.file(dir, d);
     if std::fs::metadata(&file.path).is_ok_and(|m| !m.is_file()) {
         return Err(FileError::Failed("not a regular file".into()));
     }

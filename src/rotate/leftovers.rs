@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 
 use super::plan::Day;
 use super::{Ctx, Error, FileError, Step, delete, file_name, io_err};
-use crate::store::day::{self, DayFile};
+use crate::store::day;
 use crate::store::{StorageLock, chain, reader, sync_dir};
 
 /// Resolves the leftovers of a crashed rotation among `days` and `tmps`.
@@ -84,20 +84,7 @@ pub(super) fn resolve(
 
 /// The `seq` of the first chained line of a day (plain preferred).
 fn first_seq(dir: &Path, d: NaiveDate, e: &Day) -> Option<u64> {
-    let file = if e.plain.is_some() {
-        DayFile {
-            day: d,
-            path: day::plain_path(dir, d),
-            compressed: false,
-        }
-    } else {
-        DayFile {
-            day: d,
-            path: day::gz_path(dir, d),
-            compressed: true,
-        }
-    };
-    let mut r = reader::LineReader::open(&file).ok()?;
+    let mut r = reader::LineReader::open(&e.file(dir, d)).ok()?;
     let mut buf = Vec::new();
     while let Ok(Some((_, line))) = r.next_line(&mut buf) {
         if let Some(t) = chain::parse_tail(line) {

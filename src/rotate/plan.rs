@@ -24,6 +24,21 @@ impl Day {
     pub(super) fn bytes(&self) -> u64 {
         self.plain.unwrap_or(0) + self.gz.unwrap_or(0)
     }
+
+    /// The file to read day `d` from: the plain one when there is one
+    /// (an interrupted rotation may leave both), else the `.gz`.
+    pub(super) fn file(&self, dir: &Path, d: NaiveDate) -> day::DayFile {
+        let compressed = self.plain.is_none();
+        day::DayFile {
+            day: d,
+            path: if compressed {
+                day::gz_path(dir, d)
+            } else {
+                day::plain_path(dir, d)
+            },
+            compressed,
+        }
+    }
 }
 
 /// Day files by day, both forms.
@@ -72,11 +87,9 @@ pub(super) fn count_events(
     progress: &mut dyn FnMut(&Path, u64, u64),
 ) -> io::Result<u64> {
     const STEP: u64 = 64 << 20;
-    let (path, compressed) = if e.plain.is_some() {
-        (day::plain_path(dir, d), false)
-    } else {
-        (day::gz_path(dir, d), true)
-    };
+    let day::DayFile {
+        path, compressed, ..
+    } = e.file(dir, d);
     let mut f = File::open(&path)?;
     let len = f.metadata()?.len();
     // A plain file's complete lines only: what follows is a torn tail.

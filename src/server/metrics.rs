@@ -238,12 +238,12 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// The Prometheus text of every metric, after mirroring `s`.
     /// The registry (for metrics registered later, as replication's).
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }
 
+    /// The Prometheus text of every metric, after mirroring `s`.
     pub(crate) fn render(&self, s: &Snapshot) -> String {
         mirror(&self.appended, s.appended);
         mirror(&self.group_commits, s.group_commits);
