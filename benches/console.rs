@@ -93,6 +93,7 @@ fn start_server(o: &Opts) -> (Server, String) {
 }
 
 async fn caught_up(base: &str) {
+    evlog::checkpoint::deliver::install_tls_provider();
     let http = reqwest::Client::new();
     let t0 = Instant::now();
     loop {

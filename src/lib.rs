@@ -37,6 +37,7 @@
 //! - [`cli`]: the `evlog` command line.
 
 pub mod auth;
+pub mod checkpoint;
 pub mod cli;
 pub mod clock;
 pub mod dedup;

@@ -31,6 +31,11 @@
 //! keep_open = true              # retention keeps days with open warning+ events; env EVLOG_KEEP_OPEN
 //! min_retention_days = 30       # the least retention_days a purge takes; env EVLOG_MIN_RETENTION_DAYS
 //!
+//! [checkpoints]                 # signed checkpoints (needs `evlog checkpoint init`)
+//! interval = "5m"               # env EVLOG_CHECKPOINT_INTERVAL, flag --checkpoint-interval; "off"
+//! dirs = ["/mnt/audit/evlog"]   # copies kept off the host; env EVLOG_CHECKPOINT_DIR
+//! post = ["https://audit.example/checkpoints"]   # each POSTed; env EVLOG_CHECKPOINT_POST
+//!
 //! [[dedup]]                     # at most `max` per (user_id, event_type) per `per`
 //! event_types = ["login_failed"]
 //! per = "10m"
@@ -97,6 +102,21 @@ pub struct FileConfig {
     /// Replication through NATS JetStream (see [`crate::replicate`]); the
     /// flags and `EVLOG_…` variables of `serve` and `follow` win.
     pub replication: Option<ReplicationFileConfig>,
+    /// Signed checkpoints (see [`crate::checkpoint`]); the flags and
+    /// `EVLOG_CHECKPOINT_…` variables of `serve` win.
+    pub checkpoints: Option<CheckpointsFileConfig>,
+}
+
+/// The `[checkpoints]` table of the TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointsFileConfig {
+    /// How often the server writes one (`5m`; `off`).
+    pub interval: Option<String>,
+    /// Directories each checkpoint file is copied to.
+    pub dirs: Option<Vec<PathBuf>>,
+    /// URLs each checkpoint is POSTed to.
+    pub post: Option<Vec<String>>,
 }
 
 /// The `[replication]` table of the TOML file.

@@ -2,6 +2,7 @@
 
 mod append;
 mod cat;
+mod checkpoint;
 mod export;
 mod filters;
 mod follow;
@@ -81,7 +82,11 @@ pub enum Command {
     /// Exits 0 when every line chains to the one before (across day files,
     /// plain and .gz), or 1 naming the first bad `file:line` and what is wrong:
     /// changed, inserted, removed or reordered. With --from, the chain must
-    /// continue from the last line of the day before.
+    /// continue from the last line of the day before. With --checkpoints DIR
+    /// --public-key KEY, also checks the signed checkpoints kept off the
+    /// host: a cut tail (`truncated`), a line rewritten with its later
+    /// hashes recomputed (`rewritten`), a bad signature or a broken chain of
+    /// checkpoints, each naming the checkpoint file and seq.
     Verify(verify::Args),
     /// Query events from the index, newest first.
     ///
@@ -146,6 +151,10 @@ pub enum Command {
     /// once its append is durable. Run `evlog serve --follow` instead to
     /// serve the copies while following. See README "Running several nodes".
     Follow(follow::Args),
+    /// Signed checkpoints of the chain head: `init` creates the signing key,
+    /// `public-key` prints it, `write` signs one now (README "Tamper
+    /// evidence").
+    Checkpoint(checkpoint::Args),
 }
 
 /// Exit code for a command that ran but found a problem (rejected events, broken chain).
@@ -209,6 +218,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reopen(a) => resolve::run(&ctx, a, crate::resolution::Action::Reopen),
         Command::Purge(a) => purge::run(&ctx, a),
         Command::Follow(a) => follow::run(&ctx, a),
+        Command::Checkpoint(a) => checkpoint::run(&ctx, a),
     }
 }
 

@@ -43,6 +43,124 @@ pub struct Args {
     node: super::follow::NodeArgs,
     #[command(flatten)]
     nats: super::follow::NatsArgs,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
+}
+
+/// Signed checkpoints (README "Tamper evidence"): on when the storage
+/// directory holds a signing key (`evlog checkpoint init`).
+#[derive(Debug, Clone, clap::Args)]
+struct CheckpointArgs {
+    /// How often to sign a checkpoint of the chain head (only when something
+    /// was appended since the last; also at each UTC day end and at stop):
+    /// 30s, 5m, 1h, or `off` (default: [checkpoints] interval, else 5m).
+    #[arg(long, env = "EVLOG_CHECKPOINT_INTERVAL", value_name = "SPAN|off", value_parser = interval_arg)]
+    checkpoint_interval: Option<Interval>,
+    /// Copy every checkpoint into this directory, kept off this host (an
+    /// NFS mount, a bucket mounted by its own tools); repeatable, or
+    /// comma-separated in the variable.
+    #[arg(
+        long,
+        env = "EVLOG_CHECKPOINT_DIR",
+        value_name = "DIR",
+        value_delimiter = ','
+    )]
+    checkpoint_dir: Vec<PathBuf>,
+    /// POST every checkpoint (its JSON line) to this http:// or https:// URL;
+    /// a 2xx answer delivers it. Repeatable, or comma-separated in the variable.
+    #[arg(
+        long,
+        env = "EVLOG_CHECKPOINT_POST",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    checkpoint_post: Vec<String>,
+}
+
+/// `--checkpoint-interval`: a span or off.
+#[derive(Debug, Clone, Copy)]
+struct Interval(Option<std::time::Duration>);
+
+fn interval_arg(s: &str) -> Result<Interval, String> {
+    let d = crate::rotate::parse_age(s)?;
+    match d.map(|d| d.to_std()) {
+        None => Ok(Interval(None)),
+        Some(Ok(d)) if d >= std::time::Duration::from_secs(1) => Ok(Interval(Some(d))),
+        Some(_) => Err(format!("`{s}`: want at least 1s")),
+    }
+}
+
+/// The checkpoint settings and key of `serve`: `None` when off (no key, or
+/// the interval `off`). Sinks without a key are an error, as is a key
+/// others can read.
+fn checkpoint_settings(
+    args: &CheckpointArgs,
+    ctx: &Context,
+    node: String,
+    nats: Option<&crate::replicate::nats::NatsConfig>,
+) -> anyhow::Result<
+    Option<(
+        ed25519_dalek::SigningKey,
+        crate::checkpoint::deliver::Settings,
+    )>,
+> {
+    use crate::checkpoint::deliver::{DEFAULT_INTERVAL, Settings, Sink};
+    use crate::checkpoint::key;
+    let file = ctx.file.checkpoints.clone().unwrap_or_default();
+    let interval = match (args.checkpoint_interval, &file.interval) {
+        (Some(i), _) => i.0,
+        (None, Some(s)) => {
+            interval_arg(s)
+                .map_err(|e| anyhow::anyhow!("[checkpoints] interval: {e}"))?
+                .0
+        }
+        (None, None) => Some(DEFAULT_INTERVAL),
+    };
+    let dirs = if args.checkpoint_dir.is_empty() {
+        file.dirs.unwrap_or_default()
+    } else {
+        args.checkpoint_dir.clone()
+    };
+    let posts = if args.checkpoint_post.is_empty() {
+        file.post.unwrap_or_default()
+    } else {
+        args.checkpoint_post.clone()
+    };
+    let mut sinks: Vec<Sink> = dirs.into_iter().map(Sink::Dir).collect();
+    sinks.extend(posts.into_iter().map(Sink::Post));
+    for s in &sinks {
+        s.check().map_err(anyhow::Error::msg)?;
+    }
+    let dir = &ctx.store.storage_path;
+    let Some(interval) = interval else {
+        eprintln!("evlog: signed checkpoints off (--checkpoint-interval off)");
+        return Ok(None);
+    };
+    let k = match key::load(dir) {
+        Ok(k) => k,
+        Err(key::KeyError::Missing(_)) if sinks.is_empty() => {
+            eprintln!(
+                "evlog: signed checkpoints off: no signing key (`evlog checkpoint init` makes one)"
+            );
+            return Ok(None);
+        }
+        Err(key::KeyError::Missing(path)) => anyhow::bail!(
+            "checkpoint sinks are configured but {} does not exist: create the signing key with \
+             `evlog checkpoint init`",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    // With replication on, checkpoints go on the stream too.
+    sinks.extend(nats.cloned().map(Sink::Nats));
+    Ok(Some((
+        k,
+        Settings {
+            interval,
+            node,
+            sinks,
+        },
+    )))
 }
 
 /// `--rotate-at`: a time of day or off.
@@ -70,15 +188,34 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         Some(urls) => Some(args.node.follow(args.nats.config(urls, &file)?, &file)),
         None => None,
     };
+    let node = match &publish {
+        Some((_, node)) => node.clone(),
+        None => args.node.node(&file),
+    };
+    let checkpoints =
+        checkpoint_settings(&args.checkpoints, ctx, node, publish.as_ref().map(|p| &p.0))?;
     let log = ctx.open_log()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("evlog-http")
         .build()?;
-    let server = rt.block_on(serve(&settings, rotation, &dedup, log, publish, follow))?;
+    let server = rt.block_on(serve(
+        &settings,
+        rotation,
+        &dedup,
+        log,
+        Replication { publish, follow },
+        checkpoints,
+    ))?;
     server.close()?;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `serve` replicates.
+struct Replication {
+    publish: Option<(crate::replicate::nats::NatsConfig, String)>,
+    follow: Option<crate::replicate::follow::FollowConfig>,
 }
 
 async fn serve(
@@ -86,8 +223,11 @@ async fn serve(
     rotation: settings::RotationSettings,
     dedup: &[crate::dedup::DedupRule],
     log: EventLog,
-    publish: Option<(crate::replicate::nats::NatsConfig, String)>,
-    follow: Option<crate::replicate::follow::FollowConfig>,
+    Replication { publish, follow }: Replication,
+    checkpoints: Option<(
+        ed25519_dalek::SigningKey,
+        crate::checkpoint::deliver::Settings,
+    )>,
 ) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -119,6 +259,21 @@ async fn serve(
         );
     }
     server.start_replication(publish, follow);
+    if let Some((key, cs)) = checkpoints {
+        let to: Vec<String> = cs.sinks.iter().map(|s| s.name()).collect();
+        eprintln!(
+            "evlog: signing checkpoints every {}s as node {} (public key {}){}",
+            cs.interval.as_secs(),
+            cs.node,
+            crate::checkpoint::key::public_hex(&key),
+            if to.is_empty() {
+                " — kept in <storage>/checkpoints only: give --checkpoint-dir or --checkpoint-post to keep them off this host".to_string()
+            } else {
+                format!(", delivered to {}", to.join(", "))
+            }
+        );
+        server.start_checkpoints(key, cs);
+    }
     server.record_system(
         EventType::SystemStart,
         format!("evlog serve started on {addr}"),

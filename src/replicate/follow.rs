@@ -280,6 +280,11 @@ fn sort_out<'a>(
         if let Ok(info) = m.info() {
             status.pending.store(info.pending, Ordering::Relaxed);
         }
+        // Another node's signed checkpoints: theirs to verify, not events.
+        if crate::checkpoint::deliver::is_checkpoint_subject(&m.subject) {
+            own.push((m, AckKind::Ack));
+            continue;
+        }
         if published_by(&m) == Some(node) {
             status.duplicates.fetch_add(1, Ordering::Relaxed);
             own.push((m, AckKind::Ack));

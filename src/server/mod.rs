@@ -15,6 +15,8 @@
 //!   `ratelimit` — requests per key (a token bucket by role).
 //! - `ops` — `/health`, `/metrics`; `metrics` — the Prometheus registry.
 //! - `admin` — `POST /admin/rotate`, `POST /admin/purge` and the daily rotation.
+//! - `checkpoints` — signed checkpoints on a schedule, their sinks, and
+//!   `GET /admin/checkpoints`.
 //! - `streams` — what ends an open export or live stream: its key's
 //!   revocation or expiry, a stalled client; the per-key cap.
 //! - `console` — the web console's files at `/` and `/ui/`, `GET /whoami`,
@@ -27,6 +29,7 @@
 mod access;
 mod admin;
 mod append;
+mod checkpoints;
 mod console;
 mod denials;
 mod events;
@@ -105,6 +108,8 @@ pub(crate) struct State {
     streams: streams::Open,
     /// The publisher and follower, once started.
     replication: std::sync::OnceLock<replication::Replication>,
+    /// The signed checkpoints' schedule and sinks, once started.
+    checkpoints: std::sync::OnceLock<checkpoints::Checkpoints>,
 }
 
 /// Runs `f` on the blocking pool (the store and the index block).
@@ -169,6 +174,7 @@ impl Server {
             rotation: std::sync::Mutex::new(crate::settings::RotationSettings::default()),
             streams: streams::Open::default(),
             replication: std::sync::OnceLock::new(),
+            checkpoints: std::sync::OnceLock::new(),
             log,
         });
         tokio::spawn(housekeeping(Arc::downgrade(&state), commits_tx));
@@ -218,6 +224,23 @@ impl Server {
             self.state.shutdown.subscribe(),
         );
         let _ = self.state.replication.set(r);
+    }
+
+    /// Starts the signed checkpoints: one at start, every
+    /// `settings.interval` and at each UTC day end (each only when
+    /// something was appended since the last), one at [`Server::close`]
+    /// (which must then run outside the runtime); each delivered
+    /// to `settings.sinks`, retried, never blocking an append. Call once,
+    /// inside the runtime; later calls are ignored.
+    pub fn start_checkpoints(
+        &self,
+        key: ed25519_dalek::SigningKey,
+        settings: crate::checkpoint::deliver::Settings,
+    ) {
+        if self.state.checkpoints.get().is_none() {
+            let c = checkpoints::Checkpoints::start(&self.state, key, settings);
+            let _ = self.state.checkpoints.set(c);
+        }
     }
 
     /// Applies `rules` to the events of `POST /events` (see
@@ -329,7 +352,8 @@ impl Server {
     }
 
     /// Flushes the server's own events, stops the indexer with a final
-    /// commit and fsyncs the log. Waits (up to 10 s) for request tasks that
+    /// commit and fsyncs the log; then signs a last checkpoint, if they
+    /// are on. Waits (up to 10 s) for request tasks that
     /// still hold the server; after that the last of them does the final
     /// commit when it ends.
     pub fn close(self) -> Result<(), crate::index::Error> {
@@ -357,6 +381,10 @@ impl Server {
         state.indexer.shutdown()?;
         if let Err(e) = state.log.flush() {
             tracing::error!(error = %e, "final fsync failed");
+        }
+        // Signs the head with the server's last events in it.
+        if let Some(c) = state.checkpoints.get() {
+            c.finish();
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 
 use super::reject::ApiError;
-use super::{admin, append, console, events, ops, resolve};
+use super::{admin, append, checkpoints, console, events, ops, resolve};
 
 /// An error code, its HTTP status, when it is answered, and whether it
 /// carries `Retry-After`.
@@ -234,6 +234,7 @@ const KEYED: &[&str] = &[
         ops::metrics,
         admin::rotate,
         admin::purge,
+        checkpoints::list,
         console::page,
         console::file,
         openapi,

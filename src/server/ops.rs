@@ -73,6 +73,7 @@ pub(crate) async fn health(state: Arc<State>) -> Result<Response, ApiError> {
             HealthStatus::Ok
         },
         replication: replication.map(|r| r.health()),
+        checkpoints: state.checkpoints.get().map(|c| c.health()),
         index: IndexHealth {
             lag_events: ix.lag.events,
             lag_events_exact: ix.lag.exact,
@@ -107,6 +108,9 @@ pub(crate) struct Health {
     /// Replication through NATS (absent when off).
     #[serde(skip_serializing_if = "Option::is_none")]
     replication: Option<super::replication::ReplicationHealth>,
+    /// Signed checkpoints and their delivery (absent when off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkpoints: Option<super::checkpoints::CheckpointHealth>,
     /// The server's version.
     version: &'static str,
 }
@@ -176,6 +180,9 @@ pub(crate) async fn metrics(state: Arc<State>) -> Result<Response, ApiError> {
     let counters = state.log.counters();
     if let Some(r) = state.replication.get() {
         r.mirror();
+    }
+    if let Some(c) = state.checkpoints.get() {
+        c.mirror();
     }
     let text = state.metrics.render(&Snapshot {
         appended: counters.appended.load(Ordering::Relaxed),

@@ -11,7 +11,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use super::{
-    ApiError, State, access, admin, append, console, events, openapi, ops, reject, resolve, streams,
+    ApiError, State, access, admin, append, checkpoints, console, events, openapi, ops, reject,
+    resolve, streams,
 };
 
 fn respond(r: Result<Response, ApiError>) -> Response {
@@ -41,6 +42,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("POST", "/admin/rotate"),
     ("POST", "/admin/purge"),
+    ("GET", "/admin/checkpoints"),
     ("GET", "/openapi.json"),
     ("GET", "/"),
     ("GET", "/ui/{file}"),
@@ -225,7 +227,10 @@ pub(super) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .and(ctx.clone())
         .and(raw_query())
         .then(|s, c, q| async move { respond(admin::purge(s, c, q).await) });
-    let api = append
+    let checkpoints = read!(at("GET", "/admin/checkpoints"), checkpoints::list);
+    // Boxed in parts: each `or` nests the types of those before it, and
+    // the whole chain unboxed takes rustc minutes to check.
+    let events = append
         .or(query)
         .unify()
         .or(stats)
@@ -242,15 +247,21 @@ pub(super) fn routes(state: Arc<State>) -> BoxedFilter<(Response,)> {
         .unify()
         .or(reopen)
         .unify()
-        .or(health)
-        .unify()
+        .boxed();
+    let ops = health
         .or(metrics)
         .unify()
         .or(rotate)
         .unify()
         .or(purge)
         .unify()
+        .or(checkpoints)
+        .unify()
         .or(openapi)
+        .unify()
+        .boxed();
+    let api = events
+        .or(ops)
         .unify()
         .or(console_routes(st, ctx))
         .unify()

@@ -418,6 +418,7 @@ fn six_hundred_stalled_exports_of_one_user_leave_others_served() {
 
     // /health and bob's queries answer (a bound of 10 s each, not a latency
     // target: before, they never answered).
+    evlog::checkpoint::deliver::install_tls_provider();
     let quick = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

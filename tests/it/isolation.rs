@@ -1006,41 +1006,29 @@ fn tenants_are_isolated_through_every_route(hashed: bool) {
     let (status, _) = post(s, None, &json!(ev("u", "deploy", "anonymous", "r")));
     assert_eq!(status, 403);
 
-    // Rotation acts on whole days, which every tenant shares: only the
-    // all-tenants admin runs it.
-    for t in &w.t {
-        for (role, key) in [
-            ("admin", &t.admin),
-            ("user", &t.alice),
-            ("service", &t.service),
-        ] {
-            let (status, text) = call(
-                s,
-                reqwest::Method::POST,
-                Some(key),
-                "/admin/rotate?dry_run=true",
-                None,
-            );
-            assert_eq!(status, 403, "{role} of {}: {text}", t.name);
-            assert!(text.contains("all-tenants admin"), "{text}");
+    // Rotation acts on whole days, which every tenant shares, and the
+    // checkpoints sign them: only the all-tenants admin runs the one and
+    // lists the other.
+    for (method, path) in [
+        (reqwest::Method::POST, "/admin/rotate?dry_run=true"),
+        (reqwest::Method::GET, "/admin/checkpoints"),
+    ] {
+        for t in &w.t {
+            for (role, key) in [
+                ("admin", &t.admin),
+                ("user", &t.alice),
+                ("service", &t.service),
+            ] {
+                let (status, text) = call(s, method.clone(), Some(key), path, None);
+                assert_eq!(status, 403, "{method} {path}: {role} of {}: {text}", t.name);
+                assert!(text.contains("all-tenants admin"), "{text}");
+            }
         }
+        let (status, text) = call(s, method.clone(), None, path, None);
+        assert_eq!(status, 403, "{method} {path}: anonymous: {text}");
+        let (status, text) = call(s, method.clone(), Some(&w.all), path, None);
+        assert_eq!(status, 200, "{method} {path}: {text}");
     }
-    let (status, text) = call(
-        s,
-        reqwest::Method::POST,
-        None,
-        "/admin/rotate?dry_run=true",
-        None,
-    );
-    assert_eq!(status, 403, "{text}");
-    let (status, text) = call(
-        s,
-        reqwest::Method::POST,
-        Some(&w.all),
-        "/admin/rotate?dry_run=true",
-        None,
-    );
-    assert_eq!(status, 200, "{text}");
 
     // Resolve and reopen: a tenant's admin changes its own tenant's events
     // only (another tenant's id is 404, as for no event; user and service

@@ -2,6 +2,8 @@
 
 mod util;
 
+/// Signed checkpoints: tampering after a checkpoint is named by verify.
+mod checkpoint;
 /// The `evlog` binary: flags, stdin import, cat, verify, help, exit codes.
 mod cli;
 /// The clock-step model of the model tests (shared helper).

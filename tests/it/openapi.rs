@@ -84,7 +84,7 @@ async fn router_refuses(r: &Routes, method: &str, path: &str) -> bool {
 /// 3. on each of those paths every other method is the router's 404 or
 ///    405, so a route on a known path added beside the table shows up;
 /// 4. no source file of the server builds a path filter of its own
-///    (`warp::path!`, or `warp::path(…)` outside `mod.rs`'s helpers), so a
+///    (`warp::path!`, or `warp::path(…)` outside `routes.rs`'s helpers), so a
 ///    route on a new path cannot bypass the table either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_names_exactly_the_routes_the_router_serves() {
@@ -126,7 +126,7 @@ async fn the_document_names_exactly_the_routes_the_router_serves() {
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
         for (no, line) in text.lines().enumerate() {
             let own_filter = line.contains("warp::path!")
-                || (name != "mod.rs"
+                || (name != "routes.rs"
                     && ["warp::path(", "warp::path::param", "warp::path::end"]
                         .iter()
                         .any(|f| line.contains(f)));

@@ -26,6 +26,23 @@ fn edge(store: &Store, urls: &str, node: &str) -> Serve {
     )
 }
 
+/// As [`edge`], with a checkpoint key: it publishes its signed
+/// checkpoints to the stream too, every second.
+fn signing_edge(store: &Store, urls: &str, node: &str) -> Serve {
+    store.run(&["checkpoint", "init"], b"").expect_code(0);
+    Serve::start_opts(
+        store,
+        Opts {
+            args: &[],
+            env: &[
+                ("EVLOG_REPLICATE_TO", urls),
+                ("EVLOG_NODE", node),
+                ("EVLOG_CHECKPOINT_INTERVAL", "1s"),
+            ],
+        },
+    )
+}
+
 /// `evlog serve` following the stream at `urls` as `node`.
 fn follower(store: &Store, urls: &str, node: &str) -> Serve {
     Serve::start_opts(
@@ -185,13 +202,14 @@ fn verifies(store: &Store, who: &str) {
     assert!(r.ok(), "{who}: verify: {r:?}");
 }
 
-/// (a) One NATS server: two edges under load, one follower.
+/// (a) One NATS server: two edges under load, one follower. Edge 1 also
+/// publishes its signed checkpoints, which the follower skips.
 #[test]
 fn two_edges_under_load_one_follower_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();
     let nats = NatsServer::single(tmp.path());
     let (s1, s2, sf) = (Store::new(), Store::new(), Store::new());
-    let e1 = edge(&s1, &nats.url(), "edge-1");
+    let e1 = signing_edge(&s1, &nats.url(), "edge-1");
     let e2 = edge(&s2, &nats.url(), "edge-2");
     let f = follower(&sf, &nats.url(), "central");
     let stop = Arc::new(AtomicBool::new(false));
@@ -237,6 +255,16 @@ fn two_edges_under_load_one_follower_exactly_once() {
         "{metrics}"
     );
     assert!(metrics.contains("evlog_replication_link_up 1"), "{metrics}");
+    // Edge 1's checkpoints are on the stream; the follower passed over
+    // them without refusing one or storing it (checked above: nothing
+    // beyond the edges' events).
+    let sink = crate::serve::eventually("edge 1's checkpoints on the stream", || {
+        let h: Value = http.get(e1.url("/health")).send().ok()?.json().ok()?;
+        let sink = h["checkpoints"]["sinks"][0].clone();
+        (sink["delivered"].as_u64()? >= 1 && sink["pending"] == 0).then_some(sink)
+    });
+    assert_eq!(sink["sink"], "nats:EVLOG", "{sink}");
+    assert!(!f.log().contains("FOLLOW_REFUSED"), "{}", f.log());
     drop((e1, e2, f));
     verifies(&s1, "edge-1");
     verifies(&s2, "edge-2");

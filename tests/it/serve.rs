@@ -216,6 +216,7 @@ impl Drop for Serve {
 
 /// A blocking HTTP client with a generous timeout.
 pub fn client() -> reqwest::blocking::Client {
+    evlog::checkpoint::deliver::install_tls_provider();
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()

@@ -71,7 +71,7 @@ fn live_events_arrive_on_top_keep_the_readers_place_and_resume_after_a_restart()
 
         // An event appended now shows on top within 2 s.
         let t0 = Instant::now();
-        let r = reqwest::Client::new()
+        let r = crate::console::http()
             .post(format!("{base}/events"))
             .header("X-API-Key", &admin)
             .json(&ev("tail", "arrived live"))

@@ -102,10 +102,16 @@ pub fn append(serve: &Serve, key: &str, events: Value) -> Vec<String> {
         .collect()
 }
 
+/// An async HTTP client (reqwest needs its TLS provider installed first).
+pub fn http() -> reqwest::Client {
+    evlog::checkpoint::deliver::install_tls_provider();
+    reqwest::Client::new()
+}
+
 /// `GET path` with `params` as `key`, async (inside the browser runtime).
 pub async fn api(base: &str, key: &str, path: &str, params: &[(&str, String)]) -> (u16, String) {
     let url = reqwest::Url::parse_with_params(&format!("{base}{path}"), params).unwrap();
-    let r = reqwest::Client::new()
+    let r = crate::console::http()
         .get(url)
         .header("X-API-Key", key)
         .timeout(Duration::from_secs(60))

@@ -68,7 +68,7 @@ fn a_user_key_sees_only_its_own_events_everywhere() {
                 .then_some(())
         })
         .await;
-        let r = reqwest::Client::new()
+        let r = crate::console::http()
             .post(format!("{base}/admin/rotate?dry_run=true"))
             .header("X-API-Key", &alice)
             .send()

@@ -1,0 +1,599 @@
+//! The server's checkpoints: written on a schedule and delivered to sinks
+//! off the host (README "Tamper evidence").
+//!
+//! [`run`] writes a checkpoint at start, every `interval` and at each UTC
+//! day end (each only when something was appended since the last one), and
+//! at stop; after each, and every [`RETRY`] while a delivery fails, it
+//! brings every [`Sink`] up to date. It runs beside the server and never
+//! blocks an append: the checkpoints wait in `<storage>/checkpoints/` until
+//! a sink takes them.
+//!
+//! - [`Sink::Dir`]: each `checkpoints/YYYY-MM-DD.jsonl` is copied to the
+//!   directory by appending the lines it lacks. A copy that is not a prefix
+//!   of the local file is never overwritten: that is an error to look at
+//!   (`evlog verify --checkpoints` on each tells which one was changed).
+//! - [`Sink::Post`]: each checkpoint is POSTed (its JSON line) in order; a
+//!   2xx answer delivers it. The place is kept in
+//!   `checkpoints/.delivered-<sink>`: a restart resends at most one.
+//! - [`Sink::Nats`]: each checkpoint is published on the replication stream
+//!   under `evlog._checkpoints.<node>`, `Nats-Msg-Id` = its digest (so a
+//!   resend is dropped by the stream); followers skip these subjects.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+
+use super::{DIR, Stored, Written, read_dir, write};
+use crate::replicate::backlog::SUBJECT_PREFIX;
+use crate::replicate::nats::NatsConfig;
+use crate::replicate::publish::NODE_HEADER;
+
+/// The default `checkpoint_interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+/// How soon a failed delivery is tried again.
+pub const RETRY: Duration = Duration::from_secs(10);
+/// How long one HTTP POST may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The subject token under which checkpoints go on the stream (not a
+/// tenant name: those start with a letter or digit).
+pub const NATS_TOKEN: &str = "_checkpoints";
+
+/// Where checkpoints are delivered.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// A directory (an NFS mount, a bucket mounted by its own tools).
+    Dir(PathBuf),
+    /// An HTTP(S) URL each checkpoint is POSTed to.
+    Post(String),
+    /// The replication stream.
+    Nats(NatsConfig),
+}
+
+impl Sink {
+    /// Its name in `/health` and `/metrics`: `dir:PATH`, `post:URL`,
+    /// `nats:STREAM`.
+    pub fn name(&self) -> String {
+        match self {
+            Sink::Dir(d) => format!("dir:{}", d.display()),
+            Sink::Post(u) => format!("post:{}", redact(u)),
+            Sink::Nats(c) => format!("nats:{}", c.stream),
+        }
+    }
+
+    /// Checks a sink given by the operator: a directory must exist, a URL
+    /// must be `http://` or `https://`.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Sink::Dir(d) if !d.is_dir() => Err(format!(
+                "checkpoint directory {} does not exist (or is not a directory): create or mount it",
+                d.display()
+            )),
+            Sink::Post(u) => match reqwest::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+                Ok(_) => Err(format!(
+                    "checkpoint URL `{}`: want http:// or https://",
+                    redact(u)
+                )),
+                Err(e) => Err(format!("checkpoint URL `{}`: {e}", redact(u))),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A URL without its password (for names and messages).
+fn redact(u: &str) -> String {
+    match reqwest::Url::parse(u) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+/// The server's checkpoint settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often (only when something was appended since the last).
+    pub interval: Duration,
+    /// This node's name.
+    pub node: String,
+    /// Where they go.
+    pub sinks: Vec<Sink>,
+}
+
+/// One sink's state (for `/health` and `/metrics`).
+#[derive(Debug)]
+pub struct SinkStatus {
+    /// [`Sink::name`].
+    pub name: String,
+    /// Checkpoints delivered since start.
+    pub delivered: AtomicU64,
+    /// Checkpoints not delivered yet.
+    pub pending: AtomicU64,
+    /// Failed attempts since start.
+    pub failures: AtomicU64,
+    /// The last failure, cleared by a success.
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// The state of the checkpoints (for `/health` and `/metrics`).
+#[derive(Debug)]
+pub struct Status {
+    /// Checkpoints written since start.
+    pub written: AtomicU64,
+    /// The newest checkpoint: `seq` and time.
+    pub last: Mutex<Option<(u64, String)>>,
+    /// Why the last write failed, cleared by a success.
+    pub last_error: Mutex<Option<String>>,
+    /// Each sink's state, in the order given.
+    pub sinks: Vec<SinkStatus>,
+}
+
+impl Status {
+    /// A status for `sinks`.
+    pub fn new(sinks: &[Sink]) -> Status {
+        Status {
+            written: AtomicU64::new(0),
+            last: Mutex::new(None),
+            last_error: Mutex::new(None),
+            sinks: sinks
+                .iter()
+                .map(|s| SinkStatus {
+                    name: s.name(),
+                    delivered: AtomicU64::new(0),
+                    pending: AtomicU64::new(0),
+                    failures: AtomicU64::new(0),
+                    last_error: Mutex::new(None),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn set(m: &Mutex<Option<String>>, v: Option<String>) {
+    *m.lock().unwrap_or_else(|e| e.into_inner()) = v;
+}
+
+/// The next UTC midnight after `now`.
+fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+}
+
+/// Writes and delivers the checkpoints of the store in `dir` until `stop`
+/// turns true (or its sender is dropped), then writes a last one and tries
+/// each sink once more (5 s at most).
+pub async fn run(
+    dir: PathBuf,
+    key: SigningKey,
+    settings: Settings,
+    status: Arc<Status>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut sinks: Vec<Delivery> = settings
+        .sinks
+        .iter()
+        .map(|s| Delivery::new(&dir, s.clone(), &settings.node))
+        .collect();
+    let key = Arc::new(key);
+    let mut next_write = tokio::time::Instant::now();
+    let mut midnight = next_midnight(Utc::now());
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= next_write || Utc::now() >= midnight {
+            write_one(&dir, &key, &settings.node, &status).await;
+            next_write = now + settings.interval;
+            midnight = next_midnight(Utc::now());
+        }
+        let failing = deliver_all(&dir, &mut sinks, &status).await;
+        let until_midnight = (midnight - Utc::now()).to_std().unwrap_or_default();
+        let mut wake = next_write.min(tokio::time::Instant::now() + until_midnight);
+        if failing {
+            wake = wake.min(tokio::time::Instant::now() + RETRY);
+        }
+        let stopped = tokio::select! {
+            _ = tokio::time::sleep_until(wake) => false,
+            r = stop.changed() => r.is_err() || *stop.borrow(),
+        };
+        if stopped {
+            write_one(&dir, &key, &settings.node, &status).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                deliver_all(&dir, &mut sinks, &status),
+            )
+            .await;
+            break;
+        }
+    }
+}
+
+/// Writes a checkpoint if something was appended since the last one.
+async fn write_one(dir: &Path, key: &Arc<SigningKey>, node: &str, status: &Status) {
+    let (d, k, n) = (dir.to_path_buf(), key.clone(), node.to_string());
+    let res = tokio::task::spawn_blocking(move || write(&d, &k, &n, Utc::now(), true))
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r);
+    match res {
+        Ok(Written::New(s)) => {
+            status.written.fetch_add(1, Ordering::Relaxed);
+            *status.last.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((s.checkpoint.seq, s.checkpoint.time.clone()));
+            set(&status.last_error, None);
+            tracing::info!(seq = s.checkpoint.seq, at = %s.at(), "checkpoint written");
+        }
+        Ok(Written::Unchanged(c)) => {
+            let mut last = status.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none() {
+                *last = Some((c.seq, c.time));
+            }
+            set(&status.last_error, None);
+        }
+        Ok(Written::Empty) => set(&status.last_error, None),
+        Err(e) => {
+            tracing::warn!(key = "CHECKPOINT_FAILED", error = %e, "writing a checkpoint failed");
+            set(&status.last_error, Some(e.to_string()));
+        }
+    }
+}
+
+/// Brings every sink up to date; whether one failed.
+async fn deliver_all(dir: &Path, sinks: &mut [Delivery], status: &Status) -> bool {
+    if sinks.is_empty() {
+        return false;
+    }
+    let d = dir.join(DIR);
+    let all = match tokio::task::spawn_blocking(move || read_dir(&d)).await {
+        Ok(Ok((all, _))) => all,
+        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Ok(Err(e)) => {
+            set(&status.last_error, Some(e.to_string()));
+            return true;
+        }
+        Err(e) => {
+            set(&status.last_error, Some(e.to_string()));
+            return true;
+        }
+    };
+    let mut failing = false;
+    for (sink, st) in sinks.iter_mut().zip(&status.sinks) {
+        match sink.deliver(&all, st).await {
+            Ok(()) => set(&st.last_error, None),
+            Err(e) => {
+                failing = true;
+                st.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    key = "CHECKPOINT_DELIVERY_FAILED",
+                    sink = %st.name,
+                    error = %e,
+                    "delivering checkpoints failed; retrying in {}s",
+                    RETRY.as_secs()
+                );
+                set(&st.last_error, Some(e));
+            }
+        }
+    }
+    failing
+}
+
+/// A sink and what it needs between rounds.
+struct Delivery {
+    sink: Sink,
+    /// `checkpoints/.delivered-<sink>` (POST and NATS).
+    place: PathBuf,
+    node: String,
+    http: Option<reqwest::Client>,
+    nats: Option<async_nats::jetstream::Context>,
+}
+
+impl Delivery {
+    fn new(dir: &Path, sink: Sink, node: &str) -> Delivery {
+        let slug = hex::encode(&Sha256::digest(sink.name().as_bytes())[..8]);
+        Delivery {
+            place: dir.join(DIR).join(format!(".delivered-{slug}")),
+            sink,
+            node: node.to_string(),
+            http: None,
+            nats: None,
+        }
+    }
+
+    async fn deliver(&mut self, all: &[Stored], st: &SinkStatus) -> Result<(), String> {
+        if let Sink::Dir(to) = &self.sink {
+            let to = to.clone();
+            let mut files: Vec<PathBuf> = all.iter().map(|s| s.path.clone()).collect();
+            files.dedup();
+            let (copied, pending, errors) =
+                tokio::task::spawn_blocking(move || copy_dir(&to, &files))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            st.delivered.fetch_add(copied, Ordering::Relaxed);
+            st.pending.store(pending, Ordering::Relaxed);
+            return if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(errors.join("; "))
+            };
+        }
+        let last = std::fs::read_to_string(&self.place).ok();
+        let from = last
+            .as_deref()
+            .map(str::trim)
+            .and_then(|d| all.iter().position(|s| s.checkpoint.digest() == d))
+            .map_or(0, |i| i + 1);
+        st.pending
+            .store((all.len() - from) as u64, Ordering::Relaxed);
+        for (i, s) in all.iter().enumerate().skip(from) {
+            let digest = s.checkpoint.digest();
+            let line = s.checkpoint.line();
+            match &self.sink {
+                Sink::Post(url) => self.post(url.clone(), line).await?,
+                Sink::Nats(cfg) => {
+                    let cfg = cfg.clone();
+                    self.publish(&cfg, line, &digest).await?
+                }
+                Sink::Dir(_) => unreachable!("copied above"),
+            }
+            let mut f = std::fs::File::create(&self.place)
+                .map_err(|e| format!("{}: {e}", self.place.display()))?;
+            f.write_all(digest.as_bytes())
+                .and_then(|()| f.sync_data())
+                .map_err(|e| format!("{}: {e}", self.place.display()))?;
+            st.delivered.fetch_add(1, Ordering::Relaxed);
+            st.pending
+                .store((all.len() - i - 1) as u64, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn post(&mut self, url: String, line: String) -> Result<(), String> {
+        if self.http.is_none() {
+            install_tls_provider();
+            self.http = Some(
+                reqwest::Client::builder()
+                    .timeout(POST_TIMEOUT)
+                    .user_agent(concat!("evlog/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("HTTP client: {e}"))?,
+            );
+        }
+        let client = self.http.as_ref().expect("set above");
+        let r = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(line)
+            .send()
+            .await
+            .map_err(|e| format!("POST {}: {}", redact(&url), without_url(&e)))?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("POST {}: answered {}", redact(&url), r.status()))
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        cfg: &NatsConfig,
+        line: String,
+        digest: &str,
+    ) -> Result<(), String> {
+        if self.nats.is_none() {
+            let client =
+                crate::replicate::nats::connect(cfg, &format!("evlog-checkpoints-{}", self.node))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            self.nats = Some(async_nats::jetstream::new(client));
+        }
+        let js = self.nats.as_ref().expect("set above");
+        let msg = async_nats::jetstream::message::PublishMessage::build()
+            .payload(line.into())
+            .message_id(digest)
+            .header(NODE_HEADER, self.node.as_str());
+        let res = async {
+            js.send_publish(subject(&self.node), msg)
+                .await
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
+        if let Err(e) = res {
+            // Connect again next time (the stream may have moved).
+            self.nats = None;
+            return Err(format!("publishing to stream {}: {e}", cfg.stream));
+        }
+        Ok(())
+    }
+}
+
+/// Makes rustls's *ring* provider (the one async-nats uses) the process
+/// default, which every reqwest client needs (reqwest is built with rustls
+/// and no provider of its own: tests and benches call this too); later
+/// calls do nothing. rustls
+/// deprecates it for lacking post-quantum key exchange; its aws-lc-rs
+/// provider has that, at the price of a second crypto library (a C and
+/// assembly build) beside the one NATS already needs.
+pub fn install_tls_provider() {
+    #[allow(deprecated)]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A reqwest error without the URL it carries (it may hold a password).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s.replace(u.as_str(), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(c) = source {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        source = c.source();
+    }
+    s
+}
+
+/// The subject of `node`'s checkpoints on the stream.
+pub fn subject(node: &str) -> String {
+    let safe: String = node
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{SUBJECT_PREFIX}.{NATS_TOKEN}.{safe}")
+}
+
+/// Whether a stream subject carries checkpoints (not events).
+pub fn is_checkpoint_subject(subject: &str) -> bool {
+    subject
+        .strip_prefix(SUBJECT_PREFIX)
+        .and_then(|s| s.strip_prefix('.'))
+        .and_then(|s| s.strip_prefix(NATS_TOKEN))
+        .is_some_and(|s| s.starts_with('.'))
+}
+
+/// Copies the checkpoint files `files` into `to`, appending to each copy
+/// the lines it lacks: the lines copied, the lines of the files that could
+/// not be, and why not.
+fn copy_dir(to: &Path, files: &[PathBuf]) -> (u64, u64, Vec<String>) {
+    let (mut copied, mut pending, mut errors) = (0, 0, Vec::new());
+    for path in files {
+        let local = match std::fs::read(path) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(format!("{}: {e}", path.display()));
+                continue;
+            }
+        };
+        let local = &local[..local.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
+        let name = path.file_name().expect("a file");
+        match copy_file(local, &to.join(name)) {
+            Ok(n) => copied += n,
+            Err(e) => {
+                pending += local.iter().filter(|&&b| b == b'\n').count() as u64;
+                errors.push(e);
+            }
+        }
+    }
+    (copied, pending, errors)
+}
+
+/// Makes the file at `dest` hold `local` (whole lines) by appending what it
+/// lacks: the lines appended. A copy that is not a prefix of `local` is left
+/// alone, as an error.
+fn copy_file(local: &[u8], dest: &Path) -> Result<u64, String> {
+    let at = |e: io::Error| format!("{}: {e}", dest.display());
+    let remote = match std::fs::read(dest) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(at(e)),
+    };
+    // An unfinished last line of the copy (a crash while copying) is cut.
+    let whole = remote
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if !local.starts_with(&remote[..whole]) {
+        return Err(format!(
+            "{} differs from the local checkpoints: not overwritten (one of them was changed; \
+             `evlog verify --checkpoints` on each tells which)",
+            dest.display()
+        ));
+    }
+    if whole == local.len() {
+        if whole < remote.len() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .and_then(|f| f.set_len(whole as u64))
+                .map_err(at)?;
+        }
+        return Ok(0);
+    }
+    let new = remote.is_empty() && !dest.exists();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dest)
+        .map_err(at)?;
+    f.set_len(whole as u64).map_err(at)?;
+    let rest = &local[whole..];
+    std::io::Seek::seek(&mut f, io::SeekFrom::Start(whole as u64)).map_err(at)?;
+    f.write_all(rest).and_then(|()| f.sync_data()).map_err(at)?;
+    if new && let Some(parent) = dest.parent() {
+        crate::store::sync_dir(parent).map_err(at)?;
+    }
+    Ok(rest.iter().filter(|&&b| b == b'\n').count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_gets_the_lines_it_lacks_and_a_changed_copy_is_left_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("2026-12-05.jsonl");
+        assert_eq!(copy_file(b"a\nb\n", &dest).unwrap(), 2);
+        assert_eq!(copy_file(b"a\nb\nc\n", &dest).unwrap(), 1);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"a\nb\nc\n");
+        assert_eq!(copy_file(b"a\nb\nc\n", &dest).unwrap(), 0);
+        // A torn copy is cut, then completed.
+        std::fs::write(&dest, b"a\nb\nc").unwrap();
+        assert_eq!(copy_file(b"a\nb\nc\n", &dest).unwrap(), 1);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"a\nb\nc\n");
+        // A rewritten local file never overwrites the copy.
+        let e = copy_file(b"a\nX\nc\nd\n", &dest).unwrap_err();
+        assert!(e.contains("not overwritten"), "{e}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"a\nb\nc\n");
+    }
+
+    #[test]
+    fn checkpoint_subjects_are_not_tenants_and_names_are_made_safe() {
+        assert_eq!(subject("edge-1"), "evlog._checkpoints.edge-1");
+        assert_eq!(subject("a.b c*"), "evlog._checkpoints.a_b_c_");
+        assert!(is_checkpoint_subject("evlog._checkpoints.edge-1"));
+        assert!(!is_checkpoint_subject("evlog._.user_login"));
+        assert!(!is_checkpoint_subject("evlog._checkpointsx.a"));
+        assert!(!crate::event::is_valid_tenant(NATS_TOKEN));
+    }
+
+    #[test]
+    fn sinks_are_checked_and_passwords_kept_out_of_names() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(Sink::Dir(d.path().into()).check().is_ok());
+        let e = Sink::Dir(d.path().join("nope")).check().unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        assert!(Sink::Post("https://ckpt.example/in".into()).check().is_ok());
+        let e = Sink::Post("ftp://x/y".into()).check().unwrap_err();
+        assert!(e.contains("http://"), "{e}");
+        assert!(Sink::Post("not a url".into()).check().is_err());
+        let n = Sink::Post("https://u:secret@h.example/p".into()).name();
+        assert!(!n.contains("secret") && n.contains("***"), "{n}");
+    }
+
+    #[test]
+    fn the_next_midnight_is_the_start_of_the_next_utc_day() {
+        let t = DateTime::parse_from_rfc3339("2026-12-05T23:59:59Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(next_midnight(t).to_rfc3339(), "2026-12-06T00:00:00+00:00");
+    }
+}

@@ -1,0 +1,180 @@
+//! The checkpoint signing key: an Ed25519 key in
+//! `<storage>/checkpoint.key` (its 32-byte seed in hex), readable by its
+//! owner only. Public keys are written as 64 hex digits.
+
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+/// The key file, in the storage directory.
+pub const KEY_FILE: &str = "checkpoint.key";
+
+/// Why a key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No key yet.
+    #[error("no checkpoint key at {0}: create one with `evlog checkpoint init`")]
+    Missing(PathBuf),
+    /// `init` would replace a key.
+    #[error(
+        "{0} exists: a new key would leave the checkpoints signed so far verifiable only with \
+         the old public key; to rotate the key, keep that public key and run `evlog checkpoint \
+         init --rotate`"
+    )]
+    Exists(PathBuf),
+    /// Others can read it.
+    #[error(
+        "{path} is readable by its group or others (mode {mode:o}): anyone who can read it can \
+         sign checkpoints; `chmod 600 {path}` and, if it may have been read, rotate the key"
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Not a key.
+    #[error("{0}: not a checkpoint key (64 hex digits)")]
+    Invalid(PathBuf),
+    /// Not a public key.
+    #[error("`{0}` is not a public key (64 hex digits, or a file holding them)")]
+    InvalidPublic(String),
+    /// The file system said no.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates a key in `dir` (mode 0600) and returns it. An existing key is
+/// an error unless `rotate`, which moves it aside to
+/// `checkpoint.key.<unix seconds>` (still 0600) first.
+pub fn init(dir: &Path, rotate: bool) -> Result<SigningKey, KeyError> {
+    let path = dir.join(KEY_FILE);
+    if path.exists() {
+        if !rotate {
+            return Err(KeyError::Exists(path));
+        }
+        let aside = dir.join(format!("{KEY_FILE}.{}", chrono::Utc::now().timestamp()));
+        std::fs::rename(&path, &aside).map_err(io_err(&path))?;
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's random number generator");
+    let key = SigningKey::from_bytes(&seed);
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    f.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(&path))?;
+    crate::store::sync_dir(dir).map_err(io_err(dir))?;
+    Ok(key)
+}
+
+/// The key of `dir`, refused when its group or others may read it.
+pub fn load(dir: &Path) -> Result<SigningKey, KeyError> {
+    let path = dir.join(KEY_FILE);
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(KeyError::Missing(path)),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed { path, mode });
+    }
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyError::Invalid(path.clone()))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// A public key as written: 64 hex digits.
+pub fn public_hex(key: &SigningKey) -> String {
+    hex::encode(key.verifying_key().as_bytes())
+}
+
+/// A public key given on the command line: its 64 hex digits, or a file
+/// holding them.
+pub fn parse_public(given: &str) -> Result<VerifyingKey, KeyError> {
+    let text = if Path::new(given).is_file() {
+        std::fs::read_to_string(given).map_err(io_err(Path::new(given)))?
+    } else {
+        given.to_string()
+    };
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes)
+        .ok()
+        .and_then(|()| VerifyingKey::from_bytes(&bytes).ok())
+        .ok_or_else(|| KeyError::InvalidPublic(given.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_writes_an_owner_only_key_that_loads_and_refuses_to_replace_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(load(dir.path()), Err(KeyError::Missing(_))));
+        let key = init(dir.path(), false).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load(dir.path()).unwrap().to_bytes(), key.to_bytes());
+        assert!(matches!(init(dir.path(), false), Err(KeyError::Exists(_))));
+        let public = public_hex(&key);
+        assert_eq!(parse_public(&public).unwrap(), key.verifying_key());
+        let file = dir.path().join("pub.txt");
+        std::fs::write(&file, format!("{public}\n")).unwrap();
+        assert_eq!(
+            parse_public(file.to_str().unwrap()).unwrap(),
+            key.verifying_key()
+        );
+        assert!(parse_public("abc").is_err());
+        // Rotation: a new key, the old one kept aside.
+        let new = init(dir.path(), true).unwrap();
+        assert_ne!(new.to_bytes(), key.to_bytes());
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("checkpoint.key.")
+            })
+            .count();
+        assert_eq!(aside, 1);
+    }
+
+    #[test]
+    fn a_key_readable_by_others_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), false).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = load(dir.path()).unwrap_err().to_string();
+            assert!(
+                e.contains("chmod 600") && e.contains(&format!("{mode:o}")),
+                "{e}"
+            );
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert!(load(dir.path()).is_ok());
+    }
+}

@@ -1,0 +1,307 @@
+//! Signed checkpoints (README "Tamper evidence"): the chain head — `seq`
+//! and `hash` of the last line — signed with the node's Ed25519 key and
+//! kept where the writer of the files cannot rewrite it.
+//!
+//! The hash chain alone finds an edited, removed, inserted or reordered
+//! line, but not a cut tail, nor a line rewritten with every hash after it
+//! recomputed. A checkpoint kept off the host pins the chain at its `seq`:
+//! `evlog verify --checkpoints DIR --public-key KEY` finds the cut
+//! (`truncated`) and the rewrite (`rewritten`).
+//!
+//! - [`key`]: the signing key (`<storage>/checkpoint.key`, 0600).
+//! - [`Checkpoint`]: the signed record, one JSON line; each names the hash
+//!   of the one before (`previous_checkpoint_hash`), so checkpoints are a
+//!   chain of their own.
+//! - [`write`]: appends a checkpoint of the store's head to
+//!   `<storage>/checkpoints/YYYY-MM-DD.jsonl`.
+//! - [`verify`]: checks a directory of checkpoints against the store.
+//! - [`deliver`]: the server's schedule, and the sinks off the host.
+
+pub mod deliver;
+pub mod key;
+pub mod verify;
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::chain::ChainHead;
+use crate::store::day::{self, DayRange};
+
+/// The directory of the checkpoints, in the storage directory.
+pub const DIR: &str = "checkpoints";
+/// Serializes the writers of checkpoints (the server and the CLI).
+const LOCK: &str = ".lock";
+
+/// What a checkpoint says, in the order it is signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Signed {
+    seq: u64,
+    hash: String,
+    day: NaiveDate,
+    time: String,
+    node: String,
+    previous_checkpoint_hash: Option<String>,
+    key: String,
+}
+
+/// A signed checkpoint of the chain head: one JSON line
+/// `{"seq","hash","day","time","node","previous_checkpoint_hash","key","signature"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// `seq` of the last line at the time.
+    pub seq: u64,
+    /// Its hash (64 hex digits).
+    pub hash: String,
+    /// The day file that line is in.
+    pub day: NaiveDate,
+    /// When the checkpoint was made (RFC 3339, UTC).
+    pub time: String,
+    /// The node that made it.
+    pub node: String,
+    /// The hash of the checkpoint before it ([`Checkpoint::digest`]);
+    /// `null` for the first.
+    pub previous_checkpoint_hash: Option<String>,
+    /// The public key that signs it (64 hex digits).
+    pub key: String,
+    /// Ed25519 signature of the fields before it, as JSON in this order
+    /// (128 hex digits).
+    pub signature: String,
+}
+
+impl Checkpoint {
+    fn signed(&self) -> Signed {
+        Signed {
+            seq: self.seq,
+            hash: self.hash.clone(),
+            day: self.day,
+            time: self.time.clone(),
+            node: self.node.clone(),
+            previous_checkpoint_hash: self.previous_checkpoint_hash.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// Makes and signs a checkpoint of `head`.
+    pub fn sign(
+        head: ChainHead,
+        day: NaiveDate,
+        time: DateTime<Utc>,
+        node: &str,
+        previous: Option<&Checkpoint>,
+        key: &SigningKey,
+    ) -> Checkpoint {
+        let signed = Signed {
+            seq: head.seq,
+            hash: head.hash_hex(),
+            day,
+            time: crate::event::format_timestamp(&time),
+            node: node.to_string(),
+            previous_checkpoint_hash: previous.map(Checkpoint::digest),
+            key: hex::encode(key.verifying_key().as_bytes()),
+        };
+        let message = serde_json::to_vec(&signed).expect("a checkpoint serializes");
+        let signature = hex::encode(key.sign(&message).to_bytes());
+        Checkpoint {
+            seq: signed.seq,
+            hash: signed.hash,
+            day: signed.day,
+            time: signed.time,
+            node: signed.node,
+            previous_checkpoint_hash: signed.previous_checkpoint_hash,
+            key: signed.key,
+            signature,
+        }
+    }
+
+    /// Whether `key` signed it (and it names `key`).
+    pub fn signed_by(&self, key: &VerifyingKey) -> bool {
+        if self.key != hex::encode(key.as_bytes()) {
+            return false;
+        }
+        let mut sig = [0u8; 64];
+        if hex::decode_to_slice(&self.signature, &mut sig).is_err() {
+            return false;
+        }
+        let message = serde_json::to_vec(&self.signed()).expect("a checkpoint serializes");
+        key.verify(&message, &Signature::from_bytes(&sig)).is_ok()
+    }
+
+    /// Its line, as stored (no newline).
+    pub fn line(&self) -> String {
+        serde_json::to_string(self).expect("a checkpoint serializes")
+    }
+
+    /// SHA-256 of its line, in hex: what the next checkpoint names as
+    /// `previous_checkpoint_hash`.
+    pub fn digest(&self) -> String {
+        hex::encode(Sha256::digest(self.line().as_bytes()))
+    }
+}
+
+/// A checkpoint read from a file, with where it was.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Its file.
+    pub path: PathBuf,
+    /// Its 1-based line number.
+    pub line: u64,
+}
+
+impl Stored {
+    /// `FILE:LINE`.
+    pub fn at(&self) -> String {
+        format!("{}:{}", self.path.display(), self.line)
+    }
+}
+
+/// The checkpoints of the `*.jsonl` files of `dir` (oldest file first, by
+/// name), and what could not be read: a line that is not a checkpoint is an
+/// error naming its file and line; a last line without its newline (a
+/// crash while writing it) is passed over with a note.
+pub fn read_dir(dir: &Path) -> io::Result<(Vec<Stored>, Vec<String>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.is_file())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for path in files {
+        let text = std::fs::read(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        if complete < text.len() {
+            notes.push(format!(
+                "{}: an unfinished last line (a crash while writing it) is passed over",
+                path.display()
+            ));
+        }
+        for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            let checkpoint: Checkpoint = serde_json::from_slice(line).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}:{}: not a checkpoint: {e}", path.display(), i + 1),
+                )
+            })?;
+            out.push(Stored {
+                checkpoint,
+                path: path.clone(),
+                line: i as u64 + 1,
+            });
+        }
+    }
+    Ok((out, notes))
+}
+
+/// The chain head of the store in `dir` (its newest line) and its day.
+/// The file is fdatasynced first: the writer acknowledges a line once its
+/// own fdatasync is done, and a checkpoint must not sign a line a power
+/// loss could still take back.
+pub fn store_head(dir: &Path) -> io::Result<Option<(ChainHead, NaiveDate)>> {
+    for f in day::list(dir, DayRange::all())?.iter().rev() {
+        if !f.compressed {
+            File::open(&f.path)?.sync_data()?;
+        }
+        if let Some(h) = crate::store::reader::last_head(f)? {
+            return Ok(Some((h, f.day)));
+        }
+    }
+    Ok(None)
+}
+
+/// What [`write`] did.
+#[derive(Debug)]
+pub enum Written {
+    /// A new checkpoint, at this place.
+    New(Stored),
+    /// With `only_if_moved`: nothing was appended since this checkpoint.
+    Unchanged(Checkpoint),
+    /// The store holds no line yet.
+    Empty,
+}
+
+/// Signs the head of the store in `dir` with `key` as node `node` at
+/// `now`, and appends it to `<dir>/checkpoints/<day of now>.jsonl`
+/// (fsynced). With `only_if_moved`, nothing is written when the head is the
+/// last checkpoint's.
+pub fn write(
+    dir: &Path,
+    key: &SigningKey,
+    node: &str,
+    now: DateTime<Utc>,
+    only_if_moved: bool,
+) -> io::Result<Written> {
+    let cdir = dir.join(DIR);
+    let created = !cdir.exists();
+    std::fs::create_dir_all(&cdir)?;
+    if created {
+        crate::store::sync_dir(dir)?;
+    }
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cdir.join(LOCK))?;
+    lock.lock()?;
+    let Some((head, day)) = store_head(dir)? else {
+        return Ok(Written::Empty);
+    };
+    let (all, _) = read_dir(&cdir)?;
+    let previous = all.last().map(|s| &s.checkpoint);
+    if let Some(p) = previous
+        && only_if_moved
+        && p.seq == head.seq
+        && p.hash == head.hash_hex()
+    {
+        return Ok(Written::Unchanged(p.clone()));
+    }
+    let checkpoint = Checkpoint::sign(head, day, now, node, previous, key);
+    let path = cdir.join(format!("{}.jsonl", now.date_naive()));
+    let line = append_line(&path, checkpoint.line().as_bytes())?;
+    Ok(Written::New(Stored {
+        checkpoint,
+        path,
+        line,
+    }))
+}
+
+/// Appends `line` and a newline to `path`, first cutting an unfinished
+/// last line (a crash while writing it), and fsyncs; returns its 1-based
+/// line number.
+pub fn append_line(path: &Path, line: &[u8]) -> io::Result<u64> {
+    let new = !path.exists();
+    let mut f = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut text = Vec::new();
+    f.read_to_end(&mut text)?;
+    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        f.set_len(complete as u64)?;
+    }
+    f.seek(SeekFrom::Start(complete as u64))?;
+    let mut buf = Vec::with_capacity(line.len() + 1);
+    buf.extend_from_slice(line);
+    buf.push(b'\n');
+    f.write_all(&buf)?;
+    f.sync_data()?;
+    if new && let Some(parent) = path.parent() {
+        crate::store::sync_dir(parent)?;
+    }
+    Ok(text[..complete].iter().filter(|&&b| b == b'\n').count() as u64 + 1)
+}
