@@ -26,10 +26,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
-use super::{DIR, Stored, Written, read_dir, write};
+use super::{DIR, Stored, Written, read_dir, write_upto};
 use crate::replicate::backlog::SUBJECT_PREFIX;
 use crate::replicate::nats::NatsConfig;
 use crate::replicate::publish::NODE_HEADER;
@@ -77,24 +76,36 @@ impl Sink {
             Sink::Post(u) => match reqwest::Url::parse(u) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
                 Ok(_) => Err(format!(
-                    "checkpoint URL `{}`: want http:// or https://",
+                    "checkpoint URL {}: want http:// or https://",
                     redact(u)
                 )),
-                Err(e) => Err(format!("checkpoint URL `{}`: {e}", redact(u))),
+                Err(e) => Err(format!("a checkpoint URL does not parse: {e}")),
             },
             _ => Ok(()),
         }
     }
 }
 
-/// A URL without its password (for names and messages).
+/// A URL as names and messages show it: scheme, host, port and path,
+/// without user, password, query or fragment (any may carry a token);
+/// nothing of one that does not parse.
 fn redact(u: &str) -> String {
     match reqwest::Url::parse(u) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let hidden = !url.username().is_empty()
+                || url.password().is_some()
+                || url.query().is_some()
+                || url.fragment().is_some();
+            format!(
+                "{}://{}{port}{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.path(),
+                if hidden { " (credentials hidden)" } else { "" }
+            )
         }
-        _ => u.to_string(),
+        Err(_) => "(a URL that does not parse)".into(),
     }
 }
 
@@ -170,60 +181,131 @@ fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
         .and_utc()
 }
 
-/// Writes and delivers the checkpoints of the store in `dir` until `stop`
-/// turns true (or its sender is dropped), then writes a last one and tries
-/// each sink once more (5 s at most).
+/// How long the sinks get, at stop, to take the last checkpoint.
+const LAST_DELIVERY: Duration = Duration::from_secs(5);
+
+/// Writes the checkpoints of the store in `dir`, and runs a task for each
+/// sink, until `stop` turns true (or its sender is dropped); then writes a
+/// last one and gives each sink [`LAST_DELIVERY`] to take it. The key is
+/// read from the storage directory for each checkpoint, so a rotated key
+/// (`evlog checkpoint init --rotate`) signs the next one.
+///
+/// The writer and each sink run apart: a sink that hangs (a hard NFS mount
+/// that stopped answering) holds up neither the checkpoints nor the other
+/// sinks.
 pub async fn run(
     dir: PathBuf,
-    key: SigningKey,
     settings: Settings,
     status: Arc<Status>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut sinks: Vec<Delivery> = settings
+    // Each round: a generation, and whether it is the last.
+    let (round, _) = tokio::sync::watch::channel((0u64, false));
+    let sinks: Vec<_> = settings
         .sinks
         .iter()
-        .map(|s| Delivery::new(&dir, s.clone(), &settings.node))
+        .enumerate()
+        .map(|(i, s)| {
+            let d = Delivery::new(&dir, s.clone(), &settings.node);
+            tokio::spawn(sink_task(
+                dir.clone(),
+                d,
+                status.clone(),
+                i,
+                round.subscribe(),
+            ))
+        })
         .collect();
-    let key = Arc::new(key);
+    let mut generation = 0;
     let mut next_write = tokio::time::Instant::now();
-    let mut midnight = next_midnight(Utc::now());
+    let mut day = Utc::now().date_naive();
     loop {
-        let now = tokio::time::Instant::now();
-        if now >= next_write || Utc::now() >= midnight {
-            write_one(&dir, &key, &settings.node, &status).await;
-            next_write = now + settings.interval;
-            midnight = next_midnight(Utc::now());
+        let today = Utc::now().date_naive();
+        if today > day {
+            // The day that ended, pinned at its last line.
+            write_one(&dir, &settings.node, &status, Some(day)).await;
+            day = today;
         }
-        let failing = deliver_all(&dir, &mut sinks, &status).await;
-        let until_midnight = (midnight - Utc::now()).to_std().unwrap_or_default();
-        let mut wake = next_write.min(tokio::time::Instant::now() + until_midnight);
-        if failing {
-            wake = wake.min(tokio::time::Instant::now() + RETRY);
+        if tokio::time::Instant::now() >= next_write {
+            write_one(&dir, &settings.node, &status, None).await;
+            next_write = tokio::time::Instant::now() + settings.interval;
         }
+        generation += 1;
+        round.send_replace((generation, false));
+        let until_midnight = (next_midnight(Utc::now()) - Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let wake = next_write.min(tokio::time::Instant::now() + until_midnight);
         let stopped = tokio::select! {
             _ = tokio::time::sleep_until(wake) => false,
             r = stop.changed() => r.is_err() || *stop.borrow(),
         };
         if stopped {
-            write_one(&dir, &key, &settings.node, &status).await;
-            let _ = tokio::time::timeout(
-                Duration::from_secs(5),
-                deliver_all(&dir, &mut sinks, &status),
-            )
-            .await;
+            write_one(&dir, &settings.node, &status, None).await;
+            round.send_replace((generation + 1, true));
+            let all = futures_util::future::join_all(sinks);
+            if tokio::time::timeout(LAST_DELIVERY, all).await.is_err() {
+                tracing::warn!(
+                    "a checkpoint sink did not take the last checkpoint within {}s",
+                    LAST_DELIVERY.as_secs()
+                );
+            }
             break;
         }
     }
 }
 
-/// Writes a checkpoint if something was appended since the last one.
-async fn write_one(dir: &Path, key: &Arc<SigningKey>, node: &str, status: &Status) {
-    let (d, k, n) = (dir.to_path_buf(), key.clone(), node.to_string());
-    let res = tokio::task::spawn_blocking(move || write(&d, &k, &n, Utc::now(), true))
-        .await
-        .map_err(io::Error::other)
-        .and_then(|r| r);
+/// Delivers to one sink at each round, and every [`RETRY`] while it fails,
+/// until the last round.
+async fn sink_task(
+    dir: PathBuf,
+    mut sink: Delivery,
+    status: Arc<Status>,
+    i: usize,
+    mut round: tokio::sync::watch::Receiver<(u64, bool)>,
+) {
+    let st = &status.sinks[i];
+    loop {
+        let last = round.borrow_and_update().1;
+        let failing = match deliver_one(&dir, &mut sink, st).await {
+            Ok(()) => {
+                set(&st.last_error, None);
+                false
+            }
+            Err(e) => {
+                st.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    key = "CHECKPOINT_DELIVERY_FAILED",
+                    sink = %st.name,
+                    error = %e,
+                    "delivering checkpoints failed; retrying in {}s",
+                    RETRY.as_secs()
+                );
+                set(&st.last_error, Some(e));
+                true
+            }
+        };
+        if last {
+            return;
+        }
+        tokio::select! {
+            r = round.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(RETRY), if failing => {}
+        }
+    }
+}
+
+/// Writes a checkpoint if something was appended since the last one (with
+/// `upto`, of the head at the end of that day).
+async fn write_one(dir: &Path, node: &str, status: &Status, upto: Option<chrono::NaiveDate>) {
+    let (d, n) = (dir.to_path_buf(), node.to_string());
+    let res = tokio::task::spawn_blocking(move || {
+        let key = super::key::load(&d).map_err(io::Error::other)?;
+        write_upto(&d, &key, &n, Utc::now(), true, upto)
+    })
+    .await
+    .map_err(io::Error::other)
+    .and_then(|r| r);
     match res {
         Ok(Written::New(s)) => {
             status.written.fetch_add(1, Ordering::Relaxed);
@@ -247,43 +329,16 @@ async fn write_one(dir: &Path, key: &Arc<SigningKey>, node: &str, status: &Statu
     }
 }
 
-/// Brings every sink up to date; whether one failed.
-async fn deliver_all(dir: &Path, sinks: &mut [Delivery], status: &Status) -> bool {
-    if sinks.is_empty() {
-        return false;
-    }
+/// Brings one sink up to the checkpoints in `dir`.
+async fn deliver_one(dir: &Path, sink: &mut Delivery, st: &SinkStatus) -> Result<(), String> {
     let d = dir.join(DIR);
     let all = match tokio::task::spawn_blocking(move || read_dir(&d)).await {
-        Ok(Ok((all, _))) => all,
+        Ok(Ok(read)) => read.checkpoints,
         Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Ok(Err(e)) => {
-            set(&status.last_error, Some(e.to_string()));
-            return true;
-        }
-        Err(e) => {
-            set(&status.last_error, Some(e.to_string()));
-            return true;
-        }
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
-    let mut failing = false;
-    for (sink, st) in sinks.iter_mut().zip(&status.sinks) {
-        match sink.deliver(&all, st).await {
-            Ok(()) => set(&st.last_error, None),
-            Err(e) => {
-                failing = true;
-                st.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    key = "CHECKPOINT_DELIVERY_FAILED",
-                    sink = %st.name,
-                    error = %e,
-                    "delivering checkpoints failed; retrying in {}s",
-                    RETRY.as_secs()
-                );
-                set(&st.last_error, Some(e));
-            }
-        }
-    }
-    failing
+    sink.deliver(&all, st).await
 }
 
 /// A sink and what it needs between rounds.
@@ -344,10 +399,11 @@ impl Delivery {
                 }
                 Sink::Dir(_) => unreachable!("copied above"),
             }
-            let mut f = std::fs::File::create(&self.place)
-                .map_err(|e| format!("{}: {e}", self.place.display()))?;
-            f.write_all(digest.as_bytes())
-                .and_then(|()| f.sync_data())
+            let (cdir, name) = (
+                self.place.parent().expect("in checkpoints/"),
+                self.place.file_name().expect("a file").to_string_lossy(),
+            );
+            crate::store::write_file_atomic(cdir, &name, digest.as_bytes())
                 .map_err(|e| format!("{}: {e}", self.place.display()))?;
             st.delivered.fetch_add(1, Ordering::Relaxed);
             st.pending
@@ -585,8 +641,12 @@ mod tests {
         let e = Sink::Post("ftp://x/y".into()).check().unwrap_err();
         assert!(e.contains("http://"), "{e}");
         assert!(Sink::Post("not a url".into()).check().is_err());
-        let n = Sink::Post("https://u:secret@h.example/p".into()).name();
-        assert!(!n.contains("secret") && n.contains("***"), "{n}");
+        let n = Sink::Post("https://u:secret@h.example:8443/p?token=t0k".into()).name();
+        assert_eq!(n, "post:https://h.example:8443/p (credentials hidden)");
+        let e = Sink::Post("https://u:secret@h.example:99999/p".into())
+            .check()
+            .unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

@@ -60,29 +60,50 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> KeyError + '_ {
 
 /// Creates a key in `dir` (mode 0600) and returns it. An existing key is
 /// an error unless `rotate`, which moves it aside to
-/// `checkpoint.key.<unix seconds>` (still 0600) first.
+/// `checkpoint.key.<unix seconds>` (`.2`, `.3`… when taken; still 0600)
+/// first. The key is written whole to a temporary file, fsynced, then
+/// linked into place (which fails rather than replace a key another
+/// `init` made meanwhile): a crash leaves no key or the whole key.
 pub fn init(dir: &Path, rotate: bool) -> Result<SigningKey, KeyError> {
     let path = dir.join(KEY_FILE);
     if path.exists() {
         if !rotate {
             return Err(KeyError::Exists(path));
         }
-        let aside = dir.join(format!("{KEY_FILE}.{}", chrono::Utc::now().timestamp()));
-        std::fs::rename(&path, &aside).map_err(io_err(&path))?;
+        let stamp = chrono::Utc::now().timestamp();
+        let aside = (1..)
+            .map(|n| match n {
+                1 => dir.join(format!("{KEY_FILE}.{stamp}")),
+                n => dir.join(format!("{KEY_FILE}.{stamp}.{n}")),
+            })
+            .find(|p| !p.exists())
+            .expect("a free name");
+        // A hard link, then the unlink: never replaces a key set aside.
+        std::fs::hard_link(&path, &aside).map_err(io_err(&aside))?;
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
     }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).expect("the operating system's random number generator");
     let key = SigningKey::from_bytes(&seed);
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    f.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&path))?;
+    let tmp = dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(format!("{}\n", hex::encode(seed)).as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, &path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(KeyError::Exists(path)),
+        Err(e) => return Err(io_err(&path)(e)),
+    }
     crate::store::sync_dir(dir).map_err(io_err(dir))?;
     Ok(key)
 }
@@ -90,16 +111,29 @@ pub fn init(dir: &Path, rotate: bool) -> Result<SigningKey, KeyError> {
 /// The key of `dir`, refused when its group or others may read it.
 pub fn load(dir: &Path) -> Result<SigningKey, KeyError> {
     let path = dir.join(KEY_FILE);
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) => m,
+    // One open, not following a symbolic link; the mode checked is the
+    // opened file's.
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(KeyError::Missing(path)),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io_err(&path)(io::Error::other(
+                "a symbolic link: the key is read from a plain file only",
+            )));
+        }
         Err(e) => return Err(io_err(&path)(e)),
     };
+    let meta = f.metadata().map_err(io_err(&path))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Exposed { path, mode });
     }
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let mut text = String::new();
+    io::Read::read_to_string(&mut f, &mut text).map_err(io_err(&path))?;
     let mut seed = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyError::Invalid(path.clone()))?;
     Ok(SigningKey::from_bytes(&seed))
@@ -148,17 +182,47 @@ mod tests {
             key.verifying_key()
         );
         assert!(parse_public("abc").is_err());
-        // Rotation: a new key, the old one kept aside.
+        // Rotation: a new key, each old one kept aside (twice in one
+        // second too), nothing else left behind.
         let new = init(dir.path(), true).unwrap();
         assert_ne!(new.to_bytes(), key.to_bytes());
-        let aside = std::fs::read_dir(dir.path())
+        let newer = init(dir.path(), true).unwrap();
+        assert_eq!(load(dir.path()).unwrap().to_bytes(), newer.to_bytes());
+        let mut kept: Vec<[u8; 32]> = std::fs::read_dir(dir.path())
             .unwrap()
+            .map(|e| e.unwrap())
             .filter(|e| {
-                let name = e.as_ref().unwrap().file_name();
-                name.to_string_lossy().starts_with("checkpoint.key.")
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("checkpoint.key.")
             })
-            .count();
-        assert_eq!(aside, 1);
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                let mut seed = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut seed).unwrap();
+                seed
+            })
+            .collect();
+        kept.sort();
+        let mut want = [key.to_bytes(), new.to_bytes()];
+        want.sort();
+        assert_eq!(kept, want);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    #[test]
+    fn a_symbolic_link_in_place_of_the_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        init(other.path(), false).unwrap();
+        std::os::unix::fs::symlink(other.path().join(KEY_FILE), dir.path().join(KEY_FILE)).unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("a symbolic link"), "{e}");
     }
 
     #[test]

@@ -52,7 +52,7 @@ struct Signed {
 
 /// A signed checkpoint of the chain head: one JSON line
 /// `{"seq","hash","day","time","node","previous_checkpoint_hash","key","signature"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     /// `seq` of the last line at the time.
     pub seq: u64,
@@ -61,11 +61,13 @@ pub struct Checkpoint {
     /// The day file that line is in.
     pub day: NaiveDate,
     /// When the checkpoint was made (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub time: String,
     /// The node that made it.
     pub node: String,
     /// The hash of the checkpoint before it ([`Checkpoint::digest`]);
     /// `null` for the first.
+    #[schema(required = true)]
     pub previous_checkpoint_hash: Option<String>,
     /// The public key that signs it (64 hex digits).
     pub key: String,
@@ -162,55 +164,109 @@ impl Stored {
     }
 }
 
-/// The checkpoints of the `*.jsonl` files of `dir` (oldest file first, by
-/// name), and what could not be read: a line that is not a checkpoint is an
-/// error naming its file and line; a last line without its newline (a
-/// crash while writing it) is passed over with a note.
-pub fn read_dir(dir: &Path) -> io::Result<(Vec<Stored>, Vec<String>)> {
+/// What [`read_dir`] found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// The checkpoints, oldest file first, in file order.
+    pub checkpoints: Vec<Stored>,
+    /// Lines that are not checkpoints: file, 1-based line and why.
+    pub unreadable: Vec<(PathBuf, u64, String)>,
+    /// Worth knowing: an unfinished last line (a crash while writing it),
+    /// passed over.
+    pub notes: Vec<String>,
+}
+
+/// The `*.jsonl` files of `dir`, by name (oldest day first).
+fn files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.is_file())
         .collect();
     files.sort();
-    let mut out = Vec::new();
-    let mut notes = Vec::new();
-    for path in files {
-        let text = std::fs::read(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if complete < text.len() {
-            notes.push(format!(
-                "{}: an unfinished last line (a crash while writing it) is passed over",
-                path.display()
-            ));
-        }
-        for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
-            if line.is_empty() {
-                continue;
-            }
-            let checkpoint: Checkpoint = serde_json::from_slice(line).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}:{}: not a checkpoint: {e}", path.display(), i + 1),
-                )
-            })?;
-            out.push(Stored {
-                checkpoint,
-                path: path.clone(),
-                line: i as u64 + 1,
-            });
-        }
-    }
-    Ok((out, notes))
+    Ok(files)
 }
 
-/// The chain head of the store in `dir` (its newest line) and its day.
-/// The file is fdatasynced first: the writer acknowledges a line once its
-/// own fdatasync is done, and a checkpoint must not sign a line a power
-/// loss could still take back.
-pub fn store_head(dir: &Path) -> io::Result<Option<(ChainHead, NaiveDate)>> {
-    for f in day::list(dir, DayRange::all())?.iter().rev() {
+/// Reads the checkpoints of `path` into `out`.
+fn read_file(path: &Path, out: &mut Listing) -> io::Result<()> {
+    let text = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if complete < text.len() {
+        out.notes.push(format!(
+            "{}: an unfinished last line (a crash while writing it) is passed over",
+            path.display()
+        ));
+    }
+    for (i, line) in text[..complete].split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        match serde_json::from_slice::<Checkpoint>(line) {
+            Ok(checkpoint) => out.checkpoints.push(Stored {
+                checkpoint,
+                path: path.to_path_buf(),
+                line: i as u64 + 1,
+            }),
+            Err(e) => out
+                .unreadable
+                .push((path.to_path_buf(), i as u64 + 1, e.to_string())),
+        }
+    }
+    Ok(())
+}
+
+/// The checkpoints of the `*.jsonl` files of `dir` (oldest file first, by
+/// name), the lines that are not checkpoints, and notes (a last line
+/// without its newline, left by a crash while writing it, is passed over).
+pub fn read_dir(dir: &Path) -> io::Result<Listing> {
+    let mut out = Listing::default();
+    for path in files(dir)? {
+        read_file(&path, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The newest checkpoint of `dir` (the last line of its newest file), if
+/// any; an error when that line is not a checkpoint (nothing can chain to it).
+fn last_checkpoint(dir: &Path) -> io::Result<Option<Checkpoint>> {
+    for path in files(dir)?.iter().rev() {
+        let mut read = Listing::default();
+        read_file(path, &mut read)?;
+        let last_ok = read.checkpoints.last().map_or(0, |s| s.line);
+        if let Some((p, line, why)) = read.unreadable.last()
+            && *line > last_ok
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}:{line}: the last checkpoint is not one ({why}): a new one cannot chain to it",
+                    p.display()
+                ),
+            ));
+        }
+        if let Some(s) = read.checkpoints.pop() {
+            return Ok(Some(s.checkpoint));
+        }
+    }
+    Ok(None)
+}
+
+/// The chain head of the store in `dir` (its newest line, or with `upto`
+/// the newest line of that day or before) and its day. Read under the
+/// writers' storage lock (between two batches: a batch that fails is cut
+/// back before the lock is let go) and after an fdatasync of the file: a
+/// checkpoint must not sign a line a power loss could still take back.
+pub fn store_head(
+    dir: &Path,
+    upto: Option<NaiveDate>,
+) -> io::Result<Option<(ChainHead, NaiveDate)>> {
+    let _writers = crate::store::StorageLock::acquire(dir).map_err(io::Error::other)?;
+    for f in day::list(dir, DayRange::all())?
+        .iter()
+        .rev()
+        .filter(|f| upto.is_none_or(|u| f.day <= u))
+    {
         if !f.compressed {
             File::open(&f.path)?.sync_data()?;
         }
@@ -243,6 +299,20 @@ pub fn write(
     now: DateTime<Utc>,
     only_if_moved: bool,
 ) -> io::Result<Written> {
+    write_upto(dir, key, node, now, only_if_moved, None)
+}
+
+/// As [`write`], signing the head as it was at the end of `upto` (its
+/// newest line of that day or before) when given: the day-end checkpoint
+/// pins the day that just ended, whatever came after midnight.
+pub fn write_upto(
+    dir: &Path,
+    key: &SigningKey,
+    node: &str,
+    now: DateTime<Utc>,
+    only_if_moved: bool,
+    upto: Option<NaiveDate>,
+) -> io::Result<Written> {
     let cdir = dir.join(DIR);
     let created = !cdir.exists();
     std::fs::create_dir_all(&cdir)?;
@@ -255,11 +325,11 @@ pub fn write(
         .write(true)
         .open(cdir.join(LOCK))?;
     lock.lock()?;
-    let Some((head, day)) = store_head(dir)? else {
+    let Some((head, day)) = store_head(dir, upto)? else {
         return Ok(Written::Empty);
     };
-    let (all, _) = read_dir(&cdir)?;
-    let previous = all.last().map(|s| &s.checkpoint);
+    let last = last_checkpoint(&cdir)?;
+    let previous = last.as_ref();
     if let Some(p) = previous
         && only_if_moved
         && p.seq == head.seq

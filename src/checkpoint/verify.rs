@@ -8,8 +8,16 @@
 //! - no such line, and the files end before it: `truncated` (a tail cut);
 //! - a line with another hash: `rewritten` (a line changed and every hash
 //!   after it recomputed, which the chain alone cannot see);
-//! - no such line because retention deleted its day: accepted, through
-//!   `chain.anchor` (as the chain check does).
+//! - no such line because retention deleted its day: accepted when the
+//!   line lies before the oldest line still in the files, retention's
+//!   `chain.anchor` exists, and it is not the newest checkpoint (which must
+//!   always be found: a wiped store is not a retention).
+//!
+//! `chain.anchor` is a plain file that whoever writes the files can write
+//! too, so nothing here trusts it further: every line still in the files,
+//! also those of days before the anchor (which the chain check passes over
+//! after an interrupted deletion), must follow the line before it; a line
+//! that does not is `changed`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,6 +43,11 @@ pub enum Problem {
     Missing,
     /// Not signed by any key given.
     BadSignature,
+    /// A line in the files does not follow the one before it (where the
+    /// chain check does not look: before `chain.anchor`).
+    Changed,
+    /// A line of the checkpoint files that is not a checkpoint.
+    Unreadable,
     /// Its `previous_checkpoint_hash` is not the checkpoint before it.
     BrokenChain,
 }
@@ -50,6 +63,17 @@ pub struct Finding {
     pub seq: u64,
     /// In words.
     pub detail: String,
+}
+
+impl Finding {
+    fn of(s: &Stored, problem: Problem, detail: String) -> Finding {
+        Finding {
+            problem,
+            at: s.at(),
+            seq: s.checkpoint.seq,
+            detail,
+        }
+    }
 }
 
 impl fmt::Display for Finding {
@@ -90,12 +114,22 @@ struct Line {
 /// Checks the checkpoints in `checkpoints` against the store in `dir`,
 /// with the public keys `keys` (any of them may have signed each).
 pub fn verify(dir: &Path, checkpoints: &Path, keys: &[VerifyingKey]) -> Result<Report, Error> {
-    let (all, notes) = read_dir(checkpoints).map_err(|e| Error::io(checkpoints, e))?;
+    let read = read_dir(checkpoints).map_err(|e| Error::io(checkpoints, e))?;
+    let all = read.checkpoints;
     let mut report = Report {
         checkpoints: all.len(),
-        notes,
+        notes: read.notes,
         ..Report::default()
     };
+    for (path, line, why) in read.unreadable {
+        let at = format!("{}:{line}", path.display());
+        report.findings.push(Finding {
+            problem: Problem::Unreadable,
+            at: at.clone(),
+            seq: 0,
+            detail: format!("unreadable: {at} is not a checkpoint ({why})"),
+        });
+    }
     if all.is_empty() {
         report.notes.push(format!(
             "{}: no checkpoints: nothing beyond the chain is checked",
@@ -106,12 +140,7 @@ pub fn verify(dir: &Path, checkpoints: &Path, keys: &[VerifyingKey]) -> Result<R
     let mut good: Vec<&Stored> = Vec::new();
     for (i, s) in all.iter().enumerate() {
         let c = &s.checkpoint;
-        let finding = |problem, detail: String| Finding {
-            problem,
-            at: s.at(),
-            seq: c.seq,
-            detail,
-        };
+        let finding = |problem, detail| Finding::of(s, problem, detail);
         if !keys.iter().any(|k| c.signed_by(k)) {
             report.findings.push(finding(
                 Problem::BadSignature,
@@ -155,21 +184,30 @@ pub fn verify(dir: &Path, checkpoints: &Path, keys: &[VerifyingKey]) -> Result<R
         good.push(s);
     }
     let wanted: BTreeSet<u64> = good.iter().map(|s| s.checkpoint.seq).collect();
-    let (lines, last_seq) = lines_at(dir, &wanted)?;
+    let files = lines_at(dir, &wanted)?;
+    if let Some((at, seq)) = &files.unlinked {
+        report.findings.push(Finding {
+            problem: Problem::Changed,
+            at: at.clone(),
+            seq: *seq,
+            detail: format!(
+                "changed: the line at {at} (seq {seq}) does not follow the line before it"
+            ),
+        });
+    }
+    let (lines, last_seq) = (files.found, files.last);
     let anchor = chain::read_anchor(dir).map_err(|e| Error::io(dir.join(chain::ANCHOR_FILE), e))?;
+    let newest = good.last().map(|s| s.checkpoint.seq);
     for s in good {
         let c = &s.checkpoint;
-        let finding = |problem, detail: String| Finding {
-            problem,
-            at: s.at(),
-            seq: c.seq,
-            detail,
-        };
+        let finding = |problem, detail| Finding::of(s, problem, detail);
         let pinned = match lines.get(&c.seq) {
             Some(l) => Some((l.hash, format!("{}:{}", l.path.display(), l.line))),
             None => match anchor {
                 Some(a) if a.seq == c.seq => Some((a.hash, chain::ANCHOR_FILE.to_string())),
-                Some(a) if c.seq < a.seq => {
+                // Before the oldest line left, retention's anchor written,
+                // and not the newest checkpoint: a day retention deleted.
+                Some(_) if files.first.is_none_or(|f| c.seq < f) && Some(c.seq) != newest => {
                     report.retired += 1;
                     continue;
                 }
@@ -210,37 +248,63 @@ pub fn verify(dir: &Path, checkpoints: &Path, keys: &[VerifyingKey]) -> Result<R
     }
     if report.retired > 0 {
         report.notes.push(format!(
-            "{} checkpoint(s) are of days retention deleted (before the retention anchor)",
+            "{} checkpoint(s) are of days retention deleted (before the oldest line left)",
             report.retired
         ));
     }
     Ok(report)
 }
 
-/// The lines of the store with a `seq` in `wanted`, and the largest `seq`
-/// in the files.
-fn lines_at(dir: &Path, wanted: &BTreeSet<u64>) -> Result<(BTreeMap<u64, Line>, u64), Error> {
-    let mut found = BTreeMap::new();
-    let mut last = 0;
+/// What [`lines_at`] found in the files.
+struct Files {
+    /// The lines with a wanted `seq`.
+    found: BTreeMap<u64, Line>,
+    /// The smallest and largest `seq` in the files.
+    first: Option<u64>,
+    last: u64,
+    /// The first line that does not follow the one before it: where, and its `seq`.
+    unlinked: Option<(String, u64)>,
+}
+
+/// The lines of the store with a `seq` in `wanted`, the range of `seq`s in
+/// the files, and whether each line follows the one before it (from the
+/// oldest line left, whatever `chain.anchor` says).
+fn lines_at(dir: &Path, wanted: &BTreeSet<u64>) -> Result<Files, Error> {
+    let mut files = Files {
+        found: BTreeMap::new(),
+        first: None,
+        last: 0,
+        unlinked: None,
+    };
+    let mut prev: Option<[u8; 32]> = None;
     let mut buf = Vec::new();
     for f in day::list(dir, DayRange::all()).map_err(|e| Error::io(dir, e))? {
         let io = |e| Error::io(&f.path, e);
         let mut r = LineReader::open(&f).map_err(io)?;
         while let Some((no, line)) = r.next_line(&mut buf).map_err(io)? {
-            if let Some(t) = chain::parse_tail(line) {
-                last = last.max(t.seq);
-                if wanted.contains(&t.seq) {
-                    found.insert(
-                        t.seq,
-                        Line {
-                            hash: t.hash,
-                            path: f.path.clone(),
-                            line: no,
-                        },
-                    );
-                }
+            let Some(t) = chain::parse_tail(line) else {
+                continue;
+            };
+            if let Some(p) = prev
+                && !t.links_to(&p)
+                && files.unlinked.is_none()
+            {
+                files.unlinked = Some((format!("{}:{no}", f.path.display()), t.seq));
+            }
+            prev = Some(t.hash);
+            files.first.get_or_insert(t.seq);
+            files.last = files.last.max(t.seq);
+            if wanted.contains(&t.seq) {
+                files.found.insert(
+                    t.seq,
+                    Line {
+                        hash: t.hash,
+                        path: f.path.clone(),
+                        line: no,
+                    },
+                );
             }
         }
     }
-    Ok((found, last))
+    Ok(files)
 }

@@ -208,6 +208,9 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         checkpoints,
     ))?;
     server.close()?;
+    // A task stuck in a blocking call (a checkpoint directory on a hung
+    // mount) must not hold the process up.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -272,7 +275,7 @@ async fn serve(
                 format!(", delivered to {}", to.join(", "))
             }
         );
-        server.start_checkpoints(key, cs);
+        server.start_checkpoints(cs);
     }
     server.record_system(
         EventType::SystemStart,

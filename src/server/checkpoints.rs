@@ -24,7 +24,6 @@ pub(crate) struct Checkpoints {
     /// Says when the task has ended.
     done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
     interval_seconds: u64,
-    public_key: String,
     metrics: CheckpointMetrics,
 }
 
@@ -111,19 +110,13 @@ fn get(m: &std::sync::Mutex<Option<String>>) -> Option<String> {
 
 impl Checkpoints {
     /// Starts writing and delivering the checkpoints of `state`'s store.
-    pub(crate) fn start(
-        state: &State,
-        key: ed25519_dalek::SigningKey,
-        settings: checkpoint::deliver::Settings,
-    ) -> Checkpoints {
+    pub(crate) fn start(state: &State, settings: checkpoint::deliver::Settings) -> Checkpoints {
         let status = Arc::new(Status::new(&settings.sinks));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let interval_seconds = settings.interval.as_secs();
-        let public_key = checkpoint::key::public_hex(&key);
         let (done_tx, done) = std::sync::mpsc::channel();
         let run = checkpoint::deliver::run(
             state.log.storage_path().to_path_buf(),
-            key,
             settings,
             status.clone(),
             stopped,
@@ -137,7 +130,6 @@ impl Checkpoints {
             stop,
             done: std::sync::Mutex::new(done),
             interval_seconds,
-            public_key,
             metrics: CheckpointMetrics::new(state.metrics.registry()),
         }
     }
@@ -216,26 +208,9 @@ pub(crate) struct CheckpointList {
 /// A checkpoint and where it is stored.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct CheckpointEntry {
-    /// `seq` of the chain head it signs.
-    seq: u64,
-    /// Its hash (64 hex digits).
-    hash: String,
-    /// The day file that line is in.
-    #[schema(value_type = String, format = Date)]
-    day: chrono::NaiveDate,
-    /// When it was made.
-    #[schema(format = DateTime)]
-    time: String,
-    /// The node that made it.
-    node: String,
-    /// SHA-256 of the checkpoint before it (`null` for the first).
-    #[schema(required = true)]
-    previous_checkpoint_hash: Option<String>,
-    /// The public key that signs it.
-    key: String,
-    /// Ed25519 signature (128 hex digits).
-    signature: String,
-    /// Its file in `checkpoints/` and line.
+    #[serde(flatten)]
+    checkpoint: Checkpoint,
+    /// Its file in `checkpoints/`.
     file: String,
     /// Its 1-based line number.
     line: u64,
@@ -243,31 +218,14 @@ pub(crate) struct CheckpointEntry {
 
 impl CheckpointEntry {
     fn of(s: checkpoint::Stored) -> CheckpointEntry {
-        let Checkpoint {
-            seq,
-            hash,
-            day,
-            time,
-            node,
-            previous_checkpoint_hash,
-            key,
-            signature,
-        } = s.checkpoint;
         CheckpointEntry {
-            seq,
-            hash,
-            day,
-            time,
-            node,
-            previous_checkpoint_hash,
-            key,
-            signature,
             file: s
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             line: s.line,
+            checkpoint: s.checkpoint,
         }
     }
 }
@@ -329,14 +287,11 @@ pub(crate) async fn list(state: Arc<State>, ctx: Ctx, raw: String) -> Result<Res
     let st = state.clone();
     let (all, public_key) = blocking(move || {
         let dir = st.log.storage_path();
-        let public_key = match st.checkpoints.get() {
-            Some(c) => Some(c.public_key.clone()),
-            None => checkpoint::key::load(dir)
-                .ok()
-                .map(|k| checkpoint::key::public_hex(&k)),
-        };
+        let public_key = checkpoint::key::load(dir)
+            .ok()
+            .map(|k| checkpoint::key::public_hex(&k));
         match checkpoint::read_dir(&dir.join(checkpoint::DIR)) {
-            Ok((all, _)) => Ok((all, public_key)),
+            Ok(read) => Ok((read.checkpoints, public_key)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Vec::new(), public_key)),
             Err(e) => Err(ApiError::internal("reading the checkpoints", e)),
         }

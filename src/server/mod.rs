@@ -232,13 +232,9 @@ impl Server {
     /// (which must then run outside the runtime); each delivered
     /// to `settings.sinks`, retried, never blocking an append. Call once,
     /// inside the runtime; later calls are ignored.
-    pub fn start_checkpoints(
-        &self,
-        key: ed25519_dalek::SigningKey,
-        settings: crate::checkpoint::deliver::Settings,
-    ) {
+    pub fn start_checkpoints(&self, settings: crate::checkpoint::deliver::Settings) {
         if self.state.checkpoints.get().is_none() {
-            let c = checkpoints::Checkpoints::start(&self.state, key, settings);
+            let c = checkpoints::Checkpoints::start(&self.state, settings);
             let _ = self.state.checkpoints.set(c);
         }
     }
@@ -366,8 +362,11 @@ impl Server {
                     state = shared;
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Err(_) => {
+                Err(shared) => {
                     tracing::warn!("request tasks still running; the index commits when they end");
+                    if let Some(c) = shared.checkpoints.get() {
+                        c.finish();
+                    }
                     return Ok(());
                 }
             }
@@ -378,7 +377,7 @@ impl Server {
             state.appender.append(s);
         }
         state.appender.shutdown();
-        state.indexer.shutdown()?;
+        let indexed = state.indexer.shutdown();
         if let Err(e) = state.log.flush() {
             tracing::error!(error = %e, "final fsync failed");
         }
@@ -386,7 +385,7 @@ impl Server {
         if let Some(c) = state.checkpoints.get() {
             c.finish();
         }
-        Ok(())
+        indexed
     }
 }
 

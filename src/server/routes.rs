@@ -91,6 +91,15 @@ fn allow(path: &str, mut r: Response) -> Response {
     r
 }
 
+/// The filter of `method` (GET or POST: no route takes another).
+fn method_filter(method: &str) -> BoxedFilter<()> {
+    match method {
+        "GET" => warp::get().boxed(),
+        "POST" => warp::post().boxed(),
+        other => unreachable!("no route takes {other}"),
+    }
+}
+
 /// The method and path filter of the route `method template` of
 /// [`ROUTES`], which has no parameter: the path (whole), then the method.
 fn at(method: &'static str, template: &'static str) -> BoxedFilter<()> {
@@ -103,12 +112,7 @@ fn at(method: &'static str, template: &'static str) -> BoxedFilter<()> {
         let seg = seg.unwrap_or_else(|| panic!("{template} has a parameter: use at1"));
         f = f.and(warp::path(seg)).boxed();
     }
-    let m = match method {
-        "GET" => warp::get().boxed(),
-        "POST" => warp::post().boxed(),
-        other => unreachable!("no route takes {other}"),
-    };
-    f.and(warp::path::end()).and(m).boxed()
+    f.and(warp::path::end()).and(method_filter(method)).boxed()
 }
 
 /// As [`at`], for a template with one parameter, which it extracts.
@@ -130,12 +134,7 @@ fn at1(method: &'static str, template: &'static str) -> BoxedFilter<(String,)> {
         let seg = seg.unwrap_or_else(|| panic!("{template}: one parameter at most"));
         f = f.and(warp::path(seg)).boxed();
     }
-    let m = match method {
-        "GET" => warp::get().boxed(),
-        "POST" => warp::post().boxed(),
-        other => unreachable!("no route takes {other}"),
-    };
-    f.and(warp::path::end()).and(m).boxed()
+    f.and(warp::path::end()).and(method_filter(method)).boxed()
 }
 
 /// The web console: `GET /` (the page), `GET /ui/<file>` (its files) and

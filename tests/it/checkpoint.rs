@@ -15,7 +15,7 @@ use evlog::checkpoint::{self, Stored, Written, key};
 use evlog::store::chain::{self, ChainHead};
 use evlog::{Event, EventType, ManualClock};
 
-use crate::util::{Store, open_with_clock, utc};
+use crate::util::{Out, Store, open_with_clock, utc};
 
 const NODE: &str = "node-a";
 
@@ -48,6 +48,20 @@ fn off_host(store: &Store) -> tempfile::TempDir {
         }
     }
     dir
+}
+
+/// `evlog verify --checkpoints DIR --public-key PUBLIC`.
+fn cli_verify(store: &Store, dir: &Path, public: &str) -> Out {
+    store.run(
+        &[
+            "verify",
+            "--checkpoints",
+            dir.to_str().unwrap(),
+            "--public-key",
+            public,
+        ],
+        b"",
+    )
 }
 
 fn check(store: &Store, dir: &Path, key: &SigningKey) -> Report {
@@ -104,16 +118,7 @@ fn a_tail_cut_after_a_checkpoint_is_named_truncated_by_the_cli() {
         .run(&["checkpoint", "write", "--node", NODE], b"")
         .expect_code(0);
     let kept = off_host(&store);
-    let ok = store.run(
-        &[
-            "verify",
-            "--checkpoints",
-            kept.path().to_str().unwrap(),
-            "--public-key",
-            public.as_str(),
-        ],
-        b"",
-    );
+    let ok = cli_verify(&store, kept.path(), &public);
     ok.expect_code(0);
     assert!(ok.stdout.contains("ok: 2 checkpoint(s)"), "{}", ok.stdout);
 
@@ -123,16 +128,7 @@ fn a_tail_cut_after_a_checkpoint_is_named_truncated_by_the_cli() {
     let keep: Vec<&str> = text.lines().take(8).collect();
     std::fs::write(&file, format!("{}\n", keep.join("\n"))).unwrap();
     assert!(store.verify().ok(), "the chain alone sees no cut tail");
-    let cut = store.run(
-        &[
-            "verify",
-            "--checkpoints",
-            kept.path().to_str().unwrap(),
-            "--public-key",
-            public.as_str(),
-        ],
-        b"",
-    );
+    let cut = cli_verify(&store, kept.path(), &public);
     cut.expect_code(1);
     assert!(cut.stdout.contains("hash chain intact"), "{}", cut.stdout);
     for seq in [10, 15] {
@@ -260,8 +256,10 @@ fn rotation_between_checkpoints_still_verifies() {
     let days = ["2026-09-01", "2026-09-02", "2026-09-03", "2026-12-01"];
     for d in days {
         let t = utc(&format!("{d}T10:00:00Z"));
-        append(&store, t, 4);
+        append(&store, t, 2);
         write(&store, &k, t + Duration::hours(1));
+        append(&store, t + Duration::hours(2), 2);
+        write(&store, &k, t + Duration::hours(3));
     }
     let kept = off_host(&store);
     let now = utc("2026-12-01T12:00:00Z");
@@ -282,8 +280,50 @@ fn rotation_between_checkpoints_still_verifies() {
     assert!(store.verify().ok());
     let c = check(&store, kept.path(), &k);
     assert!(c.ok(), "{:?}", c.findings);
-    assert_eq!(c.checkpoints, 4);
+    assert_eq!(c.checkpoints, 8);
+    // The checkpoint of seq 2 is of the deleted day; seq 4 is the anchor's.
+    assert_eq!(c.retired, 1, "{c:?}");
     assert_eq!(c.last.as_ref().map(|l| l.0), Some(16));
+
+    // `chain.anchor` is a plain file: moved forward over a day still there
+    // (which the chain check then passes over), a line of that day edited
+    // is still found.
+    let day2 = store.file("events_2026-09-02.jsonl.gz");
+    let plain = store.file("events_2026-09-02.jsonl");
+    let text = {
+        use std::io::Read;
+        let mut t = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&day2).unwrap())
+            .read_to_string(&mut t)
+            .unwrap();
+        t
+    };
+    let last = chain::parse_tail(text.lines().last().unwrap().as_bytes())
+        .unwrap()
+        .head();
+    assert_eq!(last.seq, 8);
+    std::fs::remove_file(&day2).unwrap();
+    std::fs::write(&plain, text.replacen("change 1", "change X", 1)).unwrap();
+    chain::write_anchor(store.path(), &last).unwrap();
+    assert!(store.verify().ok(), "the chain check passes over the day");
+    let c = check(&store, kept.path(), &k);
+    assert_eq!(problems(&c), [(Problem::Changed, 6)], "{c:?}");
+
+    // Every day wiped and the anchor set past the end: not a retention.
+    for f in store.day_files() {
+        std::fs::remove_file(&f.path).unwrap();
+    }
+    chain::write_anchor(
+        store.path(),
+        &ChainHead {
+            seq: 1000,
+            hash: [7; 32],
+        },
+    )
+    .unwrap();
+    assert!(store.verify().ok(), "the chain alone sees nothing");
+    let c = check(&store, kept.path(), &k);
+    assert_eq!(problems(&c), [(Problem::Truncated, 16)], "{c:?}");
 }
 
 #[test]
@@ -335,17 +375,22 @@ fn a_crash_while_writing_a_checkpoint_leaves_a_readable_file() {
         .unwrap();
     std::io::Write::write_all(&mut f, &line.as_bytes()[..line.len() / 2]).unwrap();
     drop(f);
-    let (read, notes) = checkpoint::read_dir(&store.file(checkpoint::DIR)).unwrap();
-    assert_eq!(read.len(), 1);
-    assert!(notes[0].contains("unfinished last line"), "{notes:?}");
+    let read = checkpoint::read_dir(&store.file(checkpoint::DIR)).unwrap();
+    assert_eq!(read.checkpoints.len(), 1);
+    assert!(read.unreadable.is_empty());
+    assert!(
+        read.notes[0].contains("unfinished last line"),
+        "{:?}",
+        read.notes
+    );
     let r = check(&store, &store.file(checkpoint::DIR), &k);
     assert!(r.ok(), "{:?}", r.findings);
     // The next checkpoint cuts the half line and follows the first.
     let next = write(&store, &k, t + Duration::minutes(4));
     assert_eq!(next.line, 2);
-    let (read, notes) = checkpoint::read_dir(&store.file(checkpoint::DIR)).unwrap();
-    assert_eq!(read.len(), 2);
-    assert!(notes.is_empty());
+    let read = checkpoint::read_dir(&store.file(checkpoint::DIR)).unwrap();
+    assert_eq!(read.checkpoints.len(), 2);
+    assert!(read.notes.is_empty());
     assert!(check(&store, &store.file(checkpoint::DIR), &k).ok());
 }
 
@@ -389,11 +434,9 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
     let public = public.trim().to_string();
     let off = tempfile::tempdir().unwrap();
     let (live, posted) = receiver();
-    // A port nothing listens on.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/in", l.local_addr().unwrap())
-    };
+    // An endpoint that takes the connection and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/in", hung.local_addr().unwrap());
     let posts = format!("{live},{dead}");
     let s = Serve::start_opts(
         &store,
@@ -420,7 +463,7 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
             .json(&crate::serve::deploy("alice", &format!("release {i}")))
             .send()
             .unwrap();
-        assert_eq!(r.status(), 201, "appends never wait for a sink");
+        assert_eq!(r.status(), 201);
     }
     let head = || {
         store.lines().last().map(|l| {
@@ -431,7 +474,8 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
     };
     let health =
         || -> serde_json::Value { c.get(s.url("/health")).send().unwrap().json().unwrap() };
-    // A checkpoint of the head after the appends, in the copy and POSTed.
+    // A checkpoint of the head after the appends, in the copy and POSTed,
+    // while the hung endpoint holds its sink (only its own).
     let h = eventually("a checkpoint of the head, delivered", || {
         let want = head()?;
         let v = health();
@@ -512,36 +556,28 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
         .unwrap();
     assert_eq!(bad.status(), 400);
 
-    // Stopped, the server signs the head once more (its `system_stop`).
+    // Stopped, the server signs the head once more (its `system_stop`),
+    // and stops although a sink still hangs.
     let (status, log) = s.terminate();
     assert!(status.success(), "{log}");
-    let (all, _) = checkpoint::read_dir(&store.path().join(checkpoint::DIR)).unwrap();
+    drop(hung);
+    let all = checkpoint::read_dir(&store.path().join(checkpoint::DIR))
+        .unwrap()
+        .checkpoints;
     assert_eq!(Some(all.last().unwrap().checkpoint.seq), head(), "{log}");
     // Every checkpoint reached the copy and the receiver, in order.
-    let (copied, _) = checkpoint::read_dir(off.path()).unwrap();
+    let copied = checkpoint::read_dir(off.path()).unwrap().checkpoints;
     let lines = |v: &[Stored]| v.iter().map(|s| s.checkpoint.line()).collect::<Vec<_>>();
     assert_eq!(lines(&copied), lines(&all));
     assert_eq!(*posted.lock().unwrap(), lines(&all));
     // The copy verifies, and catches a cut tail.
-    let verify = |dir: &Path| {
-        store.run(
-            &[
-                "verify",
-                "--checkpoints",
-                dir.to_str().unwrap(),
-                "--public-key",
-                public.as_str(),
-            ],
-            b"",
-        )
-    };
-    verify(off.path()).expect_code(0);
+    cli_verify(&store, off.path(), &public).expect_code(0);
     let day = store.day_files().last().unwrap().path.clone();
     let text = std::fs::read_to_string(&day).unwrap();
     let n = text.lines().count();
     let kept: Vec<&str> = text.lines().take(n - 2).collect();
     std::fs::write(&day, format!("{}\n", kept.join("\n"))).unwrap();
-    let cut = verify(off.path());
+    let cut = cli_verify(&store, off.path(), &public);
     cut.expect_code(1);
     assert!(
         cut.stdout.contains("truncated: checkpoint seq"),
@@ -584,4 +620,27 @@ fn serve_refuses_sinks_without_a_key_and_a_missing_directory() {
     );
     out.expect_code(2);
     assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+}
+
+#[test]
+fn the_day_end_checkpoint_pins_the_last_line_of_the_day_that_ended() {
+    let store = Store::new();
+    let k = key::init(store.path(), false).unwrap();
+    append(&store, utc("2026-12-01T23:59:50Z"), 3);
+    append(&store, utc("2026-12-02T00:00:01Z"), 2);
+    let ended = utc("2026-12-01T12:00:00Z").date_naive();
+    let at = utc("2026-12-02T00:00:03Z");
+    let day_end = match checkpoint::write_upto(store.path(), &k, NODE, at, true, Some(ended)) {
+        Ok(Written::New(s)) => s.checkpoint,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((day_end.seq, day_end.day), (3, ended));
+    // The next one signs the head, after midnight.
+    let next = write(&store, &k, at);
+    assert_eq!(next.checkpoint.seq, 5);
+    assert_eq!(
+        next.checkpoint.previous_checkpoint_hash,
+        Some(day_end.digest())
+    );
+    assert!(check(&store, &store.file(checkpoint::DIR), &k).ok());
 }

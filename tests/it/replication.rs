@@ -264,6 +264,20 @@ fn two_edges_under_load_one_follower_exactly_once() {
         (sink["delivered"].as_u64()? >= 1 && sink["pending"] == 0).then_some(sink)
     });
     assert_eq!(sink["sink"], "nats:EVLOG", "{sink}");
+    // An event edge 1 takes now is in the stream after those checkpoints:
+    // once the follower holds it, it has been through them.
+    let r: Value = http
+        .post(e1.url("/events"))
+        .header("x-api-key", &e1.admin)
+        .json(&crate::serve::deploy("alice", "after the checkpoints"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let after: Uuid = r["id"].as_str().unwrap().parse().unwrap();
+    crate::serve::eventually("the follower has the later event", || {
+        stored(&sf).iter().any(|(id, _)| *id == after).then_some(())
+    });
     assert!(!f.log().contains("FOLLOW_REFUSED"), "{}", f.log());
     drop((e1, e2, f));
     verifies(&s1, "edge-1");
