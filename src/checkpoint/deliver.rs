@@ -267,7 +267,7 @@ async fn sink_task(
     let st = &status.sinks[i];
     loop {
         let last = round.borrow_and_update().1;
-        let failing = match deliver_one(&dir, &mut sink, st).await {
+        let failing = match sink.deliver(&dir.join(DIR), st).await {
             Ok(()) => {
                 set(&st.last_error, None);
                 false
@@ -329,23 +329,54 @@ async fn write_one(dir: &Path, node: &str, status: &Status, upto: Option<chrono:
     }
 }
 
-/// Brings one sink up to the checkpoints in `dir`.
-async fn deliver_one(dir: &Path, sink: &mut Delivery, st: &SinkStatus) -> Result<(), String> {
-    let d = dir.join(DIR);
-    let all = match tokio::task::spawn_blocking(move || read_dir(&d)).await {
-        Ok(Ok(read)) => read.checkpoints,
-        Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(e) => return Err(e.to_string()),
+/// Where a POST or NATS sink is: the last checkpoint it took.
+#[derive(Debug, Clone)]
+struct Place {
+    path: PathBuf,
+    line: u64,
+    digest: String,
+}
+
+/// The checkpoints of `cdir` after `place` (read from its file on: the
+/// files before it were delivered), or, when the place is not where it
+/// says, after the one whose digest is `saved` (all of them when none is).
+fn after_place(cdir: &Path, place: Option<&Place>, saved: Option<&str>) -> io::Result<Vec<Stored>> {
+    let files = match super::files(cdir) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
-    sink.deliver(&all, st).await
+    if let Some(p) = place
+        && let Some(i) = files.iter().position(|f| *f == p.path)
+    {
+        let mut l = super::Listing::default();
+        for f in &files[i..] {
+            super::read_file(f, &mut l)?;
+        }
+        if let Some(k) = l
+            .checkpoints
+            .iter()
+            .position(|s| s.path == p.path && s.line == p.line)
+            && l.checkpoints[k].checkpoint.digest() == p.digest
+        {
+            return Ok(l.checkpoints.split_off(k + 1));
+        }
+    }
+    let mut all = read_dir(cdir)?.checkpoints;
+    let from = saved
+        .and_then(|d| all.iter().position(|s| s.checkpoint.digest() == d))
+        .map_or(0, |i| i + 1);
+    Ok(all.split_off(from))
 }
 
 /// A sink and what it needs between rounds.
 struct Delivery {
     sink: Sink,
-    /// `checkpoints/.delivered-<sink>` (POST and NATS).
+    /// `checkpoints/.delivered-<sink>` (POST and NATS): the digest of the
+    /// last checkpoint taken, for a restart.
     place: PathBuf,
+    /// The same, with its file and line, once known.
+    at: Option<Place>,
     node: String,
     http: Option<reqwest::Client>,
     nats: Option<async_nats::jetstream::Context>,
@@ -357,21 +388,24 @@ impl Delivery {
         Delivery {
             place: dir.join(DIR).join(format!(".delivered-{slug}")),
             sink,
+            at: None,
             node: node.to_string(),
             http: None,
             nats: None,
         }
     }
 
-    async fn deliver(&mut self, all: &[Stored], st: &SinkStatus) -> Result<(), String> {
+    async fn deliver(&mut self, cdir: &Path, st: &SinkStatus) -> Result<(), String> {
         if let Sink::Dir(to) = &self.sink {
-            let to = to.clone();
-            let mut files: Vec<PathBuf> = all.iter().map(|s| s.path.clone()).collect();
-            files.dedup();
+            let (to, cdir) = (to.clone(), cdir.to_path_buf());
             let (copied, pending, errors) =
-                tokio::task::spawn_blocking(move || copy_dir(&to, &files))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                tokio::task::spawn_blocking(move || match super::files(&cdir) {
+                    Ok(files) => copy_dir(&to, &files),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => (0, 0, Vec::new()),
+                    Err(e) => (0, 0, vec![e.to_string()]),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             st.delivered.fetch_add(copied, Ordering::Relaxed);
             st.pending.store(pending, Ordering::Relaxed);
             return if errors.is_empty() {
@@ -380,15 +414,20 @@ impl Delivery {
                 Err(errors.join("; "))
             };
         }
-        let last = std::fs::read_to_string(&self.place).ok();
-        let from = last
-            .as_deref()
-            .map(str::trim)
-            .and_then(|d| all.iter().position(|s| s.checkpoint.digest() == d))
-            .map_or(0, |i| i + 1);
-        st.pending
-            .store((all.len() - from) as u64, Ordering::Relaxed);
-        for (i, s) in all.iter().enumerate().skip(from) {
+        let (cdir, at) = (cdir.to_path_buf(), self.at.clone());
+        let saved = match &at {
+            Some(p) => Some(p.digest.clone()),
+            None => std::fs::read_to_string(&self.place)
+                .ok()
+                .map(|d| d.trim().to_string()),
+        };
+        let all =
+            tokio::task::spawn_blocking(move || after_place(&cdir, at.as_ref(), saved.as_deref()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        st.pending.store(all.len() as u64, Ordering::Relaxed);
+        for (i, s) in all.iter().enumerate() {
             let digest = s.checkpoint.digest();
             let line = s.checkpoint.line();
             match &self.sink {
@@ -405,6 +444,11 @@ impl Delivery {
             );
             crate::store::write_file_atomic(cdir, &name, digest.as_bytes())
                 .map_err(|e| format!("{}: {e}", self.place.display()))?;
+            self.at = Some(Place {
+                path: s.path.clone(),
+                line: s.line,
+                digest,
+            });
             st.delivered.fetch_add(1, Ordering::Relaxed);
             st.pending
                 .store((all.len() - i - 1) as u64, Ordering::Relaxed);
@@ -530,6 +574,13 @@ pub fn is_checkpoint_subject(subject: &str) -> bool {
 fn copy_dir(to: &Path, files: &[PathBuf]) -> (u64, u64, Vec<String>) {
     let (mut copied, mut pending, mut errors) = (0, 0, Vec::new());
     for path in files {
+        // A copy as long as the file holds it already (each round reads
+        // only the files that grew: today's).
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let dest = to.join(path.file_name().expect("a file"));
+        if len(path).is_some_and(|l| Some(l) == len(&dest)) {
+            continue;
+        }
         let local = match std::fs::read(path) {
             Ok(l) => l,
             Err(e) => {
@@ -538,8 +589,7 @@ fn copy_dir(to: &Path, files: &[PathBuf]) -> (u64, u64, Vec<String>) {
             }
         };
         let local = &local[..local.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
-        let name = path.file_name().expect("a file");
-        match copy_file(local, &to.join(name)) {
+        match copy_file(local, &dest) {
             Ok(n) => copied += n,
             Err(e) => {
                 pending += local.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -619,6 +669,58 @@ mod tests {
         let e = copy_file(b"a\nX\nc\nd\n", &dest).unwrap_err();
         assert!(e.contains("not overwritten"), "{e}");
         assert_eq!(std::fs::read(&dest).unwrap(), b"a\nb\nc\n");
+    }
+
+    #[test]
+    fn a_sink_reads_from_its_place_and_finds_it_again_when_it_moved() {
+        let d = tempfile::tempdir().unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        let mut prev: Option<super::super::Checkpoint> = None;
+        for (i, day) in ["2026-12-01", "2026-12-01", "2026-12-02"]
+            .iter()
+            .enumerate()
+        {
+            let head = crate::store::chain::ChainHead {
+                seq: i as u64 + 1,
+                hash: [i as u8; 32],
+            };
+            let c = super::super::Checkpoint::sign(
+                head,
+                day.parse().unwrap(),
+                Utc::now(),
+                "n",
+                prev.as_ref(),
+                &key,
+            );
+            super::super::append_line(&d.path().join(format!("{day}.jsonl")), c.line().as_bytes())
+                .unwrap();
+            prev = Some(c);
+        }
+        let all = read_dir(d.path()).unwrap().checkpoints;
+        let seqs = |v: Vec<Stored>| v.iter().map(|s| s.checkpoint.seq).collect::<Vec<_>>();
+        let second = Place {
+            path: all[1].path.clone(),
+            line: all[1].line,
+            digest: all[1].checkpoint.digest(),
+        };
+        assert_eq!(
+            seqs(after_place(d.path(), Some(&second), None).unwrap()),
+            [3]
+        );
+        // Its line holds another checkpoint now: found again by digest.
+        let moved = Place {
+            line: 1,
+            ..second.clone()
+        };
+        let got = after_place(d.path(), Some(&moved), Some(&second.digest)).unwrap();
+        assert_eq!(seqs(got), [3]);
+        // Nothing known yet: every checkpoint.
+        assert_eq!(seqs(after_place(d.path(), None, None).unwrap()), [1, 2, 3]);
+        assert!(
+            after_place(&d.path().join("none"), None, None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
