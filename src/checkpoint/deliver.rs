@@ -86,23 +86,24 @@ impl Sink {
     }
 }
 
-/// A URL as names and messages show it: scheme, host, port and path,
-/// without user, password, query or fragment (any may carry a token);
-/// nothing of one that does not parse.
+/// A URL as names and messages show it (`/health` is open to anyone):
+/// scheme, host and port only — user, password, path, query and fragment
+/// may each carry a token (webhook URLs put theirs in the path); nothing of
+/// one that does not parse.
 fn redact(u: &str) -> String {
     match reqwest::Url::parse(u) {
         Ok(url) => {
             let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let hidden = !url.username().is_empty()
+            let more = !url.username().is_empty()
                 || url.password().is_some()
+                || url.path() != "/"
                 || url.query().is_some()
                 || url.fragment().is_some();
             format!(
-                "{}://{}{port}{}{}",
+                "{}://{}{port}/{}",
                 url.scheme(),
                 url.host_str().unwrap_or_default(),
-                url.path(),
-                if hidden { " (credentials hidden)" } else { "" }
+                if more { "…" } else { "" }
             )
         }
         Err(_) => "(a URL that does not parse)".into(),
@@ -157,8 +158,15 @@ impl Status {
             last_error: Mutex::new(None),
             sinks: sinks
                 .iter()
-                .map(|s| SinkStatus {
-                    name: s.name(),
+                .enumerate()
+                .map(|(i, s)| SinkStatus {
+                    // Two URLs may show alike (only their hidden parts
+                    // differ): the later ones get their position.
+                    name: if sinks[..i].iter().any(|o| o.name() == s.name()) {
+                        format!("{} #{}", s.name(), i + 1)
+                    } else {
+                        s.name()
+                    },
                     delivered: AtomicU64::new(0),
                     pending: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
@@ -244,11 +252,16 @@ pub async fn run(
             write_one(&dir, &settings.node, &status, None).await;
             round.send_replace((generation + 1, true));
             let all = futures_util::future::join_all(sinks);
-            if tokio::time::timeout(LAST_DELIVERY, all).await.is_err() {
-                tracing::warn!(
+            match tokio::time::timeout(LAST_DELIVERY, all).await {
+                Ok(ended) => {
+                    for e in ended.into_iter().filter_map(Result::err) {
+                        tracing::error!(error = %e, "a checkpoint sink task failed");
+                    }
+                }
+                Err(_) => tracing::warn!(
                     "a checkpoint sink did not take the last checkpoint within {}s",
                     LAST_DELIVERY.as_secs()
-                );
+                ),
             }
             break;
         }
@@ -346,6 +359,17 @@ fn after_place(cdir: &Path, place: Option<&Place>, saved: Option<&str>) -> io::R
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let unreadable = |l: &super::Listing| match l.unreadable.first() {
+        // Never passed over in silence: the sink shows it, every round.
+        Some((p, line, why)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}:{line} is not a checkpoint ({why}): not delivered",
+                p.display()
+            ),
+        )),
+        None => Ok(()),
+    };
     if let Some(p) = place
         && let Some(i) = files.iter().position(|f| *f == p.path)
     {
@@ -359,10 +383,13 @@ fn after_place(cdir: &Path, place: Option<&Place>, saved: Option<&str>) -> io::R
             .position(|s| s.path == p.path && s.line == p.line)
             && l.checkpoints[k].checkpoint.digest() == p.digest
         {
+            unreadable(&l)?;
             return Ok(l.checkpoints.split_off(k + 1));
         }
     }
-    let mut all = read_dir(cdir)?.checkpoints;
+    let read = read_dir(cdir)?;
+    unreadable(&read)?;
+    let mut all = read.checkpoints;
     let from = saved
         .and_then(|d| all.iter().position(|s| s.checkpoint.digest() == d))
         .map_or(0, |i| i + 1);
@@ -384,7 +411,14 @@ struct Delivery {
 
 impl Delivery {
     fn new(dir: &Path, sink: Sink, node: &str) -> Delivery {
-        let slug = hex::encode(&Sha256::digest(sink.name().as_bytes())[..8]);
+        // From the whole URL (never shown): two sinks that show alike keep
+        // places of their own.
+        let raw = match &sink {
+            Sink::Dir(d) => format!("dir:{}", d.display()),
+            Sink::Post(u) => format!("post:{u}"),
+            Sink::Nats(c) => format!("nats:{}", c.stream),
+        };
+        let slug = hex::encode(&Sha256::digest(raw.as_bytes())[..8]);
         Delivery {
             place: dir.join(DIR).join(format!(".delivered-{slug}")),
             sink,
@@ -743,8 +777,9 @@ mod tests {
         let e = Sink::Post("ftp://x/y".into()).check().unwrap_err();
         assert!(e.contains("http://"), "{e}");
         assert!(Sink::Post("not a url".into()).check().is_err());
-        let n = Sink::Post("https://u:secret@h.example:8443/p?token=t0k".into()).name();
-        assert_eq!(n, "post:https://h.example:8443/p (credentials hidden)");
+        let n = Sink::Post("https://u:secret@h.example:8443/p/T0K?token=t0k".into()).name();
+        assert_eq!(n, "post:https://h.example:8443/…");
+        assert_eq!(Sink::Post("http://h".into()).name(), "post:http://h/");
         let e = Sink::Post("https://u:secret@h.example:99999/p".into())
             .check()
             .unwrap_err();

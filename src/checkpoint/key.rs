@@ -115,7 +115,7 @@ pub fn load(dir: &Path) -> Result<SigningKey, KeyError> {
     // opened file's.
     let mut f = match std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
     {
         Ok(f) => f,
@@ -128,6 +128,11 @@ pub fn load(dir: &Path) -> Result<SigningKey, KeyError> {
         Err(e) => return Err(io_err(&path)(e)),
     };
     let meta = f.metadata().map_err(io_err(&path))?;
+    if !meta.is_file() {
+        return Err(io_err(&path)(io::Error::other(
+            "not a plain file: the key is read from a plain file only",
+        )));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Exposed { path, mode });

@@ -203,8 +203,9 @@ pub fn verify(dir: &Path, checkpoints: &Path, keys: &[VerifyingKey]) -> Result<R
         let finding = |problem, detail| Finding::of(s, problem, detail);
         let pinned = match lines.get(&c.seq) {
             Some(l) => Some((l.hash, format!("{}:{}", l.path.display(), l.line))),
+            // `chain.anchor` pins nothing here (whoever can write the files
+            // can write it, the newest checkpoint's seq and hash included).
             None => match anchor {
-                Some(a) if a.seq == c.seq => Some((a.hash, chain::ANCHOR_FILE.to_string())),
                 // Before the oldest line left, retention's anchor written,
                 // and not the newest checkpoint: a day retention deleted.
                 Some(_) if files.first.is_none_or(|f| c.seq < f) && Some(c.seq) != newest => {

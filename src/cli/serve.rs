@@ -199,18 +199,19 @@ pub(crate) fn run(ctx: &Context, args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("evlog-http")
         .build()?;
-    let server = rt.block_on(serve(
+    let served = rt.block_on(serve(
         &settings,
         rotation,
         &dedup,
         log,
         Replication { publish, follow },
         checkpoints,
-    ))?;
-    server.close()?;
-    // A task stuck in a blocking call (a checkpoint directory on a hung
-    // mount) must not hold the process up.
+    ));
+    let closed = served.map(|server| server.close());
+    // Whatever happened: a task stuck in a blocking call (a checkpoint
+    // directory on a hung mount) must not hold the process up.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    closed??;
     eprintln!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -281,8 +281,8 @@ fn rotation_between_checkpoints_still_verifies() {
     let c = check(&store, kept.path(), &k);
     assert!(c.ok(), "{:?}", c.findings);
     assert_eq!(c.checkpoints, 8);
-    // The checkpoint of seq 2 is of the deleted day; seq 4 is the anchor's.
-    assert_eq!(c.retired, 1, "{c:?}");
+    // The checkpoints of seq 2 and 4 are of the deleted day.
+    assert_eq!(c.retired, 2, "{c:?}");
     assert_eq!(c.last.as_ref().map(|l| l.0), Some(16));
 
     // `chain.anchor` is a plain file: moved forward over a day still there
@@ -309,18 +309,37 @@ fn rotation_between_checkpoints_still_verifies() {
     let c = check(&store, kept.path(), &k);
     assert_eq!(problems(&c), [(Problem::Changed, 6)], "{c:?}");
 
-    // Every day wiped and the anchor set past the end: not a retention.
+    // The anchor set to the newest checkpoint (its seq and hash are on this
+    // host) and the tail under it cut: the newest must still be found.
+    let newest = checkpoint::read_dir(kept.path())
+        .unwrap()
+        .checkpoints
+        .pop()
+        .unwrap()
+        .checkpoint;
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(&newest.hash, &mut hash).unwrap();
+    let forged = ChainHead {
+        seq: newest.seq,
+        hash,
+    };
+    let today = store.file("events_2026-12-01.jsonl");
+    let text = std::fs::read_to_string(&today).unwrap();
+    let kept_lines: Vec<&str> = text.lines().take(3).collect();
+    std::fs::write(&today, format!("{}\n", kept_lines.join("\n"))).unwrap();
+    chain::write_anchor(store.path(), &forged).unwrap();
+    assert!(store.verify().ok(), "the chain check passes over every day");
+    let c = check(&store, kept.path(), &k);
+    assert_eq!(
+        problems(&c),
+        [(Problem::Changed, 6), (Problem::Truncated, 16)],
+        "{c:?}"
+    );
+
+    // Every day wiped, the same anchor: not a retention.
     for f in store.day_files() {
         std::fs::remove_file(&f.path).unwrap();
     }
-    chain::write_anchor(
-        store.path(),
-        &ChainHead {
-            seq: 1000,
-            hash: [7; 32],
-        },
-    )
-    .unwrap();
     assert!(store.verify().ok(), "the chain alone sees nothing");
     let c = check(&store, kept.path(), &k);
     assert_eq!(problems(&c), [(Problem::Truncated, 16)], "{c:?}");
@@ -437,7 +456,10 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
     // An endpoint that takes the connection and never answers.
     let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/in", hung.local_addr().unwrap());
-    let posts = format!("{live},{dead}");
+    // The hung one first: the live one must not wait for it.
+    let posts = format!("{dead},{live}");
+    // As /health shows them: no path (it may hold a token).
+    let shown = |url: &str| format!("{}/…", url.rsplit_once('/').unwrap().0);
     let s = Serve::start_opts(
         &store,
         Opts {
@@ -474,16 +496,27 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
     };
     let health =
         || -> serde_json::Value { c.get(s.url("/health")).send().unwrap().json().unwrap() };
-    // A checkpoint of the head after the appends, in the copy and POSTed,
-    // while the hung endpoint holds its sink (only its own).
+    // The first checkpoint reaches the live endpoint while the hung one
+    // still holds its own sink's first attempt (it fails only after the
+    // 10 s timeout): each sink runs on its own.
+    let first = eventually("a checkpoint POSTed", || {
+        let v = health();
+        (v["checkpoints"]["sinks"][2]["delivered"].as_u64()? >= 1).then_some(v)
+    });
+    assert!(
+        first["checkpoints"]["sinks"][1]["last_error"].is_null(),
+        "the live sink waited for the hung one: {first}"
+    );
+    // A checkpoint of the head after the appends, in the copy and POSTed;
+    // the hung endpoint's sink failing.
     let h = eventually("a checkpoint of the head, delivered", || {
         let want = head()?;
         let v = health();
         let sinks = v["checkpoints"]["sinks"].as_array()?.clone();
         (v["checkpoints"]["last_seq"] == want
             && sinks[0]["pending"] == 0
-            && sinks[1]["pending"] == 0
-            && sinks[2]["last_error"].is_string())
+            && sinks[2]["pending"] == 0
+            && sinks[1]["last_error"].is_string())
         .then_some(v)
     });
     let cp = &h["checkpoints"];
@@ -499,17 +532,17 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
         names,
         [
             format!("dir:{}", off.path().display()),
-            format!("post:{live}"),
-            format!("post:{dead}")
+            format!("post:{}", shown(&dead)),
+            format!("post:{}", shown(&live))
         ]
     );
-    let failing = &cp["sinks"][2];
+    let failing = &cp["sinks"][1];
     assert!(failing["pending"].as_u64().unwrap() >= 1, "{h}");
     assert!(
         failing["last_error"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("POST {dead}")),
+            .starts_with(&format!("POST {}", shown(&dead))),
         "{h}"
     );
     let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
@@ -517,7 +550,8 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
         .lines()
         .find(|l| {
             l.starts_with(&format!(
-                "evlog_checkpoint_delivery_failures_total{{sink=\"post:{dead}\"}}"
+                "evlog_checkpoint_delivery_failures_total{{sink=\"post:{}\"}}",
+                shown(&dead)
             ))
         })
         .unwrap_or_else(|| panic!("{metrics}"));
@@ -528,7 +562,8 @@ fn the_server_signs_on_schedule_delivers_to_each_sink_and_shows_a_failing_one() 
     );
     assert!(
         metrics.contains(&format!(
-            "evlog_checkpoint_pending{{sink=\"post:{live}\"}} 0"
+            "evlog_checkpoint_pending{{sink=\"post:{}\"}} 0",
+            shown(&live)
         )),
         "{metrics}"
     );
