@@ -3,23 +3,23 @@
 //!
 //! [`run`] writes a checkpoint at start, every `interval` and at each UTC
 //! day end (each only when something was appended since the last one), and
-//! at stop; after each, and every [`RETRY`] while a delivery fails, it
-//! brings every [`Sink`] up to date. It runs beside the server and never
-//! blocks an append: the checkpoints wait in `<storage>/checkpoints/` until
-//! a sink takes them.
+//! at stop. Each [`Sink`] is a task of its own, brought up to date after
+//! each round and every [`RETRY`] while it fails. None blocks an append:
+//! the checkpoints wait in `<storage>/checkpoints/` until a sink takes them.
 //!
 //! - [`Sink::Dir`]: each `checkpoints/YYYY-MM-DD.jsonl` is copied to the
 //!   directory by appending the lines it lacks. A copy that is not a prefix
 //!   of the local file is never overwritten: that is an error to look at
 //!   (`evlog verify --checkpoints` on each tells which one was changed).
 //! - [`Sink::Post`]: each checkpoint is POSTed (its JSON line) in order; a
-//!   2xx answer delivers it. The place is kept in
-//!   `checkpoints/.delivered-<sink>`: a restart resends at most one.
+//!   2xx answer delivers it. The place is saved in
+//!   `checkpoints/.delivered-<sink>` after each: a restart resends at most
+//!   the one in flight.
 //! - [`Sink::Nats`]: each checkpoint is published on the replication stream
 //!   under `evlog._checkpoints.<node>`, `Nats-Msg-Id` = its digest (so a
 //!   resend is dropped by the stream); followers skip these subjects.
 
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -622,11 +622,11 @@ fn copy_dir(to: &Path, files: &[PathBuf]) -> (u64, u64, Vec<String>) {
                 continue;
             }
         };
-        let local = &local[..local.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)];
+        let local = &local[..super::whole_len(&local)];
         match copy_file(local, &dest) {
             Ok(n) => copied += n,
             Err(e) => {
-                pending += local.iter().filter(|&&b| b == b'\n').count() as u64;
+                pending += super::count_lines(local);
                 errors.push(e);
             }
         }
@@ -635,52 +635,23 @@ fn copy_dir(to: &Path, files: &[PathBuf]) -> (u64, u64, Vec<String>) {
 }
 
 /// Makes the file at `dest` hold `local` (whole lines) by appending what it
-/// lacks: the lines appended. A copy that is not a prefix of `local` is left
-/// alone, as an error.
+/// lacks (an unfinished last line of the copy, a crash while copying, is
+/// cut first): the lines appended. A copy that is not a prefix of `local`
+/// is left alone, as an error.
 fn copy_file(local: &[u8], dest: &Path) -> Result<u64, String> {
-    let at = |e: io::Error| format!("{}: {e}", dest.display());
-    let remote = match std::fs::read(dest) {
-        Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(at(e)),
-    };
-    // An unfinished last line of the copy (a crash while copying) is cut.
-    let whole = remote
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
-    if !local.starts_with(&remote[..whole]) {
-        return Err(format!(
-            "{} differs from the local checkpoints: not overwritten (one of them was changed; \
-             `evlog verify --checkpoints` on each tells which)",
-            dest.display()
-        ));
-    }
-    if whole == local.len() {
-        if whole < remote.len() {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(dest)
-                .and_then(|f| f.set_len(whole as u64))
-                .map_err(at)?;
-        }
-        return Ok(0);
-    }
-    let new = remote.is_empty() && !dest.exists();
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dest)
-        .map_err(at)?;
-    f.set_len(whole as u64).map_err(at)?;
-    let rest = &local[whole..];
-    std::io::Seek::seek(&mut f, io::SeekFrom::Start(whole as u64)).map_err(at)?;
-    f.write_all(rest).and_then(|()| f.sync_data()).map_err(at)?;
-    if new && let Some(parent) = dest.parent() {
-        crate::store::sync_dir(parent).map_err(at)?;
-    }
-    Ok(rest.iter().filter(|&&b| b == b'\n').count() as u64)
+    let mut added = 0;
+    super::append_whole(dest, |copy| {
+        let Some(rest) = local.strip_prefix(copy) else {
+            return Err(io::Error::other(
+                "differs from the local checkpoints: not overwritten (one of them was changed; \
+                 `evlog verify --checkpoints` on each tells which)",
+            ));
+        };
+        added = super::count_lines(rest);
+        Ok(rest.to_vec())
+    })
+    .map_err(|e| format!("{}: {e}", dest.display()))?;
+    Ok(added)
 }
 
 #[cfg(test)]

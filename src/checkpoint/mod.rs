@@ -22,7 +22,7 @@ pub mod key;
 pub mod verify;
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -191,7 +191,7 @@ fn files(dir: &Path) -> io::Result<Vec<PathBuf>> {
 fn read_file(path: &Path, out: &mut Listing) -> io::Result<()> {
     let text = std::fs::read(path)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let complete = whole_len(&text);
     if complete < text.len() {
         out.notes.push(format!(
             "{}: an unfinished last line (a crash while writing it) is passed over",
@@ -347,31 +347,54 @@ pub fn write_upto(
     }))
 }
 
+/// The length of the whole lines of `b` (up to its last newline).
+fn whole_len(b: &[u8]) -> usize {
+    b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1)
+}
+
+/// The number of lines (newlines) in `b`.
+fn count_lines(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| c == b'\n').count() as u64
+}
+
+/// Appends to `path` what `add` makes of its whole lines, first cutting an
+/// unfinished last line (a crash while writing it), and fsyncs (the
+/// directory too when the file is new); writes nothing, and creates no
+/// file, when there is nothing to add or cut. Returns the number of whole
+/// lines the file held before.
+fn append_whole(path: &Path, add: impl FnOnce(&[u8]) -> io::Result<Vec<u8>>) -> io::Result<u64> {
+    let text = match std::fs::read(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let new = text.is_none();
+    let text = text.unwrap_or_default();
+    let whole = whole_len(&text);
+    let more = add(&text[..whole])?;
+    if !more.is_empty() || whole < text.len() {
+        let mut f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        f.set_len(whole as u64)?;
+        f.seek(SeekFrom::Start(whole as u64))?;
+        f.write_all(&more)?;
+        f.sync_data()?;
+        if new && let Some(parent) = path.parent() {
+            crate::store::sync_dir(parent)?;
+        }
+    }
+    Ok(count_lines(&text[..whole]))
+}
+
 /// Appends `line` and a newline to `path`, first cutting an unfinished
 /// last line (a crash while writing it), and fsyncs; returns its 1-based
 /// line number.
 pub fn append_line(path: &Path, line: &[u8]) -> io::Result<u64> {
-    let new = !path.exists();
-    let mut f = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)?;
-    let mut text = Vec::new();
-    f.read_to_end(&mut text)?;
-    let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete < text.len() {
-        f.set_len(complete as u64)?;
-    }
-    f.seek(SeekFrom::Start(complete as u64))?;
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line);
     buf.push(b'\n');
-    f.write_all(&buf)?;
-    f.sync_data()?;
-    if new && let Some(parent) = path.parent() {
-        crate::store::sync_dir(parent)?;
-    }
-    Ok(text[..complete].iter().filter(|&&b| b == b'\n').count() as u64 + 1)
+    append_whole(path, |_| Ok(buf)).map(|before| before + 1)
 }

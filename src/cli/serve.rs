@@ -90,20 +90,16 @@ fn interval_arg(s: &str) -> Result<Interval, String> {
     }
 }
 
-/// The checkpoint settings and key of `serve`: `None` when off (no key, or
-/// the interval `off`). Sinks without a key are an error, as is a key
-/// others can read.
+/// The checkpoint settings of `serve` and the public key of its signing
+/// key (for the banner; the server reads the key for each checkpoint):
+/// `None` when off (no key, or the interval `off`). Sinks without a key
+/// are an error, as is a key others can read.
 fn checkpoint_settings(
     args: &CheckpointArgs,
     ctx: &Context,
     node: String,
     nats: Option<&crate::replicate::nats::NatsConfig>,
-) -> anyhow::Result<
-    Option<(
-        ed25519_dalek::SigningKey,
-        crate::checkpoint::deliver::Settings,
-    )>,
-> {
+) -> anyhow::Result<Option<(String, crate::checkpoint::deliver::Settings)>> {
     use crate::checkpoint::deliver::{DEFAULT_INTERVAL, Settings, Sink};
     use crate::checkpoint::key;
     let file = ctx.file.checkpoints.clone().unwrap_or_default();
@@ -154,7 +150,7 @@ fn checkpoint_settings(
     // With replication on, checkpoints go on the stream too.
     sinks.extend(nats.cloned().map(Sink::Nats));
     Ok(Some((
-        k,
+        key::public_hex(&k),
         Settings {
             interval,
             node,
@@ -228,10 +224,7 @@ async fn serve(
     dedup: &[crate::dedup::DedupRule],
     log: EventLog,
     Replication { publish, follow }: Replication,
-    checkpoints: Option<(
-        ed25519_dalek::SigningKey,
-        crate::checkpoint::deliver::Settings,
-    )>,
+    checkpoints: Option<(String, crate::checkpoint::deliver::Settings)>,
 ) -> anyhow::Result<Server> {
     let listener = tokio::net::TcpListener::bind(settings.addr)
         .await
@@ -263,13 +256,13 @@ async fn serve(
         );
     }
     server.start_replication(publish, follow);
-    if let Some((key, cs)) = checkpoints {
+    if let Some((public_key, cs)) = checkpoints {
         let to: Vec<String> = cs.sinks.iter().map(|s| s.name()).collect();
         eprintln!(
             "evlog: signing checkpoints every {}s as node {} (public key {}){}",
             cs.interval.as_secs(),
             cs.node,
-            crate::checkpoint::key::public_hex(&key),
+            public_key,
             if to.is_empty() {
                 " — kept in <storage>/checkpoints only: give --checkpoint-dir or --checkpoint-post to keep them off this host".to_string()
             } else {
